@@ -1,0 +1,32 @@
+"""The error types the engine raises for things a user can cause and can read about."""
+
+from __future__ import annotations
+
+
+class SampleToolError(Exception):
+    """Base class: a problem with the user's input, reported as one readable sentence."""
+
+
+class AudioError(SampleToolError):
+    """An audio file that cannot be read, with the path and a human reason.
+
+    Attributes:
+        path: the file, as given.
+        reason: what is wrong with it, in words a user understands.
+    """
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path = str(path)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class BundleError(SampleToolError):
+    """A model folder that is not a usable model bundle."""
+
+
+class ModelError(SampleToolError):
+    """A request the loaded model cannot serve (for example classify without a classifier)."""

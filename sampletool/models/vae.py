@@ -1,0 +1,250 @@
+"""SampleVAE's variational autoencoder in PyTorch, with an inverse autoregressive flow posterior.
+
+Shapes: features are Float tensors [B, n_mels, T] in [0, 1] (see `sampletool.features`);
+latents are Float tensors [B, latent].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class MaskedLinear(nn.Linear):
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask (MADE)."""
+
+    def __init__(self, in_features: int, out_features: int, mask: torch.Tensor) -> None:
+        super().__init__(in_features, out_features)
+        # Derived from the sizes, so not part of the saved weights.
+        self.register_buffer("mask", mask.to(torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+class IAFStep(nn.Module):
+    """One inverse autoregressive flow step (Kingma et al. 2016), MADE-style, with context.
+
+    z' = sigma * z + (1 - sigma) * m, where (m, sigma) of dimension i depend only on z[:i] and
+    on the encoder context h; log|det dz'/dz| = sum(log sigma).
+    """
+
+    def __init__(self, latent: int, hidden: int, context: int) -> None:
+        super().__init__()
+        in_deg = torch.arange(1, latent + 1)
+        hid_deg = torch.arange(hidden) % max(1, latent - 1) + 1
+        self.inp = MaskedLinear(latent, hidden, hid_deg[:, None] >= in_deg[None, :])
+        self.ctx = nn.Linear(context, hidden)
+        self.mid = MaskedLinear(hidden, hidden, hid_deg[:, None] >= hid_deg[None, :])
+        out_mask = in_deg[:, None] > hid_deg[None, :]
+        self.shift = MaskedLinear(hidden, latent, out_mask)
+        self.gate = MaskedLinear(hidden, latent, out_mask)
+
+    def forward(self, z: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z [B, D], h [B, C] -> (z' [B, D], log-determinant [B])."""
+        a = F.elu(self.inp(z) + self.ctx(h))
+        a = F.elu(self.mid(a))
+        # The +1.5 bias starts each step close to the identity (sigma ~ 0.82), as in the paper.
+        s = self.gate(a) + 1.5
+        sigma = torch.sigmoid(s)
+        z = sigma * z + (1 - sigma) * self.shift(a)
+        return z, F.logsigmoid(s).sum(-1)
+
+
+@dataclass
+class Posterior:
+    """The encoder's output for a batch.
+
+    Attributes:
+        mean: Float [B, latent], the posterior mean before the flows; the vector used for search.
+        logvar: Float [B, latent], log-variance of the initial Gaussian.
+        hidden: Float [B, hidden], the dense hidden state (flow context, classifier input).
+    """
+
+    mean: torch.Tensor
+    logvar: torch.Tensor
+    hidden: torch.Tensor
+
+
+@dataclass
+class VAEOutput:
+    """What a training forward pass produces (all per-batch tensors)."""
+
+    recon: torch.Tensor  # Float [B, n_mels, T] in [0, 1]
+    posterior: Posterior
+    z: torch.Tensor  # Float [B, latent], after the flows
+    kl: torch.Tensor  # Float [B], Monte-Carlo KL(q(z|x) || N(0, I)) with the flows' log-dets
+    class_logits: torch.Tensor | None  # Float [B, num_classes]
+
+
+class VAE(nn.Module):
+    """Conv encoder -> dense hidden -> Gaussian + IAF posterior -> deconv decoder; optional
+    classifier head on the dense hidden state.
+
+    Args:
+        n_mels, n_frames: feature size, [n_mels, n_frames] per clip.
+        conv_channels: channels of each encoder conv block (the decoder mirrors them).
+        pool_sizes: max-pooling (mel, time) after each encoder conv block.
+        kernel_size: conv kernel size.
+        hidden: size of the dense hidden layer.
+        latent: size of the latent vector.
+        flow_length: number of IAF steps (0 for a plain Gaussian posterior).
+        flow_hidden: hidden size of each IAF step's MADE network.
+        dropout: dropout after the hidden layer (training only).
+        num_classes: classifier outputs; 0 for no classifier.
+    """
+
+    def __init__(
+        self,
+        n_mels: int,
+        n_frames: int,
+        conv_channels: tuple[int, ...] = (32, 64, 32, 32),
+        pool_sizes: tuple[tuple[int, int], ...] = ((4, 4), (2, 2), (2, 4), (2, 2)),
+        kernel_size: int = 3,
+        hidden: int = 512,
+        latent: int = 64,
+        flow_length: int = 5,
+        flow_hidden: int = 64,
+        dropout: float = 0.2,
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__()
+        self.n_mels, self.n_frames = n_mels, n_frames
+        self.latent_dim = latent
+        self.num_classes = num_classes
+        pad = kernel_size // 2
+
+        h, w = n_mels, n_frames
+        for ph, pw in pool_sizes:
+            h, w = h // ph, w // pw
+        if h < 1 or w < 1:
+            raise ValueError(
+                f"pooling {list(pool_sizes)} shrinks {n_mels}x{n_frames} features below 1x1"
+            )
+        blocks: list[nn.Module] = []
+        c_in = 1
+        for c, p in zip(conv_channels, pool_sizes, strict=True):
+            blocks += [nn.Conv2d(c_in, c, kernel_size, padding=pad), nn.ELU(), nn.MaxPool2d(p)]
+            c_in = c
+        self.conv = nn.Sequential(*blocks)
+        self.dense = nn.Linear(conv_channels[-1] * h * w, hidden)
+        self.drop = nn.Dropout(dropout)
+        self.mean = nn.Linear(hidden, latent)
+        self.logvar = nn.Linear(hidden, latent)
+        self.flows = nn.ModuleList(IAFStep(latent, flow_hidden, hidden) for _ in range(flow_length))
+        self.classifier = (
+            nn.Sequential(
+                nn.Linear(hidden, 128), nn.ELU(), nn.Dropout(dropout), nn.Linear(128, num_classes)
+            )
+            if num_classes
+            else None
+        )
+
+        # Decoder: start from a grid that upsamples to at least [n_mels, n_frames], then crop.
+        ph_total = math.prod(p[0] for p in pool_sizes)
+        pw_total = math.prod(p[1] for p in pool_sizes)
+        self._start = (conv_channels[-1], -(-n_mels // ph_total), -(-n_frames // pw_total))
+        self.dec_in = nn.Sequential(
+            nn.Linear(latent, hidden), nn.ELU(), nn.Linear(hidden, math.prod(self._start)), nn.ELU()
+        )
+        up: list[nn.Module] = []
+        chans = [*list(conv_channels[::-1]), conv_channels[0]]
+        for i, p in enumerate(pool_sizes[::-1]):
+            c_in, c_out = chans[i], chans[i + 1]
+            up += [
+                nn.ConvTranspose2d(c_in, c_out, p, stride=p),
+                nn.ELU(),
+                nn.Conv2d(c_out, c_out, kernel_size, padding=pad),
+                nn.ELU(),
+            ]
+        up.append(nn.Conv2d(conv_channels[0], 1, kernel_size, padding=pad))
+        self.deconv = nn.Sequential(*up)
+
+    # -- encoder --------------------------------------------------------------------------------
+
+    def encode(self, features: torch.Tensor) -> Posterior:
+        """Features [B, n_mels, T] -> the posterior's parameters."""
+        x = self.conv(features.unsqueeze(1)).flatten(1)
+        hidden = self.drop(F.elu(self.dense(x)))
+        logvar = self.logvar(hidden).clamp(-16.0, 8.0)
+        return Posterior(self.mean(hidden), logvar, hidden)
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """The search vector: the posterior mean of the initial Gaussian, Float [B, latent].
+
+        It is deterministic (no sampling, no flows) so the same clip always gets the same
+        vector; blends decode it directly with `decode`.
+        """
+        return self.encode(features).mean
+
+    def sample_posterior(
+        self, post: Posterior, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw z through the flows. Returns (z [B, latent], KL estimate [B])."""
+        eps = torch.randn(post.mean.shape, generator=generator, device=post.mean.device)
+        z = post.mean + torch.exp(0.5 * post.logvar) * eps
+        log_q = -0.5 * (eps.square() + _LOG_2PI + post.logvar).sum(-1)
+        for i, step in enumerate(self.flows):
+            if i:
+                z = z.flip(-1)  # alternate the autoregressive order; a permutation has det 1
+            z, logdet = step(z, post.hidden)
+            log_q = log_q - logdet
+        log_p = -0.5 * (z.square() + _LOG_2PI).sum(-1)
+        return z, log_q - log_p
+
+    # -- decoder and heads ----------------------------------------------------------------------
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent [B, latent] -> feature logits [B, n_mels, n_frames]."""
+        x = self.dec_in(z).view(-1, *self._start)
+        return self.deconv(x)[:, 0, : self.n_mels, : self.n_frames]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent [B, latent] -> features [B, n_mels, n_frames] in [0, 1]."""
+        return torch.sigmoid(self.decode_logits(z))
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Features [B, n_mels, T] -> class logits [B, num_classes]."""
+        if self.classifier is None:
+            raise RuntimeError("this model has no classifier head")
+        return self.classifier(self.encode(features).hidden)
+
+    def forward(
+        self, features: torch.Tensor, generator: torch.Generator | None = None
+    ) -> VAEOutput:
+        post = self.encode(features)
+        z, kl = self.sample_posterior(post, generator)
+        logits = self.classifier(post.hidden) if self.classifier is not None else None
+        return VAEOutput(self.decode(z), post, z, kl, logits)
+
+    def loss(
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        kl_weight: float = 1.0,
+        class_weight: float = 1.0,
+        class_balance: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss: reconstruction + KL (with flows) + cross-entropy when labels are given.
+
+        Reconstruction is the squared error summed over the feature bins (a unit-variance
+        Gaussian likelihood up to a constant), averaged over the batch. `labels` may hold -1 for
+        clips without a class. Returns (loss, its parts as floats).
+        """
+        out = self.forward(features)
+        recon = (out.recon - features).square().sum((1, 2)).mean()
+        kl = out.kl.mean()
+        total = recon + kl_weight * kl
+        parts = {"recon": float(recon.detach()), "kl": float(kl.detach())}
+        if out.class_logits is not None and labels is not None and (labels >= 0).any():
+            ce = F.cross_entropy(out.class_logits, labels, weight=class_balance, ignore_index=-1)
+            total = total + class_weight * ce
+            parts["ce"] = float(ce.detach())
+        parts["loss"] = float(total.detach())
+        return total, parts

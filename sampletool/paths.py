@@ -1,0 +1,36 @@
+"""Where Sample Tool keeps things: the built-in resources and the user's data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "SampleTool"
+
+# resources/ sits beside the sampletool package in the source tree (and in the app bundle).
+RESOURCES_DIR = Path(__file__).resolve().parent.parent / "resources"
+BUILTIN_MODELS_DIR = RESOURCES_DIR / "models"
+DEFAULT_MODEL_NAME = "default"
+
+
+def user_data_dir() -> Path:
+    """The user's data folder, by platform convention; SAMPLETOOL_DATA_DIR overrides it."""
+    override = os.environ.get("SAMPLETOOL_DATA_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, False))
+
+
+def user_models_dir() -> Path:
+    """Where trained models are saved and looked for."""
+    return user_data_dir() / "models"
+
+
+def model_search_dirs() -> list[Path]:
+    """Folders whose sub-folders are model bundles, in the order names are resolved.
+
+    SAMPLETOOL_MODEL_PATH (os.pathsep-separated) comes first, then the user's models, then the
+    built-in ones.
+    """
+    extra = [Path(p) for p in os.environ.get("SAMPLETOOL_MODEL_PATH", "").split(os.pathsep) if p]
+    return [*extra, user_models_dir(), BUILTIN_MODELS_DIR]

@@ -1,0 +1,317 @@
+"""`SoundSampleTool`: the facade the CLI, the GUI and scripts use. Keeps the shape of SampleVAE's
+`tool_class` (embed, predict, generate, class_names) without its limits."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from sampletool.audio import load_clip, load_clips
+from sampletool.errors import ModelError
+from sampletool.features import features_to_audio, log_mel
+from sampletool.models.bundle import ModelBundle, load_bundle, resolve_model
+
+log = logging.getLogger(__name__)
+
+AudioInput = str | os.PathLike[str] | np.ndarray
+
+# Latents beyond this many prior standard deviations decode to nothing new; clamping keeps
+# unbounded vector arithmetic (huge or negative weights) finite all the way to the waveform.
+_LATENT_LIMIT = 1e3
+_PEAK = 10 ** (-0.3 / 20)  # peak-normalise to -0.3 dBFS: headroom for DAC and codec overshoot
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; anything else is passed to torch."""
+    if str(device) != "auto":
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but no CUDA GPU is available")
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError("device 'mps' was asked for but Apple's MPS is not available")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> Path:
+    """Write 16-bit PCM WAV through a temporary file, so a crash never leaves half a file."""
+    path = Path(path)
+    if path.parent != Path():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        sf.write(str(tmp), audio, sample_rate, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+class SoundSampleTool:
+    """Embed, classify and generate sounds with one model bundle.
+
+    Args:
+        model_dir: a bundle folder or an installed bundle's name; None for the built-in default.
+        library_dir: the sample library this tool searches (used by `find_similar`, which comes
+            with the library index).
+        library_segmentation: split long library files at onsets into separate entries.
+        device: 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'.
+
+    Several instances, with different models, may live in one process.
+
+    Raises:
+        BundleError: the model folder is not a usable bundle.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike[str] | None = None,
+        library_dir: str | os.PathLike[str] | None = None,
+        library_segmentation: bool = False,
+        device: str | torch.device = "auto",
+    ) -> None:
+        self.device = resolve_device(device)
+        self.bundle: ModelBundle = load_bundle(resolve_model(model_dir), self.device)
+        self.model = self.bundle.model
+        self.audio = self.bundle.audio
+        self.library_dir = Path(library_dir) if library_dir is not None else None
+        self.library_segmentation = library_segmentation
+
+    # -- description ----------------------------------------------------------------------------
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classifier's classes, in output order; empty for a model without classifier."""
+        return list(self.bundle.class_names)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.model.latent_dim)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.audio.sample_rate
+
+    def __repr__(self) -> str:
+        return f"SoundSampleTool(model={self.bundle.name!r}, device={str(self.device)!r})"
+
+    # -- audio -> vectors -----------------------------------------------------------------------
+
+    def _clip(self, target: AudioInput, offset: float = 0.0) -> np.ndarray:
+        if isinstance(target, np.ndarray):
+            x = np.asarray(target, dtype=np.float32)
+            if x.ndim == 2:  # [channels, samples]
+                x = x.mean(axis=0)
+            if x.ndim != 1:
+                raise ValueError(
+                    f"audio arrays must be [samples] or [channels, samples], got {x.shape}"
+                )
+            start = round(offset * self.audio.sample_rate)
+            x = x[start : start + self.audio.num_samples]
+            out = np.zeros(self.audio.num_samples, np.float32)
+            out[: x.shape[0]] = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+            return out
+        return load_clip(target, offset, self.audio.seconds, self.audio.sample_rate)
+
+    @torch.inference_mode()
+    def features(self, clips: np.ndarray) -> torch.Tensor:
+        """Clips [B, num_samples] at the model's rate -> log-mel [B, n_mels, T] on the device."""
+        return log_mel(torch.from_numpy(np.ascontiguousarray(clips)).to(self.device), self.audio)
+
+    @torch.inference_mode()
+    def embed_clips(self, clips: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Clips [B, num_samples] -> search vectors (posterior means) float32 [B, latent]."""
+        if len(clips) == 0:
+            return np.empty((0, self.latent_dim), np.float32)
+        out = [
+            self.model.embed(self.features(clips[i : i + batch_size])).float().cpu().numpy()
+            for i in range(0, len(clips), batch_size)
+        ]
+        return np.concatenate(out)
+
+    def embed(self, audio_file_or_array: AudioInput, offset: float = 0.0) -> np.ndarray:
+        """The search vector of one sound: the posterior mean, float32 [latent] (64 by default).
+
+        An array is mono (or [channels, samples]) audio at the model's sample rate.
+
+        Raises:
+            AudioError: the file cannot be read.
+        """
+        return self.embed_clips(self._clip(audio_file_or_array, offset)[None])[0]
+
+    def embed_files(
+        self, files: Sequence[str | os.PathLike[str]], workers: int | None = None
+    ) -> tuple[np.ndarray, list[int], list[tuple[int, str, str]]]:
+        """Embed many files, decoding in worker processes; bad files are skipped.
+
+        Returns:
+            (vectors [n_ok, latent], input positions of those rows, failures as
+            (position, path, reason)).
+        """
+        batch = load_clips(
+            files, seconds=self.audio.seconds, sample_rate=self.audio.sample_rate, workers=workers
+        )
+        return self.embed_clips(batch.audio), batch.indices, batch.failures
+
+    # -- classification -------------------------------------------------------------------------
+
+    def _require_classifier(self) -> None:
+        if not self.class_names or getattr(self.model, "classifier", None) is None:
+            raise ModelError(
+                f"model {self.bundle.name!r} has no classifier; train one with classes "
+                "(sub-folders as classes) to classify sounds"
+            )
+
+    @torch.inference_mode()
+    def predict_clips(self, clips: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Clips [B, num_samples] -> class probabilities float32 [B, num_classes]."""
+        self._require_classifier()
+        out = [
+            torch.softmax(self.model.classify(self.features(clips[i : i + batch_size])), -1)
+            .float()
+            .cpu()
+            .numpy()
+            for i in range(0, len(clips), batch_size)
+        ]
+        return np.concatenate(out) if out else np.empty((0, len(self.class_names)), np.float32)
+
+    def predict(self, target_file: AudioInput, offset: float = 0.0) -> tuple[np.ndarray, str]:
+        """Classify one sound.
+
+        Returns:
+            (probabilities float32 [num_classes] in `class_names` order, the likeliest class).
+
+        Raises:
+            ModelError: the model has no classifier.
+            AudioError: the file cannot be read.
+        """
+        self._require_classifier()
+        probs = self.predict_clips(self._clip(target_file, offset)[None])[0]
+        return probs, self.class_names[int(np.argmax(probs))]
+
+    # -- generation -----------------------------------------------------------------------------
+
+    @staticmethod
+    def blend_weights(n: int, weights: Sequence[float] | None, normalize: bool) -> np.ndarray:
+        """SampleVAE's weight semantics, made safe.
+
+        A weights list of the wrong length means equal weights. With `normalize`, weights are
+        divided by their sum; a sum of zero falls back to equal weights (with a warning).
+        Without it, any finite weights are used as given (negative weights subtract).
+        """
+        if n == 0:
+            return np.empty(0, np.float64)
+        w = np.asarray(list(weights) if weights is not None else [], dtype=np.float64)
+        if w.shape != (n,):
+            if w.size:
+                warnings.warn(f"{w.size} weights for {n} sounds: using equal weights", stacklevel=3)
+            w = np.ones(n)
+        if not np.isfinite(w).all():
+            raise ValueError("weights must be finite numbers")
+        if normalize:
+            total = w.sum()
+            if abs(total) < 1e-9:
+                warnings.warn(
+                    "the weights sum to zero and cannot be normalised: using equal weights",
+                    stacklevel=3,
+                )
+                return np.full(n, 1.0 / n)
+            w = w / total
+        return w
+
+    @torch.inference_mode()
+    def decode(
+        self, latents: np.ndarray | torch.Tensor, griffin_lim_iters: int = 32, seed: int | None = 0
+    ) -> np.ndarray:
+        """Latents [B, latent] -> audio float32 [B, num_samples], each peak-normalised.
+
+        Never returns NaN or samples beyond +-1, whatever the latent.
+        """
+        z = torch.as_tensor(np.asarray(latents, np.float32)).to(self.device)
+        if z.dim() == 1:
+            z = z[None]
+        z = torch.nan_to_num(z, nan=0.0, posinf=_LATENT_LIMIT, neginf=-_LATENT_LIMIT)
+        z = z.clamp(-_LATENT_LIMIT, _LATENT_LIMIT)
+        feats = self.model.decode(z)
+        audio = features_to_audio(feats, self.audio, n_iter=griffin_lim_iters, seed=seed)
+        audio = torch.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0).float().cpu().numpy()
+        peak = np.abs(audio).max(axis=1, keepdims=True)
+        scale = np.where(peak > 1e-9, _PEAK / np.maximum(peak, 1e-9), 0.0)
+        return (audio * scale).astype(np.float32)
+
+    def blend_latent(
+        self,
+        latents: np.ndarray,
+        weights: Sequence[float] | None = None,
+        normalize_weights: bool = True,
+        variance: float = 0.0,
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """The latent to decode: weighted sum of `latents` [K, latent] plus Gaussian noise of the
+        given variance; a random prior draw when K is 0."""
+        if not (variance >= 0 and math.isfinite(variance)):
+            raise ValueError(f"variance must be a finite number >= 0, got {variance}")
+        rng = np.random.default_rng(seed)
+        latents = np.asarray(latents, np.float64).reshape(-1, self.latent_dim)
+        if len(latents) == 0:
+            z = rng.standard_normal(self.latent_dim)
+        else:
+            w = self.blend_weights(len(latents), weights, normalize_weights)
+            z = w @ latents
+        if variance > 0:
+            z = z + rng.standard_normal(self.latent_dim) * math.sqrt(variance)
+        return z.astype(np.float32)
+
+    def generate(
+        self,
+        out_file: str | os.PathLike[str] | None = "generated.wav",
+        audio_files: Sequence[AudioInput] = (),
+        weights: Sequence[float] | None = (),
+        normalize_weights: bool = True,
+        variance: float = 0.0,
+        latents: np.ndarray | None = None,
+        seed: int | None = None,
+        griffin_lim_iters: int = 32,
+    ) -> np.ndarray:
+        """Blend sounds in latent space, decode, and write a peak-normalised WAV.
+
+        Args:
+            out_file: where to write the WAV (16-bit, the model's rate); None to only return it.
+            audio_files: sounds (paths or arrays) whose latents are blended.
+            weights: one per sound (or per latent); the wrong number means equal weights.
+            normalize_weights: divide the weights by their sum (equal weights if it is zero);
+                False allows any vector arithmetic, negative weights included.
+            variance: variance of Gaussian noise added to the blended latent.
+            latents: blend these [K, latent] instead of the files' latents.
+            seed: seeds the noise, the random latent (no files, no latents) and the phase
+                reconstruction, so the same call gives the same sound.
+            griffin_lim_iters: phase-reconstruction iterations (more is slower and cleaner).
+
+        Returns:
+            The audio, float32 [num_samples], peak at -0.3 dBFS (all zeros if silent).
+        """
+        if latents is not None:
+            if len(audio_files):
+                warnings.warn("both latents and audio_files given: using the latents", stacklevel=2)
+            lat = np.asarray(latents, np.float32).reshape(-1, self.latent_dim)
+        elif len(audio_files):
+            lat = np.stack([self.embed(f) for f in audio_files])
+        else:
+            lat = np.empty((0, self.latent_dim), np.float32)
+        z = self.blend_latent(lat, weights, normalize_weights, variance, seed)
+        audio = self.decode(z, griffin_lim_iters, seed=0 if seed is None else seed)[0]
+        if out_file is not None:
+            write_wav(out_file, audio, self.audio.sample_rate)
+        return audio
