@@ -98,20 +98,20 @@ def mel_filterbank(cfg: AudioConfig) -> np.ndarray:
 class _Kernels:
     """Per-device tensors (window, filterbank, its pseudo-inverse), built once."""
 
-    _cache: dict[tuple[AudioConfig, str], _Kernels] = {}
-
     def __init__(self, cfg: AudioConfig, device: torch.device) -> None:
         fb = mel_filterbank(cfg)
         self.window = torch.hann_window(cfg.n_fft, device=device)
         self.fb = torch.from_numpy(fb).to(device)
         self.fb_pinv = torch.from_numpy(np.linalg.pinv(fb).astype(np.float32)).to(device)
 
-    @classmethod
-    def get(cls, cfg: AudioConfig, device: torch.device) -> _Kernels:
-        key = (cfg, str(device))
-        if key not in cls._cache:
-            cls._cache[key] = cls(cfg, device)
-        return cls._cache[key]
+    @staticmethod
+    def get(cfg: AudioConfig, device: torch.device) -> _Kernels:
+        return _kernels(cfg, str(device))
+
+
+@lru_cache(maxsize=16)
+def _kernels(cfg: AudioConfig, device: str) -> _Kernels:
+    return _Kernels(cfg, torch.device(device))
 
 
 def _stft(x: torch.Tensor, cfg: AudioConfig, k: _Kernels) -> torch.Tensor:
