@@ -17,7 +17,8 @@ import torch
 from sampletool.audio import load_clip, load_clips
 from sampletool.errors import ModelError
 from sampletool.features import features_to_audio, log_mel
-from sampletool.models.bundle import ModelBundle, load_bundle, resolve_model
+from sampletool.models.bundle import ModelBundle, load_bundle
+from sampletool.registry import resolve_model
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,5 @@
+import sys
+
+from sampletool.cli import main
+
+sys.exit(main())
