@@ -1,0 +1,8 @@
+"""Start the Sample Tool desktop app: `python app.py [--library DIR] [--model DIR]`."""
+
+import sys
+
+from ui.main_window import main
+
+if __name__ == "__main__":
+    sys.exit(main())
