@@ -1,0 +1,186 @@
+"""The command line: outputs, JSON shapes and exit codes (0 ok, 1 bad files, 2 bad usage)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sampletool.cli import main
+
+
+@pytest.fixture
+def bad_file(tmp_path) -> Path:
+    p = tmp_path / "broken.wav"
+    p.write_bytes(os.urandom(2000))
+    return p
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_classify_json(capsys, tiny_bundle, sounds, bad_file):
+    code, out, err = run(
+        capsys, "classify", sounds[0], bad_file, sounds[1], "--model", tiny_bundle, "--json"
+    )
+    assert code == 1
+    rows = json.loads(out)
+    assert [r["path"] for r in rows] == [str(sounds[0]), str(bad_file), str(sounds[1])]
+    assert set(rows[0]) == {"path", "class", "probabilities"}
+    assert set(rows[0]["probabilities"]) == {"class0", "class1", "class2"}
+    assert rows[0]["class"] == max(rows[0]["probabilities"], key=rows[0]["probabilities"].get)
+    assert abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-4
+    assert rows[1] == {
+        "path": str(bad_file),
+        "error": "not an audio file (its content is no format we can read)",
+    }
+    assert err.count("\n") == 1 and "broken.wav" in err
+
+
+def test_classify_text_all_good(capsys, tiny_bundle, sounds):
+    code, out, err = run(capsys, "classify", *sounds, "--model", tiny_bundle)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert len(lines) == 3 and lines[0].split("\t")[0] == str(sounds[0])
+
+
+def test_classify_without_classifier_exits_2(capsys, tiny_bundle_no_classes, sounds):
+    code, _, err = run(capsys, "classify", sounds[0], "--model", tiny_bundle_no_classes)
+    assert code == 2 and "has no classifier" in err and err.count("\n") == 1
+
+
+def test_embed_rows_in_order_with_nan_for_bad_files(
+    capsys, tiny_bundle, sounds, bad_file, tmp_path
+):
+    out = tmp_path / "vecs.npy"
+    code, _stdout, err = run(
+        capsys,
+        "embed",
+        sounds[0],
+        bad_file,
+        sounds[2],
+        "--model",
+        tiny_bundle,
+        "-o",
+        out,
+        "--workers",
+        "0",
+    )
+    assert code == 1 and "broken.wav" in err
+    v = np.load(out)
+    assert v.shape == (3, 8) and v.dtype == np.float32
+    assert np.isnan(v[1]).all() and np.isfinite(v[[0, 2]]).all()
+    from sampletool.tool import SoundSampleTool
+
+    t = SoundSampleTool(tiny_bundle)
+    assert np.allclose(v[2], t.embed(sounds[2]), atol=1e-5)
+
+
+def test_embed_needs_npy(capsys, tiny_bundle, sounds, tmp_path):
+    code, _, err = run(capsys, "embed", sounds[0], "--model", tiny_bundle, "-o", tmp_path / "x.csv")
+    assert code == 2 and ".npy" in err
+
+
+def test_generate(capsys, tiny_bundle, sounds, tmp_path):
+    out = tmp_path / "blend.wav"
+    args = ["generate", *sounds[:2], "--model", tiny_bundle, "-o", out, "--weights", "1", "-0.5"]
+    code, _stdout, err = run(capsys, *args, "--no-normalize", "--seed", "3", "--variance", "0.1")
+    assert code == 0 and err == "" and out.exists()
+    y, sr = sf.read(out)
+    assert sr == 16000 and len(y) == 32000 and np.isfinite(y).all() and np.abs(y).max() <= 1
+
+
+def test_generate_warnings_and_partial_failure(capsys, tiny_bundle, sounds, bad_file, tmp_path):
+    out = tmp_path / "g.wav"
+    code, _, err = run(capsys, "generate", sounds[0], bad_file, "--model", tiny_bundle, "-o", out)
+    assert code == 1 and "broken.wav" in err and out.exists()
+    code, _, err = run(
+        capsys, "generate", *sounds, "--weights", "1", "2", "--model", tiny_bundle, "-o", out
+    )
+    assert code == 0 and "equal weights" in err
+    code, _, err = run(
+        capsys,
+        "generate",
+        sounds[0],
+        sounds[1],
+        "--weights",
+        "1",
+        "-1",
+        "--model",
+        tiny_bundle,
+        "-o",
+        out,
+    )
+    assert code == 0 and "sum to zero" in err
+    out.unlink()
+    code, _, err = run(capsys, "generate", bad_file, "--model", tiny_bundle, "-o", out)
+    assert code == 1 and "nothing generated" in err and not out.exists()
+
+
+def test_random_generation_without_files(capsys, tiny_bundle, tmp_path):
+    out = tmp_path / "r.wav"
+    assert run(capsys, "generate", "--model", tiny_bundle, "-o", out, "--seed", "1")[0] == 0
+    assert out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["generate", "--variance", "-1"], "--variance"),
+        (["generate", "--seed", "abc"], "invalid int value"),
+        (["classify"], "required"),
+        (["classify", "x.wav", "--offset", "-2"], "--offset"),
+        (["frobnicate"], "invalid choice"),
+        (["embed", "a.wav"], "required"),
+        ([], "required"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, tiny_bundle, argv, needle):
+    if argv and argv[0] in ("generate", "classify"):
+        argv = [*argv, "--model", str(tiny_bundle)]
+    code, _out, err = run(capsys, *argv)
+    assert code == 2 and needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("model", ["nonexistent-dir/", "NOT_A_MODEL"])
+def test_a_model_folder_that_is_not_a_model_exits_2(capsys, tmp_path, sounds, model):
+    folder = tmp_path / "empty-model"
+    folder.mkdir()
+    target = str(folder) if model == "NOT_A_MODEL" else str(tmp_path / model)
+    code, _, err = run(capsys, "classify", sounds[0], "--model", target)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("sampletool: error:")
+
+
+def test_models_lists_bundles(capsys, monkeypatch, tiny_bundle):
+    monkeypatch.setenv("SAMPLETOOL_MODEL_PATH", str(tiny_bundle.parent))
+    code, out, _ = run(capsys, "models", "--json")
+    assert code == 0
+    names = {m["name"]: m for m in json.loads(out)}
+    assert names["tiny"]["classes"] == ["class0", "class1", "class2"]
+    assert names["tiny"]["kind"] == "vae"
+    code, out, _ = run(capsys, "models")
+    assert "tiny\tvae\tclass0, class1, class2" in out
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path, sounds):
+    """The real executable, as a user runs it."""
+    exe = Path(sys.executable).parent / "sampletool"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "sampletool"]
+    r = subprocess.run(
+        [*cmd, "classify", str(sounds[0]), "--model", str(tmp_path)], capture_output=True, text=True
+    )
+    assert (
+        r.returncode == 2 and "Traceback" not in r.stderr and "not a Sample Tool model" in r.stderr
+    )
+    r = subprocess.run([*cmd, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "generate" in r.stdout and "classify" in r.stdout

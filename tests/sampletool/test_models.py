@@ -1,0 +1,272 @@
+"""Every model configuration at tiny capacity, and bundle I/O with its failure modes."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from sampletool.errors import BundleError
+from sampletool.features import AudioConfig
+from sampletool.models import VAEConfig, build_model, config_from_dict
+from sampletool.models.bundle import CONFIG_FILE, WEIGHTS_FILE, load_bundle, save_bundle
+from sampletool.registry import find_bundles, resolve_model
+
+TINY = dict(conv_channels=(4, 8), pool_sizes=((4, 4), (4, 4)), hidden=32, latent=8, flow_hidden=16)
+
+CONFIGS = {
+    "flows+classifier": VAEConfig(**TINY, flow_length=2, num_classes=3),
+    "flows, no classifier": VAEConfig(**TINY, flow_length=3, num_classes=0),
+    "no flows": VAEConfig(**TINY, flow_length=0, num_classes=2),
+    "latent 1": VAEConfig(**{**TINY, "latent": 1}, flow_length=2),
+    "sampleVAE layout": VAEConfig(
+        conv_channels=(4, 8, 4, 4), hidden=32, latent=8, flow_length=5, flow_hidden=8
+    ),
+}
+AUDIO = {
+    "default": AudioConfig(),
+    "short 64 mels": AudioConfig(seconds=1.0, n_mels=64),
+    "22k odd": AudioConfig(sample_rate=22050, seconds=1.5, n_fft=512, hop_length=128, n_mels=48),
+}
+
+
+@pytest.mark.parametrize("audio_name", list(AUDIO))
+@pytest.mark.parametrize("cfg_name", list(CONFIGS))
+def test_encode_sample_flows_decode_shapes(cfg_name, audio_name):
+    cfg, audio = CONFIGS[cfg_name], AUDIO[audio_name]
+    if cfg_name == "sampleVAE layout" and audio_name != "default":
+        cfg = VAEConfig(**TINY, flow_length=5)  # its pooling needs 128 mel bands
+    torch.manual_seed(0)
+    model = build_model(cfg, audio).train()
+    x = torch.rand(3, audio.n_mels, audio.num_frames)
+    post = model.encode(x)
+    assert post.mean.shape == post.logvar.shape == (3, cfg.latent)
+    z, kl = model.sample_posterior(post)
+    assert z.shape == (3, cfg.latent) and kl.shape == (3,)
+    assert torch.isfinite(kl).all()
+    recon = model.decode(z)
+    assert recon.shape == x.shape
+    assert (recon >= 0).all() and (recon <= 1).all()
+    labels = torch.tensor([0, 1, -1]) if cfg.num_classes else None
+    loss, parts = model.loss(x, labels, class_weight=1.0)
+    assert torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert ("ce" in parts) == bool(cfg.num_classes)
+
+
+def test_sampleVAE_sizes_at_full_scale():
+    model = build_model(VAEConfig(num_classes=9), AudioConfig())
+    x = torch.rand(2, 128, 125)
+    assert model.conv(x.unsqueeze(1)).shape == (2, 32, 4, 1)
+    assert model.embed(x).shape == (2, 64)
+    assert len(model.flows) == 5
+    assert model.decode(torch.zeros(2, 64)).shape == (2, 128, 125)
+    assert model.classify(x).shape == (2, 9)
+
+
+def test_flows_are_autoregressive():
+    """Output i of an IAF step depends on inputs < i only: the Jacobian is triangular."""
+    from sampletool.models.vae import IAFStep
+
+    torch.manual_seed(0)
+    step = IAFStep(latent=6, hidden=16, context=4)
+    z, h = torch.randn(1, 6), torch.randn(1, 4)
+    jac = torch.autograd.functional.jacobian(lambda v: step(v, h)[0], z)[0, :, 0, :]
+    assert torch.allclose(jac.triu(1), torch.zeros(6, 6))
+    # its log-determinant is the sum of the log diagonal
+    _, logdet = step(z, h)
+    assert torch.allclose(logdet, jac.diagonal().abs().log().sum(), atol=1e-5)
+
+
+def test_kl_is_zero_mean_for_prior_posterior_without_flows():
+    """With q = N(0, I) and no flows the Monte-Carlo KL averages to ~0."""
+    from sampletool.models.vae import Posterior
+
+    model = build_model(VAEConfig(**TINY, flow_length=0), AudioConfig())
+    n = 20000
+    post = Posterior(torch.zeros(n, 8), torch.zeros(n, 8), torch.zeros(n, 32))
+    _, kl = model.sample_posterior(post, torch.Generator().manual_seed(0))
+    assert abs(float(kl.mean())) < 0.1
+
+
+def test_embed_is_deterministic_posterior_mean():
+    model = build_model(CONFIGS["flows+classifier"], AudioConfig()).eval()
+    x = torch.rand(2, 128, 125)
+    assert torch.equal(model.embed(x), model.embed(x))
+    assert torch.equal(model.embed(x), model.encode(x).mean)
+
+
+@pytest.mark.parametrize("cfg_name", list(CONFIGS))
+def test_save_load_gives_identical_outputs(tmp_path, cfg_name):
+    cfg = CONFIGS[cfg_name]
+    audio = AudioConfig()
+    torch.manual_seed(1)
+    model = build_model(cfg, audio).eval()
+    names = [f"c{i}" for i in range(cfg.num_classes)]
+    save_bundle(tmp_path / "b", model, cfg, audio, names, {"description": "x", "name": "mine"})
+    b = load_bundle(tmp_path / "b")
+    assert b.name == "mine" and b.class_names == names and b.config == cfg and b.audio == audio
+    x = torch.rand(2, 128, 125)
+    z = torch.randn(2, cfg.latent)
+    with torch.no_grad():
+        assert torch.equal(model.embed(x), b.model.embed(x))
+        assert torch.equal(model.decode(z), b.model.decode(z))
+        if cfg.num_classes:
+            assert torch.equal(model.classify(x), b.model.classify(x))
+    assert not b.model.training
+
+
+def test_config_round_trip_and_validation():
+    cfg = VAEConfig(num_classes=4)
+    assert config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="same, non-zero length"):
+        VAEConfig(conv_channels=(4,), pool_sizes=((2, 2), (2, 2)))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        VAEConfig(num_classes=1)
+    with pytest.raises(ValueError, match="unknown model kind"):
+        config_from_dict({"kind": "wavenet-9000"})
+    with pytest.raises(ValueError, match="below 1x1"):
+        build_model(VAEConfig(pool_sizes=((4, 4),) * 4), AudioConfig())
+
+
+# -- bundle failures: each one clear BundleError ---------------------------------------------------
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(BundleError, match="does not exist"):
+        load_bundle(tmp_path / "nowhere")
+
+
+def test_folder_that_is_not_a_bundle(tmp_path):
+    (tmp_path / "model.ckpt").write_bytes(b"tensorflow checkpoint")
+    with pytest.raises(BundleError, match=r"not a Sample Tool model: no config.json .*model.ckpt"):
+        load_bundle(tmp_path)
+
+
+def test_a_file_instead_of_a_folder(tmp_path):
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"1234")
+    with pytest.raises(BundleError, match="is a file"):
+        load_bundle(f)
+
+
+def test_config_that_is_not_json_or_not_ours(tmp_path, tiny_bundle):
+    d = tmp_path / "b"
+    d.mkdir()
+    (d / CONFIG_FILE).write_text("{not json")
+    with pytest.raises(BundleError, match="cannot be read as JSON"):
+        load_bundle(d)
+    (d / CONFIG_FILE).write_text(json.dumps({"architectures": ["BertModel"]}))
+    with pytest.raises(BundleError, match="not a Sample Tool model config"):
+        load_bundle(d)
+
+
+def _copy(src, dst):
+    dst.mkdir(parents=True)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        (dst / name).write_bytes((src / name).read_bytes())
+    return dst
+
+
+def test_newer_format_version(tmp_path, tiny_bundle):
+    d = _copy(tiny_bundle, tmp_path / "b")
+    doc = json.loads((d / CONFIG_FILE).read_text())
+    doc["format_version"] = 99
+    (d / CONFIG_FILE).write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="newer Sample Tool.*format 99.*update"):
+        load_bundle(d)
+
+
+def test_weights_that_do_not_match_the_config(tmp_path, tiny_bundle):
+    d = _copy(tiny_bundle, tmp_path / "b")
+    doc = json.loads((d / CONFIG_FILE).read_text())
+    doc["model"]["hidden"] = 64
+    (d / CONFIG_FILE).write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="do not match its config: .* wrong shape"):
+        load_bundle(d)
+    doc["model"]["hidden"] = 32
+    doc["model"]["flow_length"] = 5
+    (d / CONFIG_FILE).write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="do not match its config: .* missing"):
+        load_bundle(d)
+
+
+def test_class_names_must_match_classifier(tmp_path, tiny_bundle):
+    d = _copy(tiny_bundle, tmp_path / "b")
+    doc = json.loads((d / CONFIG_FILE).read_text())
+    doc["class_names"] = ["only-one"]
+    (d / CONFIG_FILE).write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="names 1 classes for a model with 3"):
+        load_bundle(d)
+
+
+def test_missing_or_damaged_weights(tmp_path, tiny_bundle):
+    d = _copy(tiny_bundle, tmp_path / "b")
+    (d / WEIGHTS_FILE).unlink()
+    with pytest.raises(BundleError, match="no weights.safetensors"):
+        load_bundle(d)
+    (d / WEIGHTS_FILE).write_bytes(b"\x00" * 100)
+    with pytest.raises(BundleError, match="damaged or not a safetensors file"):
+        load_bundle(d)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (exec, ("raise SystemExit('pickle code ran')",))
+
+
+def test_a_pickle_in_place_of_the_weights_is_never_unpickled(tmp_path, tiny_bundle):
+    d = _copy(tiny_bundle, tmp_path / "b")
+    (d / WEIGHTS_FILE).write_bytes(pickle.dumps({"w": _Boom()}))
+    with pytest.raises(BundleError, match="damaged or not a safetensors file"):
+        load_bundle(d)
+
+
+def test_bad_model_settings_in_config(tmp_path, tiny_bundle):
+    d = _copy(tiny_bundle, tmp_path / "b")
+    doc = json.loads((d / CONFIG_FILE).read_text())
+    doc["model"]["dropout"] = 7
+    (d / CONFIG_FILE).write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="describes no valid model.*dropout"):
+        load_bundle(d)
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
+    cfg = VAEConfig(**TINY, flow_length=1)
+    model = build_model(cfg, AudioConfig())
+    save_bundle(tmp_path / "b", model, cfg, AudioConfig())
+    save_bundle(tmp_path / "b", model, cfg, AudioConfig())  # overwrite in place
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
+    with pytest.raises(ValueError, match="class names"):
+        save_bundle(tmp_path / "c", model, cfg, AudioConfig(), ["a", "b"])
+
+
+def test_find_and_resolve_bundles(tmp_path, monkeypatch, tiny_bundle):
+    root = tmp_path / "models"
+    _copy(tiny_bundle, root / "drums")
+    (root / "junk").mkdir()
+    (root / "junk" / "readme.txt").write_text("not a model")
+    monkeypatch.setenv("SAMPLETOOL_MODEL_PATH", str(root))
+    infos = {i.name: i for i in find_bundles()}
+    assert "drums" in infos and "junk" not in infos
+    assert infos["drums"].class_names == ("class0", "class1", "class2")
+    assert resolve_model("drums") == root / "drums"
+    assert resolve_model(str(tiny_bundle)) == tiny_bundle
+    with pytest.raises(BundleError, match="no model folder or installed model named 'nope'"):
+        resolve_model("nope")
+
+
+def test_weights_file_has_no_mask_buffers(tiny_bundle):
+    """The MADE masks are derived from the sizes; the weights file holds parameters only."""
+    from safetensors.numpy import load_file
+
+    keys = load_file(str(tiny_bundle / WEIGHTS_FILE)).keys()
+    assert keys and not any(k.endswith(".mask") for k in keys)
+    assert all(
+        np.dtype("float32") == v.dtype for v in load_file(str(tiny_bundle / WEIGHTS_FILE)).values()
+    )
