@@ -99,6 +99,63 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--out", required=True, help="output .npy file")
     e.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
 
+    d = sub.add_parser(
+        "make-dataset",
+        help="turn folders of audio into a dataset for training",
+        description="Find every audio file under DATA_DIRs (all sub-folders) and write a dataset "
+        "folder: manifest.csv (path, class, split) and summary.json. The split is stratified "
+        "per class. Unreadable files are listed and left out.",
+    )
+    d.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
+    d.add_argument("--name", required=True, help="dataset name")
+    d.add_argument("--out", metavar="DIR", help="dataset folder (default: user data/datasets/NAME)")
+    d.add_argument("--train-ratio", type=float, default=0.9, help="default %(default)s")
+    d.add_argument(
+        "--classes-from-subfolders",
+        action="store_true",
+        help="the immediate sub-folders of each DATA_DIR are the class names",
+    )
+    d.add_argument("--seed", type=int, default=0, help="seed of the split")
+    d.add_argument("--workers", type=int, help="checking processes (default: one per core)")
+
+    t = sub.add_parser(
+        "train",
+        help="train a model (or resume a run) into a log folder",
+        description="Train a model on a dataset. The log folder becomes a model bundle "
+        "(usable as --model DIR) with checkpoints, metrics.jsonl and confusion matrices. Run "
+        "again on the same --logdir to resume. Ctrl+C stops cleanly after saving.",
+    )
+    t.add_argument("--logdir", required=True, metavar="DIR")
+    t.add_argument("--dataset", metavar="DIR", help="dataset folder (not needed to resume)")
+    t.add_argument("--model", default="vae", choices=["vae"], help="model kind")
+    t.add_argument(
+        "--model-options",
+        metavar="JSON",
+        help='model settings as JSON, e.g. \'{"latent": 32, "hidden": 256}\'',
+    )
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1e-3, help="initial learning rate")
+    t.add_argument("--min-lr", type=float, default=1e-5, help="stop once the rate falls below")
+    t.add_argument("--max-steps", type=int, help="stop at this step (default 100000); "
+                   "on resume, raises the run's limit")  # fmt: skip
+    t.add_argument("--eval-every", type=int, default=250, help="steps between validations")
+    t.add_argument("--patience", type=int, default=3, help="validations without improvement "
+                   "before the learning rate is halved")  # fmt: skip
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    t.add_argument(
+        "--augment",
+        choices=["none", "additive", "multiplicative", "both"],
+        default="none",
+        help="noise augmentation, as in the NSynth experiments",
+    )
+    t.add_argument("--noise", choices=["gaussian", "laplace", "gmm"], default="gaussian")
+    t.add_argument("--snr", type=float, nargs=2, default=(10.0, 30.0), metavar=("MIN", "MAX"),
+                   help="signal-to-noise range in dB")  # fmt: skip
+    t.add_argument("--gain-db", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"))
+    t.add_argument("--shift", type=float, default=0.0, help="random time shift, max seconds")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--workers", type=int, help="decoding processes for the feature cache")
+
     m = sub.add_parser(
         "models",
         help="list the installed model bundles",
@@ -251,11 +308,152 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_make_dataset(args: argparse.Namespace) -> int:
+    from sampletool.data.dataset import make_dataset
+
+    bar = _ProgressBar("checking files")
+    root = make_dataset(
+        args.data_dirs,
+        args.name,
+        out=args.out,
+        train_ratio=args.train_ratio,
+        classes_from_subfolders=args.classes_from_subfolders,
+        seed=args.seed,
+        workers=args.workers,
+        progress=bar,
+        warn=lambda msg: print(f"sampletool: warning: {msg}", file=sys.stderr),
+    )
+    bar.close()
+    summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
+    for f in summary["failed"]:
+        _report(f["path"], f["reason"])
+    print(f"dataset {args.name!r} in {root}: {summary['files']} files "
+          f"({summary['train']} train, {summary['val']} validation)")  # fmt: skip
+    for cls, n in summary["per_class"].items():
+        if cls:
+            print(f"  {cls}: {n['train']} train, {n['val']} validation")
+    return EXIT_BAD_FILES if summary["failed"] else EXIT_OK
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr (only when it is a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, done: int, total: int, _msg: str = "") -> None:
+        if not self.tty or total <= 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        bar = "#" * filled + "-" * (width - filled)
+        print(f"\r{self.label} [{bar}] {done}/{total}", end="", file=sys.stderr, flush=True)
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+            self.shown = False
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from sampletool.data.augment import AugmentConfig
+    from sampletool.training.trainer import TRAIN_CONFIG, TrainConfig, Trainer
+
+    logdir = Path(args.logdir)
+    resuming = (logdir / TRAIN_CONFIG).is_file()
+    config = None
+    if not resuming:
+        if not args.dataset:
+            raise UsageError(f"{logdir} holds no training run yet: name a --dataset")
+        model = {"kind": args.model}
+        if args.model_options:
+            try:
+                extra = json.loads(args.model_options)
+            except json.JSONDecodeError as e:
+                raise UsageError(f"--model-options is not JSON ({e})") from None
+            if not isinstance(extra, dict):
+                raise UsageError("--model-options must be a JSON object")
+            model |= extra
+        config = TrainConfig(
+            dataset=str(Path(args.dataset).resolve()),
+            model=model,
+            augment=AugmentConfig(
+                mode=args.augment,
+                noise=args.noise,
+                snr_db=tuple(args.snr),
+                gain_db=tuple(args.gain_db),
+                max_shift=args.shift,
+            ).to_dict(),
+            batch_size=args.batch_size,
+            lr=args.lr,
+            min_lr=args.min_lr,
+            max_steps=args.max_steps or 100_000,
+            eval_every=args.eval_every,
+            patience=args.patience,
+            seed=args.seed,
+            workers=args.workers,
+        )
+    elif args.dataset:
+        print("sampletool: resuming; the dataset and settings come from the run", file=sys.stderr)
+
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):  # first Ctrl+C: stop cleanly; second: the default
+        print("\nsampletool: stopping after this step (Ctrl+C again to abort)", file=sys.stderr)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    bar = _ProgressBar("caching features")
+
+    def progress(step: int, metrics: dict) -> None:
+        if "val_loss" not in metrics:
+            return
+        bar.close()
+        line = f"step {step:>7}  val loss {metrics['val_loss']:.2f}"
+        if "val_accuracy" in metrics:
+            line += f"  accuracy {metrics['val_accuracy']:.3f}"
+            line += f"  balanced {metrics['val_balanced_accuracy']:.3f}"
+        line += f"  lr {metrics['lr']:.1e}  {metrics['samples_per_s']:.0f} samples/s"
+        print(line, flush=True)
+
+    try:
+        trainer = Trainer(
+            logdir,
+            config,
+            max_steps=args.max_steps,
+            device=args.device,
+            progress=progress,
+            stop=stop,
+            log=lambda msg: print(f"sampletool: {msg}", file=sys.stderr, flush=True),
+            cache_progress=bar,
+        )
+        result = trainer.run()
+    finally:
+        bar.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if trainer.is_main:
+        print(f"{result.reason} at step {result.step}; best validation loss "
+              f"{result.best_val_loss:.3f}; model bundle in {logdir}")  # fmt: skip
+    return 130 if result.reason == "stopped" and stop.is_set() else EXIT_OK
+
+
 COMMANDS = {
     "generate": cmd_generate,
     "classify": cmd_classify,
     "embed": cmd_embed,
     "models": cmd_models,
+    "make-dataset": cmd_make_dataset,
+    "train": cmd_train,
 }
 
 

@@ -7,6 +7,7 @@ latents are Float tensors [B, latent].
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -230,14 +231,16 @@ class VAE(nn.Module):
         kl_weight: float = 1.0,
         class_weight: float = 1.0,
         class_balance: torch.Tensor | None = None,
+        forward: Callable[[torch.Tensor], VAEOutput] | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Training loss: reconstruction + KL (with flows) + cross-entropy when labels are given.
 
         Reconstruction is the squared error summed over the feature bins (a unit-variance
         Gaussian likelihood up to a constant), averaged over the batch. `labels` may hold -1 for
-        clips without a class. Returns (loss, its parts as floats).
+        clips without a class. `forward` replaces `self.forward` (DistributedDataParallel's
+        wrapper, so gradients are synchronised). Returns (loss, its parts as floats).
         """
-        out = self.forward(features)
+        out = (forward or self.forward)(features)
         recon = (out.recon - features).square().sum((1, 2)).mean()
         kl = out.kl.mean()
         total = recon + kl_weight * kl

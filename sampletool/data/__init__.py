@@ -1,0 +1,1 @@
+"""Data: datasets from folders, stratified splits, the feature cache, augmentation."""

@@ -1,0 +1,107 @@
+"""On-the-fly audio augmentation, after the NSynth experiments: additive and multiplicative
+noise (Gaussian, Laplace or a Gaussian mixture) at a random signal-to-noise ratio, plus random
+gain and small time shifts.
+
+Note: the log-mel frontend normalises every clip to its own peak, so a gain alone changes no
+feature; it matters combined with noise at a fixed level, and for other frontends.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+MODES = ("none", "additive", "multiplicative", "both")
+NOISES = ("gaussian", "laplace", "gmm")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """What to do to each training clip. `mode="none"` with no shift and no gain does nothing."""
+
+    mode: str = "none"
+    noise: str = "gaussian"
+    snr_db: tuple[float, float] = (10.0, 30.0)
+    gain_db: tuple[float, float] = (0.0, 0.0)
+    max_shift: float = 0.0  # seconds, either way
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "snr_db", tuple(float(v) for v in self.snr_db))
+        object.__setattr__(self, "gain_db", tuple(float(v) for v in self.gain_db))
+        if self.mode not in MODES:
+            raise ValueError(f"augment mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.noise not in NOISES:
+            raise ValueError(f"noise must be one of {', '.join(NOISES)}, not {self.noise!r}")
+        for name in ("snr_db", "gain_db"):
+            lo, hi = getattr(self, name)
+            if len(getattr(self, name)) != 2 or lo > hi:
+                raise ValueError(f"{name} must be a (low, high) range")
+        if self.max_shift < 0:
+            raise ValueError("max_shift must be >= 0")
+
+    @property
+    def active(self) -> bool:
+        return self.mode != "none" or self.max_shift > 0 or self.gain_db != (0.0, 0.0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AugmentConfig:
+        return cls(**d)
+
+
+def unit_noise(shape: tuple[int, ...], kind: str, gen: torch.Generator) -> torch.Tensor:
+    """Zero-mean, unit-variance noise of the given kind."""
+    if kind == "gaussian":
+        return torch.randn(shape, generator=gen)
+    if kind == "laplace":
+        u = torch.rand(shape, generator=gen).clamp(1e-7, 1 - 1e-7) - 0.5
+        return -torch.sign(u) * torch.log1p(-2 * u.abs()) / math.sqrt(2.0)  # scale b = 1/sqrt(2)
+    # A Gaussian mixture: mostly quiet with occasional loud bursts (crackle, hiss with pops).
+    stds = torch.tensor([0.5, 1.0, 3.0])
+    probs = torch.tensor([0.6, 0.3, 0.1])
+    comp = torch.multinomial(probs, math.prod(shape), replacement=True, generator=gen)
+    x = torch.randn(shape, generator=gen) * stds[comp].view(shape)
+    return x / math.sqrt(float((probs * stds.square()).sum()))
+
+
+def augment(
+    audio: torch.Tensor | np.ndarray,
+    cfg: AugmentConfig,
+    sample_rate: int = 16000,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Augment a batch of clips, Float [B, N] -> Float [B, N] (a new tensor)."""
+    x = torch.as_tensor(audio, dtype=torch.float32).clone()
+    if x.dim() == 1:
+        x = x[None]
+    gen = generator or torch.Generator().manual_seed(0)
+    b, n = x.shape
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(b, 1, generator=gen)
+
+    if cfg.max_shift > 0:
+        max_s = int(cfg.max_shift * sample_rate)
+        shifts = torch.randint(-max_s, max_s + 1, (b,), generator=gen)
+        for i, s in enumerate(shifts.tolist()):
+            if s > 0:
+                x[i, s:] = x[i, :-s].clone()
+                x[i, :s] = 0
+            elif s < 0:
+                x[i, :s] = x[i, -s:].clone()
+                x[i, s:] = 0
+    if cfg.gain_db != (0.0, 0.0):
+        x = x * 10 ** (uniform(*cfg.gain_db) / 20)
+    if cfg.mode in ("multiplicative", "both"):
+        level = 10 ** (-uniform(*cfg.snr_db) / 20)
+        x = x * (1 + level * unit_noise((b, n), cfg.noise, gen))
+    if cfg.mode in ("additive", "both"):
+        rms = x.square().mean(-1, keepdim=True).sqrt()
+        level = rms * 10 ** (-uniform(*cfg.snr_db) / 20)
+        x = x + level * unit_noise((b, n), cfg.noise, gen)
+    return x

@@ -1,0 +1,465 @@
+"""The Trainer: one code path for the CLI, the GUI's train wizard and torchrun.
+
+A log folder (`--logdir`) holds everything about one run and is itself a model bundle:
+
+    config.json, weights.safetensors   the best checkpoint so far (by validation loss)
+    train_config.json                  the run's parameters, dataset included (for resuming)
+    checkpoint.pt                      the latest state: weights, optimiser, step, learning rate
+    metrics.jsonl                      one JSON object per validation
+    confusion_matrix.json / .png       at each validation, when the dataset has classes
+
+Training stops by itself when the learning rate, lowered each time validation stops
+improving for `patience` evaluations, falls below `min_lr` (SampleVAE's auto-convergence), at
+`max_steps`, or when the stop event is set (Ctrl+C), always leaving a clean checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from sampletool.data.augment import AugmentConfig, augment
+from sampletool.data.cache import DONE, FeatureCache
+from sampletool.data.dataset import DatasetError, load_dataset
+from sampletool.errors import SampleToolError
+from sampletool.features import AudioConfig, log_mel
+from sampletool.models import build_model, config_from_dict
+from sampletool.models.bundle import save_bundle
+
+TRAIN_CONFIG = "train_config.json"
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+ProgressFn = Callable[[int, dict], None]
+
+
+class TrainingError(SampleToolError):
+    """A training run that cannot start or go on, said in one sentence."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved in the log folder so a resume needs nothing else."""
+
+    dataset: str
+    model: dict = field(default_factory=lambda: {"kind": "vae"})
+    audio: dict = field(default_factory=lambda: AudioConfig().to_dict())
+    augment: dict = field(default_factory=lambda: AugmentConfig().to_dict())
+    batch_size: int = 64
+    lr: float = 1e-3
+    max_steps: int = 100_000
+    eval_every: int = 250
+    patience: int = 3
+    lr_factor: float = 0.5
+    min_lr: float = 1e-5
+    grad_clip: float = 10.0
+    seed: int = 0
+    workers: int | None = None
+
+    def validate(self) -> None:
+        if self.batch_size < 1 or self.max_steps < 1 or self.eval_every < 1:
+            raise TrainingError("batch size, max steps and eval interval must be >= 1")
+        if not (self.lr > 0 and self.min_lr > 0 and 0 < self.lr_factor < 1):
+            raise TrainingError("--lr and min lr must be > 0 and the lr factor in (0, 1)")
+        if self.patience < 1:
+            raise TrainingError("patience must be >= 1")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class TrainResult:
+    """How a run ended."""
+
+    step: int
+    reason: str  # "converged", "max_steps" or "stopped"
+    best_val_loss: float
+    metrics: dict
+
+
+def _dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _atomic_json(path: Path, obj: object) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Train a model on a dataset folder into a log folder.
+
+    Args:
+        logdir: the log folder; if it holds a run already, that run is resumed and `config`
+            may be None.
+        max_steps: overrides the config's limit (to train a finished run further).
+        config: the run's parameters (required for a new run).
+        device: 'auto', 'cpu', 'cuda', 'mps'. Under torchrun each process uses its local GPU.
+        progress: called as progress(step, metrics) after each logged step and validation.
+        stop: set it to stop cleanly (checkpoint saved) at the next step.
+        log: called with lines worth showing (cache building, learning-rate changes...).
+
+    Raises:
+        TrainingError, DatasetError: a run that cannot start.
+    """
+
+    def __init__(
+        self,
+        logdir: str | os.PathLike[str],
+        config: TrainConfig | None = None,
+        max_steps: int | None = None,
+        device: str = "auto",
+        progress: ProgressFn | None = None,
+        stop: threading.Event | None = None,
+        log: Callable[[str], None] | None = None,
+        cache_progress: Callable[[int, int, str], None] | None = None,
+    ) -> None:
+        self.logdir = Path(logdir)
+        self.progress = progress
+        self.stop = stop or threading.Event()
+        self._log = log or (lambda _msg: None)
+        self.cache_progress = cache_progress
+        self.rank, self.world, local_rank = _dist_info()
+        saved = self.logdir / TRAIN_CONFIG
+        self.resuming = saved.is_file()
+        if self.resuming:
+            config = TrainConfig.from_dict(json.loads(saved.read_text(encoding="utf-8")))
+        elif config is None:
+            raise TrainingError(
+                f"{self.logdir} holds no training run; name a --dataset to start one"
+            )
+        if max_steps is not None:
+            config.max_steps = max_steps
+        config.validate()
+        self.config = config
+
+        from sampletool.tool import resolve_device
+
+        if self.world > 1:
+            if not dist.is_initialized():
+                backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
+                dist.init_process_group(backend)
+            if dist.get_backend() == "nccl":
+                torch.cuda.set_device(local_rank)
+                self.device = torch.device("cuda", local_rank)
+            else:
+                self.device = torch.device("cpu")
+        else:
+            self.device = resolve_device(device)
+
+        self.dataset = load_dataset(config.dataset)
+        self.audio = AudioConfig.from_dict(config.audio)
+        self.augment_cfg = AugmentConfig.from_dict(config.augment)
+        model_dict = dict(config.model)
+        model_dict["num_classes"] = len(self.dataset.class_names)
+        try:
+            self.model_config = config_from_dict(model_dict)
+            self.model = build_model(self.model_config, self.audio).to(self.device)
+        except ValueError as e:
+            raise TrainingError(f"invalid model settings ({e})") from None
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def log(self, msg: str) -> None:
+        if self.is_main:
+            self._log(msg)
+
+    def _prepare_data(self) -> None:
+        cache = FeatureCache(self.dataset, self.audio)
+        with_clips = self.augment_cfg.active
+        if self.is_main:
+            if not cache.is_complete("features") or (with_clips and not cache.is_complete("clips")):
+                self.log(f"caching features of {len(self.dataset)} files in {cache.dir}")
+            if not cache.build(with_clips, self.config.workers, self.cache_progress, self.stop):
+                raise TrainingError("stopped while caching features; run again to continue")
+        if self.world > 1:
+            dist.barrier()
+        status = cache.status("features")
+        self.features = cache.features()
+        self.clips = cache.clips() if with_clips else None
+        ok = status == DONE
+        labels = self.dataset.labels
+        self.train_idx = np.array([i for i in self.dataset.indices("train") if ok[i]])
+        self.val_idx = np.array([i for i in self.dataset.indices("val") if ok[i]])
+        if len(self.train_idx) == 0 or len(self.val_idx) == 0:
+            raise DatasetError(
+                "after leaving out unreadable files, the train or validation split is empty"
+            )
+        self.labels = torch.as_tensor(labels, dtype=torch.long)
+        self.class_names = list(self.dataset.class_names)
+        self.class_balance = None
+        if self.class_names:
+            counts = np.bincount(labels[self.train_idx], minlength=len(self.class_names))
+            # Inverse-frequency weights, mean 1 over the training set: rare classes count more.
+            w = len(self.train_idx) / (len(counts) * np.maximum(counts, 1))
+            self.class_balance = torch.tensor(w, dtype=torch.float32, device=self.device)
+
+    def _batch(
+        self, idx: np.ndarray, gen: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.sort(idx)  # sorted reads are sequential on the memory map
+        if gen is not None and self.clips is not None:
+            clips = torch.from_numpy(self.clips[idx].astype(np.float32))
+            x = log_mel(augment(clips, self.augment_cfg, self.audio.sample_rate, gen), self.audio)
+        else:
+            x = torch.from_numpy(self.features[idx].astype(np.float32))
+        return x.to(self.device), self.labels[idx].to(self.device)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def _save_checkpoint(self, opt: torch.optim.Optimizer, state: dict) -> None:
+        if not self.is_main:
+            return
+        tmp = self.logdir / f".{CHECKPOINT}.tmp"
+        torch.save(
+            {
+                "model": self._raw_model().state_dict(),
+                "optimizer": opt.state_dict(),
+                "state": {k: float(v) for k, v in state.items()},
+            },
+            tmp,
+        )
+        os.replace(tmp, self.logdir / CHECKPOINT)
+
+    def _raw_model(self) -> torch.nn.Module:
+        return self.model
+
+    def _save_bundle(self, metrics: dict) -> None:
+        ds_summary = {}
+        summary_path = self.dataset.root / "summary.json"
+        if summary_path.exists():
+            s = json.loads(summary_path.read_text(encoding="utf-8"))
+            ds_summary = {k: s.get(k) for k in ("name", "data_dirs", "files", "train", "val")}
+        ds_name = ds_summary.get("name") or self.dataset.root.name
+        save_bundle(
+            self.logdir,
+            self._raw_model(),
+            self.model_config,
+            self.audio,
+            self.class_names,
+            {
+                "name": self.logdir.resolve().name,
+                "description": f"trained on dataset {ds_name}",
+                "dataset": ds_summary,
+                "augment": self.config.augment,
+                "metrics": metrics,
+            },
+        )
+
+    # -- validation -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Validation loss terms and, with classes, accuracy and the confusion matrix."""
+        model = self._raw_model()
+        model.eval()
+        gen = torch.Generator(device="cpu").manual_seed(1234)  # the same posterior draws each time
+        totals: dict[str, float] = {}
+        n = 0
+        k = len(self.class_names)
+        confusion = np.zeros((k, k), np.int64)
+        for s in range(0, len(self.val_idx), 256):
+            x, y = self._batch(self.val_idx[s : s + 256], None)
+            post = model.encode(x)
+            eps_model = model.sample_posterior(post, gen if x.device.type == "cpu" else None)
+            z, kl = eps_model
+            recon = model.decode(z)
+            rec = (recon - x).square().sum((1, 2))
+            parts = {"recon": rec.sum().item(), "kl": kl.sum().item()}
+            if k:
+                logits = model.classifier(post.hidden)
+                ce = torch.nn.functional.cross_entropy(
+                    logits, y, weight=self.class_balance, reduction="sum"
+                )
+                parts["ce"] = ce.item()
+                pred = logits.argmax(-1).cpu().numpy()
+                np.add.at(confusion, (y.cpu().numpy(), pred), 1)
+            for key, v in parts.items():
+                totals[key] = totals.get(key, 0.0) + v
+            n += len(x)
+        model.train()
+        m = {f"val_{key}": v / n for key, v in totals.items()}
+        cfg = self.model_config
+        m["val_loss"] = (
+            m["val_recon"] + cfg.kl_weight * m["val_kl"] + cfg.class_weight * m.get("val_ce", 0.0)
+        )
+        if k:
+            m["val_accuracy"] = float(np.trace(confusion) / max(confusion.sum(), 1))
+            per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
+            present = confusion.sum(1) > 0
+            m["val_balanced_accuracy"] = float(per_class[present].mean())
+            m["confusion"] = confusion.tolist()
+        return m
+
+    def _write_confusion(self, step: int, confusion: list[list[int]]) -> None:
+        _atomic_json(
+            self.logdir / "confusion_matrix.json",
+            {"step": step, "classes": self.class_names, "matrix": confusion,
+             "rows": "true class", "columns": "predicted class"},
+        )  # fmt: skip
+        from sampletool.training.plots import confusion_png
+
+        confusion_png(
+            self.logdir / "confusion_matrix.png", np.array(confusion), self.class_names, step
+        )
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        """Train until convergence, max_steps or stop. Returns how it ended."""
+        cfg = self.config
+        if self.is_main:
+            self.logdir.mkdir(parents=True, exist_ok=True)
+            _atomic_json(self.logdir / TRAIN_CONFIG, asdict(cfg))
+        self._prepare_data()
+        torch.manual_seed(cfg.seed + self.rank)
+        model = self.model
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        state = {"step": 0, "lr": cfg.lr, "best": math.inf, "bad_evals": 0}
+        ckpt = self.logdir / CHECKPOINT
+        if ckpt.is_file():
+            saved = torch.load(ckpt, map_location=self.device, weights_only=True)
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            state.update(saved["state"])
+            self.log(f"resuming at step {int(state['step'])}")
+        for g in opt.param_groups:
+            g["lr"] = state["lr"]
+        forward = model.forward
+        if self.world > 1:
+            ddp = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            forward = ddp
+
+        step = int(state["step"])
+        # The batch order is a function of (seed, epoch): a resumed run sees fresh batches and
+        # every process of a distributed run draws the same global batch, then takes its share.
+        per_rank = max(1, cfg.batch_size // self.world)
+        epoch_len = max(1, len(self.train_idx) // (per_rank * self.world))
+        aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank + step)
+        running: dict[str, float] = {}
+        n_running, t0, samples = 0, time.perf_counter(), 0
+        reason = "max_steps"
+        last_metrics: dict = {}
+        while step < cfg.max_steps:
+            epoch, pos = divmod(step, epoch_len)
+            order = np.random.default_rng((cfg.seed, epoch)).permutation(len(self.train_idx))
+            global_batch = order[(pos * per_rank * self.world) % len(order) :][
+                : per_rank * self.world
+            ]
+            if len(global_batch) < per_rank * self.world:
+                global_batch = np.resize(order, per_rank * self.world)
+            mine = self.train_idx[global_batch[self.rank :: self.world]]
+            x, y = self._batch(mine, aug_gen if self.clips is not None else None)
+            loss, parts = model.loss(
+                x,
+                y if self.class_names else None,
+                kl_weight=self.model_config.kl_weight,
+                class_weight=self.model_config.class_weight,
+                class_balance=self.class_balance,
+                forward=forward,
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            samples += len(mine) * self.world
+            for key, v in parts.items():
+                running[key] = running.get(key, 0.0) + v
+            n_running += 1
+
+            stop_now = self.stop.is_set()
+            if self.world > 1:
+                flag = torch.tensor([1.0 if stop_now else 0.0])
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                stop_now = bool(flag.item())
+            evaluate = step % cfg.eval_every == 0 or step >= cfg.max_steps or stop_now
+            if self.progress is not None and self.is_main and (step % 10 == 0 or evaluate):
+                self.progress(
+                    step,
+                    {f"train_{k}": v / n_running for k, v in running.items()} | {"lr": state["lr"]},
+                )
+            if not evaluate:
+                continue
+
+            decision = torch.zeros(2)  # (stop: converged, new lr)
+            if self.is_main:
+                elapsed = time.perf_counter() - t0
+                metrics = {
+                    "step": step,
+                    "lr": state["lr"],
+                    "samples_per_s": samples / max(elapsed, 1e-9),
+                }
+                metrics |= {f"train_{k}": v / max(n_running, 1) for k, v in running.items()}
+                metrics |= self.validate()
+                confusion = metrics.pop("confusion", None)
+                improved = metrics["val_loss"] < state["best"]
+                if improved:
+                    state["best"] = metrics["val_loss"]
+                    state["bad_evals"] = 0
+                    self._save_bundle({k: v for k, v in metrics.items()})
+                elif not (self.logdir / "weights.safetensors").exists():
+                    self._save_bundle(metrics)
+                else:
+                    state["bad_evals"] += 1
+                    if state["bad_evals"] >= cfg.patience:
+                        state["lr"] *= cfg.lr_factor
+                        state["bad_evals"] = 0
+                        self.log(
+                            f"step {step}: validation stopped improving; "
+                            f"learning rate now {state['lr']:.2e}"
+                        )
+                metrics["best_val_loss"] = state["best"]
+                if confusion is not None:
+                    self._write_confusion(step, confusion)
+                with open(self.logdir / METRICS, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                last_metrics = metrics
+                decision = torch.tensor([1.0 if state["lr"] < cfg.min_lr else 0.0, state["lr"]])
+                if self.progress is not None:
+                    self.progress(step, metrics)
+            if self.world > 1:
+                dist.broadcast(decision, src=0)
+            state["lr"] = float(decision[1]) if self.world > 1 else state["lr"]
+            for g in opt.param_groups:
+                g["lr"] = state["lr"]
+            state["step"] = step
+            self._save_checkpoint(opt, state)
+            running, n_running, t0, samples = {}, 0, time.perf_counter(), 0
+            if stop_now:
+                reason = "stopped"
+                break
+            if decision[0] > 0:
+                reason = "converged"
+                self.log(f"converged at step {step}: the learning rate fell below {cfg.min_lr:g}")
+                break
+        if self.world > 1:
+            dist.barrier()
+        return TrainResult(
+            step=step, reason=reason, best_val_loss=state["best"], metrics=last_metrics
+        )
