@@ -1,0 +1,318 @@
+"""Datasets, the feature cache, augmentation and the Trainer (tiny models, synthetic classes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sampletool.cli import main
+from sampletool.data.augment import AugmentConfig, augment, unit_noise
+from sampletool.data.cache import DONE, FAILED, FeatureCache
+from sampletool.data.dataset import DatasetError, load_dataset, make_dataset
+from sampletool.features import log_mel
+from sampletool.models.bundle import load_bundle
+from sampletool.training.trainer import TrainConfig, Trainer
+from tests.helpers import TINY_VAE, write
+
+SR = 16000
+
+
+def _sound(cls: str, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(int(SR * rng.uniform(0.3, 0.9))) / SR
+    if cls == "low":
+        y = np.sin(2 * np.pi * rng.uniform(60, 150) * t)
+    elif cls == "high":
+        y = np.sin(2 * np.pi * rng.uniform(2500, 4000) * t)
+    else:
+        y = rng.standard_normal(t.size)
+    return (0.5 * y * np.exp(-t * rng.uniform(3, 10))).astype(np.float32)
+
+
+def make_class_folders(root: Path, per_class: int = 16, classes=("low", "high", "noise")) -> Path:
+    rng = np.random.default_rng(0)
+    for cls in classes:
+        for i in range(per_class):
+            write(root / cls / f"{cls}{i:02d}.wav", _sound(cls, rng))
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    data = make_class_folders(tmp_path_factory.mktemp("data") / "drums")
+    return make_dataset([data], "three", out=tmp_path_factory.mktemp("ds") / "three",
+                        train_ratio=0.75, classes_from_subfolders=True, workers=0)  # fmt: skip
+
+
+def tiny_config(dataset: Path, **kw) -> TrainConfig:
+    model = {
+        "kind": "vae",
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in TINY_VAE.items()},
+    }
+    model |= {"hidden": 64, "latent": 16, "class_weight": 10.0}
+    defaults = dict(dataset=str(dataset), model=model, batch_size=16, lr=3e-3, max_steps=40,
+                    eval_every=20, workers=0)  # fmt: skip
+    return TrainConfig(**(defaults | kw))
+
+
+# -- datasets ----------------------------------------------------------------------------------
+
+
+def test_make_dataset_stratified_split_and_manifest(dataset):
+    ds = load_dataset(dataset)
+    assert ds.class_names == ["high", "low", "noise"] and len(ds) == 48
+    for c in range(3):
+        splits = [s for s, y in zip(ds.splits, ds.labels, strict=True) if y == c]
+        assert splits.count("val") == 4 and splits.count("train") == 12  # 25 % of each class
+    summary = json.loads((dataset / "summary.json").read_text())
+    assert summary["per_class"]["low"] == {"train": 12, "val": 4} and summary["failed"] == []
+
+
+def test_make_dataset_lists_bad_files_and_drops_tiny_classes(tmp_path):
+    data = make_class_folders(tmp_path / "data", per_class=4, classes=("kick", "snare"))
+    (data / "snare" / "broken.wav").write_bytes(os.urandom(500))
+    write(data / "clap" / "only.wav", np.zeros(100, np.float32) + 0.1)
+    (data / "kick" / "notes.txt").write_text("not audio, not listed")
+    warnings = []
+    out = make_dataset([data], "x", out=tmp_path / "ds", classes_from_subfolders=True,
+                       warn=warnings.append, workers=0)  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert [f["path"] for f in summary["failed"]] == [
+        str((data / "snare" / "broken.wav").resolve())
+    ]
+    assert summary["class_names"] == ["kick", "snare"] and summary["files"] == 8
+    assert any("'clap'" in w for w in warnings)
+
+
+def test_make_dataset_without_classes(tmp_path):
+    data = make_class_folders(tmp_path / "data", per_class=5)
+    ds = load_dataset(make_dataset([data], "u", out=tmp_path / "ds", workers=0))
+    assert ds.class_names == [] and (ds.labels == -1).all() and len(ds) == 15
+    assert 1 <= ds.splits.count("val") <= 3
+
+
+@pytest.mark.parametrize("case", ["empty", "one-class", "unreadable", "missing", "no-subfolders"])
+def test_bad_datasets_exit_2(tmp_path, capsys, case):
+    data = tmp_path / "data"
+    data.mkdir()
+    if case == "one-class":
+        make_class_folders(data, per_class=3, classes=("kick",))
+    elif case == "unreadable":
+        for i in range(3):
+            (data / "kick").mkdir(exist_ok=True)
+            (data / "kick" / f"{i}.wav").write_bytes(os.urandom(300))
+    elif case == "missing":
+        data = tmp_path / "nowhere"
+    elif case == "no-subfolders":
+        write(data / "a.wav", np.zeros(1000, np.float32))
+    code = main(["make-dataset", str(data), "--name", "bad", "--out", str(tmp_path / "ds"),
+                 "--classes-from-subfolders", "--workers", "0"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("sampletool: error:") and "Traceback" not in err
+    expected = {"empty": "has no sub-folders", "one-class": "at least 2 classes",
+                "unreadable": "could be read", "missing": "does not exist",
+                "no-subfolders": "has no sub-folders"}  # fmt: skip
+    assert expected[case] in err
+    with pytest.raises(DatasetError):
+        load_dataset(tmp_path / "ds")
+
+
+def test_train_on_a_folder_that_is_not_a_dataset_exits_2(tmp_path, capsys):
+    code = main(["train", "--logdir", str(tmp_path / "log"), "--dataset", str(tmp_path)])
+    assert code == 2 and "not a dataset folder" in capsys.readouterr().err
+
+
+# -- feature cache -----------------------------------------------------------------------------
+
+
+def test_cache_matches_frontend_resumes_and_is_reused(dataset, tmp_path):
+    ds = load_dataset(dataset)
+    from sampletool.audio import load_clip
+    from sampletool.features import AudioConfig
+
+    cache = FeatureCache(ds, AudioConfig())
+    cancel = threading.Event()
+    cancel.set()  # stop after the first chunk... which is the whole of this small dataset
+    cache.build(workers=0, cancel=cancel)
+    feats = cache.features()
+    expected = log_mel(torch.from_numpy(load_clip(ds.paths[5])), AudioConfig())[0].numpy()
+    assert np.allclose(feats[5].astype(np.float32), expected, atol=2e-3)
+    mtime = (cache.dir / "features.npy").stat().st_mtime_ns
+    assert cache.build(workers=0)  # nothing left to do: the file is not rewritten
+    assert (cache.dir / "features.npy").stat().st_mtime_ns == mtime
+    # another model with the same audio parameters shares the cache
+    assert FeatureCache(ds, AudioConfig()).dir == cache.dir
+    assert FeatureCache(ds, AudioConfig(n_mels=64)).dir != cache.dir
+
+
+def test_interrupted_cache_build_resumes(tmp_path, monkeypatch):
+    import sampletool.data.cache as cache_mod
+
+    data = make_class_folders(tmp_path / "data", per_class=6)
+    (data / "low" / "broken.wav").write_bytes(os.urandom(400))
+    ds_dir = make_dataset([data], "r", out=tmp_path / "ds", classes_from_subfolders=True, workers=0)
+    # The broken file was left out of the manifest; break a listed one after the fact.
+    ds = load_dataset(ds_dir)
+    Path(ds.paths[3]).write_bytes(b"RIFF0000WAVEjunk")
+    monkeypatch.setattr(cache_mod, "CHUNK", 4)
+    from sampletool.features import AudioConfig
+
+    cache = FeatureCache(ds, AudioConfig())
+    cancel = threading.Event()
+    calls = []
+
+    def progress(done, total, _msg):
+        calls.append(done)
+        if len(calls) == 2:
+            cancel.set()
+
+    assert not cache.build(workers=0, progress=progress, cancel=cancel)
+    status = cache.status()
+    assert (status != 0).sum() == 8 and not cache.is_complete()
+    assert cache.build(workers=0)
+    status = cache.status()
+    assert status[3] == FAILED and (np.delete(status, 3) == DONE).all()
+    assert cache.failures()[0][0] == ds.paths[3]
+
+
+# -- augmentation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "laplace", "gmm"])
+def test_noise_has_unit_variance(kind):
+    x = unit_noise((200_000,), kind, torch.Generator().manual_seed(0))
+    assert abs(float(x.mean())) < 0.02 and abs(float(x.std()) - 1) < 0.03
+    kurt = float(((x - x.mean()) ** 4).mean() / x.var() ** 2)
+    assert {"gaussian": 2.8 < kurt < 3.2, "laplace": 5.5 < kurt < 6.5, "gmm": kurt > 7}[kind]
+
+
+def test_additive_noise_hits_the_snr_range():
+    clean = torch.sin(torch.linspace(0, 2000, 32000)).repeat(64, 1)
+    cfg = AugmentConfig(mode="additive", snr_db=(10, 20))
+    noisy = augment(clean, cfg, generator=torch.Generator().manual_seed(1))
+    snr = 10 * torch.log10(clean.square().mean(1) / (noisy - clean).square().mean(1))
+    assert (snr > 9.5).all() and (snr < 20.5).all() and float(snr.std()) > 1
+
+
+def test_multiplicative_noise_scales_with_the_signal_and_shift_moves_it():
+    x = torch.zeros(2, 32000)
+    x[:, 16000] = 1.0
+    cfg = AugmentConfig(mode="multiplicative", snr_db=(20, 20), max_shift=0.01)
+    y = augment(x, cfg, generator=torch.Generator().manual_seed(0))
+    assert (y.abs() > 0).sum(1).tolist() == [1, 1]  # silence stays silent
+    peaks = y.abs().argmax(1)
+    assert (peaks - 16000).abs().max() <= 160 and (peaks != 16000).any()
+    assert not AugmentConfig().active
+    with pytest.raises(ValueError, match="augment mode"):
+        AugmentConfig(mode="reverb")
+
+
+# -- training ----------------------------------------------------------------------------------
+
+
+def test_tiny_model_learns_three_classes(dataset, tmp_path):
+    seen = []
+    trainer = Trainer(tmp_path / "log", tiny_config(dataset, max_steps=60), device="cpu",
+                      progress=lambda step, m: seen.append((step, m)))  # fmt: skip
+    result = trainer.run()
+    assert result.step == 60 and result.reason == "max_steps"
+    rows = [
+        json.loads(line) for line in (tmp_path / "log" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in rows] == [20, 40, 60]
+    train_losses = [m["train_loss"] for s, m in seen if "train_loss" in m and "val_loss" not in m]
+    assert np.mean(train_losses[-2:]) < 0.7 * train_losses[0]  # the loss falls
+    assert rows[-1]["val_accuracy"] > 1 / 3 + 0.25  # well above chance with 12 val clips
+    conf = json.loads((tmp_path / "log" / "confusion_matrix.json").read_text())
+    assert conf["classes"] == ["high", "low", "noise"]
+    assert np.array(conf["matrix"]).sum() == 12  # the validation set's size
+    assert (tmp_path / "log" / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    b = load_bundle(tmp_path / "log")  # the log folder is a bundle
+    assert b.class_names == ["high", "low", "noise"]
+    assert b.metadata["metrics"]["val_loss"] == min(r["val_loss"] for r in rows)
+
+
+def test_resume_continues_the_step_count(dataset, tmp_path, capsys):
+    log = tmp_path / "log"
+    opts = json.dumps({"conv_channels": [4, 8], "pool_sizes": [[4, 4], [4, 4]], "hidden": 32,
+                       "latent": 8, "flow_length": 1, "flow_hidden": 8})  # fmt: skip
+    args = ["train", "--logdir", str(log), "--dataset", str(dataset), "--model-options", opts,
+            "--batch-size", "8", "--max-steps", "10", "--eval-every", "5",
+            "--workers", "0"]  # fmt: skip
+    assert main(args) == 0
+    assert main(["train", "--logdir", str(log), "--max-steps", "20"]) == 0
+    out = capsys.readouterr()
+    assert "resuming at step 10" in out.err
+    steps = [json.loads(line)["step"] for line in (log / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 10, 15, 20]
+    assert main(["train", "--logdir", str(log)]) == 0  # at max_steps already: nothing to do
+    assert "at step 20" in capsys.readouterr().out
+
+
+def test_stop_event_leaves_a_loadable_bundle(dataset, tmp_path):
+    stop = threading.Event()
+
+    def progress(step, _m):
+        if step >= 10:
+            stop.set()
+
+    result = Trainer(tmp_path / "log", tiny_config(dataset, eval_every=1000, max_steps=1000),
+                     device="cpu", progress=progress, stop=stop).run()  # fmt: skip
+    assert result.reason == "stopped" and 10 <= result.step < 1000
+    assert load_bundle(tmp_path / "log").class_names == ["high", "low", "noise"]
+    saved = torch.load(tmp_path / "log" / "checkpoint.pt", weights_only=True)
+    assert int(saved["state"]["step"]) == result.step
+
+
+def test_learning_rate_falls_and_training_converges(dataset, tmp_path):
+    # lr far too high and min_lr just below it: validation cannot keep improving every time.
+    cfg = tiny_config(dataset, lr=0.05, min_lr=0.02, patience=1, eval_every=5, max_steps=400)
+    result = Trainer(tmp_path / "log", cfg, device="cpu").run()
+    assert result.reason == "converged" and result.step < 400
+    lrs = [
+        json.loads(line)["lr"]
+        for line in (tmp_path / "log" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert lrs[0] == 0.05 and min(lrs) < 0.05
+
+
+def test_class_weights_favour_rare_classes(tmp_path):
+    data = make_class_folders(tmp_path / "d", per_class=4, classes=("rare",))
+    make_class_folders(tmp_path / "d", per_class=12, classes=("common",))
+    ds = make_dataset([data], "imb", out=tmp_path / "ds", classes_from_subfolders=True, workers=0)
+    t = Trainer(tmp_path / "log", tiny_config(ds), device="cpu")
+    t._prepare_data()
+    w = dict(zip(t.class_names, t.class_balance.tolist(), strict=True))
+    assert w["rare"] > 2 * w["common"]
+
+
+def test_torchrun_two_processes_gloo(dataset, tmp_path):
+    """DistributedDataParallel on 2 CPU processes writes the same bundle format as 1 process."""
+    log = tmp_path / "ddp"
+    opts = json.dumps({"conv_channels": [4, 8], "pool_sizes": [[4, 4], [4, 4]], "hidden": 32,
+                       "latent": 8, "flow_length": 1, "flow_hidden": 8})  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(29500 + os.getpid() % 500), "-m", "sampletool", "train",
+           "--logdir", str(log), "--dataset", str(dataset), "--model-options", opts,
+           "--batch-size", "8", "--max-steps", "6", "--eval-every", "3", "--device", "cpu",
+           "--workers", "0"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("max_steps at step 6") == 1  # only rank 0 reports and writes
+    single = tmp_path / "single"
+    assert main(["train", "--logdir", str(single), "--dataset", str(dataset), "--model-options",
+                 opts, "--batch-size", "8", "--max-steps", "3", "--eval-every", "3",
+                 "--workers", "0", "--device", "cpu"]) == 0  # fmt: skip
+    assert sorted(p.name for p in log.iterdir()) == sorted(p.name for p in single.iterdir())
+    a, b = load_bundle(log), load_bundle(single)
+    assert a.config == b.config and a.class_names == b.class_names
+    assert a.model.state_dict().keys() == b.model.state_dict().keys()
+    steps = [json.loads(line)["step"] for line in (log / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [3, 6]
