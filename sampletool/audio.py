@@ -6,6 +6,7 @@ worker processes of the batched loader, and their start-up time is paid on every
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing as mp
 import os
@@ -156,21 +157,24 @@ def load_clip(
             raise AudioError(
                 path, f"offset {offset:.3f} s is past the end (the file lasts {frames / sr:.3f} s)"
             )
-        # A few extra input frames so the resampler's filter sees real signal at the clip's end.
-        n_in = min(math.ceil(seconds * sr) + (16 if sr != sample_rate else 0), frames - start)
+        # 10 ms of context either side, so the resampler's filter sees the real signal at the
+        # clip's edges (not silence), then crop it away after resampling.
+        context = math.ceil(0.01 * sr) if sr != sample_rate else 0
+        lead = min(start, context)
+        n_in = min(math.ceil(seconds * sr) + context + lead, frames - start + lead)
         try:
-            if start:
-                f.seek(start)
+            if start - lead:
+                f.seek(start - lead)
             data = f.read(n_in, dtype="float32", always_2d=True)
         except Exception as e:
             raise AudioError(path, f"decoding failed ({e})") from None
-    if data.shape[0] == 0:
+    if data.shape[0] <= lead:
         raise AudioError(path, "no audio could be decoded (the file is truncated)")
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(mono).all():
         mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
     if sr != sample_rate:
-        mono = soxr.resample(mono, sr, sample_rate, quality="HQ")
+        mono = soxr.resample(mono, sr, sample_rate, quality="HQ")[round(lead * sample_rate / sr) :]
     out = np.zeros(n_out, dtype=np.float32)
     n = min(n_out, mono.shape[0])
     out[:n] = mono[:n]
@@ -242,7 +246,10 @@ class ClipLoader:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.terminate()
+            # Let the workers finish the few tasks they were given (see iter_clips) and exit.
+            # terminate() would kill them mid-write, and a worker killed while holding the
+            # result queue's lock deadlocks the pool's shutdown (close() never returns).
+            self._pool.close()
             self._pool.join()
             self._pool = None
 
@@ -264,7 +271,17 @@ class ClipLoader:
             return
         # Small chunks keep every worker busy and progress smooth; large ones cut IPC overhead.
         chunk = max(1, min(16, len(paths) // (self.workers * 8) or 1))
-        yield from self._pool.imap(_load_task, tasks, chunksize=chunk)
+        # Tasks go to the pool a window at a time, so a caller that stops early (cancel) leaves
+        # at most two windows of work behind for close() to wait for.
+        # The next window is queued before this one is drained, so workers never wait for it.
+        it = iter(tasks)
+        size = self.workers * chunk * 4
+        current = self._pool.imap(_load_task, list(itertools.islice(it, size)), chunksize=chunk)
+        while current is not None:
+            window = list(itertools.islice(it, size))
+            following = self._pool.imap(_load_task, window, chunksize=chunk) if window else None
+            yield from current
+            current = following
 
     def load(
         self,
