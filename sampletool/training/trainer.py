@@ -15,6 +15,7 @@ improving for `patience` evaluations, falls below `min_lr` (SampleVAE's auto-con
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -156,7 +157,8 @@ class Trainer:
         if self.world > 1:
             if not dist.is_initialized():
                 backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
-                dist.init_process_group(backend)
+                # Rank 0 may spend a long time building the feature cache while the others wait.
+                dist.init_process_group(backend, timeout=datetime.timedelta(hours=6))
             if dist.get_backend() == "nccl":
                 torch.cuda.set_device(local_rank)
                 self.device = torch.device("cuda", local_rank)

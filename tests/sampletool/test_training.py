@@ -271,6 +271,31 @@ def test_stop_event_leaves_a_loadable_bundle(dataset, tmp_path):
     assert int(saved["state"]["step"]) == result.step
 
 
+def test_ctrl_c_saves_a_clean_checkpoint_and_exits_130(dataset, tmp_path):
+    import signal
+    import time
+
+    log = tmp_path / "log"
+    opts = json.dumps({"conv_channels": [4, 8], "pool_sizes": [[4, 4], [4, 4]], "hidden": 32,
+                       "latent": 8, "flow_length": 1, "flow_hidden": 8})  # fmt: skip
+    cmd = [sys.executable, "-m", "sampletool", "train", "--logdir", str(log), "--dataset",
+           str(dataset), "--model-options", opts, "--batch-size", "8", "--max-steps", "100000",
+           "--eval-every", "5", "--workers", "0", "--device", "cpu"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not (log / "metrics.jsonl").exists() and proc.poll() is None:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "stopping after this step" in err and "Traceback" not in err
+    saved = torch.load(log / "checkpoint.pt", weights_only=True)
+    assert f"stopped at step {int(saved['state']['step'])}" in out
+    assert load_bundle(log).class_names == ["high", "low", "noise"]
+
+
 def test_learning_rate_falls_and_training_converges(dataset, tmp_path):
     # lr far too high and min_lr just below it: validation cannot keep improving every time.
     cfg = tiny_config(dataset, lr=0.05, min_lr=0.02, patience=1, eval_every=5, max_steps=400)
