@@ -186,7 +186,8 @@ class ClipBatch:
     """Clips loaded from many files.
 
     Attributes:
-        audio: float32 array [n_ok, samples], one row per readable file, in input order.
+        audio: float32 array [n_ok, samples], one row per readable file, in input order (with a
+            loader transform: the stacked transformed clips).
         indices: for each row of `audio`, the position of its file in the input.
         failures: (input position, path, reason) for every file that could not be read.
     """
@@ -196,10 +197,25 @@ class ClipBatch:
     failures: list[tuple[int, str, str]] = field(default_factory=list)
 
 
-def _load_task(task: tuple[int, str, float, float, int]) -> tuple[int, np.ndarray | str]:
+Transform = Callable[[np.ndarray], np.ndarray]
+_worker_transform: Transform | None = None
+
+
+def _init_worker(transform: Transform | None) -> None:
+    global _worker_transform
+    _worker_transform = transform
+    if transform is not None and hasattr(transform, "init_worker"):
+        transform.init_worker()
+
+
+def _load_task(
+    task: tuple[int, str, float, float, int], transform: Transform | None = None
+) -> tuple[int, np.ndarray | str]:
     i, path, offset, seconds, sample_rate = task
+    transform = transform or _worker_transform
     try:
-        return i, load_clip(path, offset, seconds, sample_rate)
+        clip = load_clip(path, offset, seconds, sample_rate)
+        return i, transform(clip) if transform is not None else clip
     except AudioError as e:
         return i, e.reason
     except Exception as e:  # a decoder bug must not end a scan of 100k files
@@ -216,7 +232,11 @@ def _context() -> mp.context.BaseContext:
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
     if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["sampletool.audio"])
+        # Workers fork from the server with these already imported. Without "__main__", every
+        # new pool's workers re-import the caller's script (and often torch, ~0.6 s) before
+        # their first file; sampletool.features (torch) serves loaders with a LogMelTransform.
+        # Importing torch starts no threads, so forking after it is safe.
+        ctx.set_forkserver_preload(["__main__", "sampletool.audio", "sampletool.features"])
     return ctx
 
 
@@ -225,6 +245,13 @@ class ClipLoader:
 
     With `workers=0` everything runs in the calling process (useful for a handful of files).
     Use as a context manager, or call `close()`.
+
+    Args:
+        workers: worker processes (default: one per core, at most 8); 0 for none.
+        seconds, sample_rate: the clips' length and rate.
+        transform: a picklable callable applied to each clip inside the worker (for example
+            `sampletool.features.LogMelTransform`): per-clip work then runs in parallel, and
+            only its (smaller) result crosses the pipe. It may define `init_worker()`.
     """
 
     def __init__(
@@ -232,11 +259,15 @@ class ClipLoader:
         workers: int | None = None,
         seconds: float = 2.0,
         sample_rate: int = 16000,
+        transform: Transform | None = None,
     ) -> None:
         self.workers = _default_workers() if workers is None else max(0, int(workers))
         self.seconds = seconds
         self.sample_rate = sample_rate
-        self._pool = _context().Pool(self.workers) if self.workers > 0 else None
+        self.transform = transform
+        self._pool = (
+            _context().Pool(self.workers, _init_worker, (transform,)) if self.workers > 0 else None
+        )
 
     def __enter__(self) -> ClipLoader:
         return self
@@ -258,7 +289,8 @@ class ClipLoader:
         paths: Sequence[str | os.PathLike[str]],
         offsets: Sequence[float] | None = None,
     ) -> Iterator[tuple[int, np.ndarray | str]]:
-        """Yield (input position, clip or failure reason) for every path, in input order."""
+        """Yield (input position, clip (transformed, if so set) or failure reason) for every
+        path, in input order."""
         if offsets is not None and len(offsets) != len(paths):
             raise ValueError("offsets must have one entry per path")
         tasks: Iterable[tuple[int, str, float, float, int]] = (
@@ -267,7 +299,7 @@ class ClipLoader:
             for i, p in enumerate(paths)
         )  # fmt: skip
         if self._pool is None:
-            yield from map(_load_task, tasks)
+            yield from (_load_task(t, self.transform) for t in tasks)
             return
         # Small chunks keep every worker busy and progress smooth; large ones cut IPC overhead.
         chunk = max(1, min(16, len(paths) // (self.workers * 8) or 1))
@@ -297,6 +329,8 @@ class ClipLoader:
         n_samples = round(self.sample_rate * self.seconds)
         rows: list[np.ndarray] = []
         batch = ClipBatch(audio=np.empty((0, n_samples), np.float32))
+        if self.transform is not None:
+            batch.audio = np.empty((0,), np.float32)
         total = len(paths)
         for done, (i, result) in enumerate(self.iter_clips(paths, offsets), start=1):
             if isinstance(result, str):

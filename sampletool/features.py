@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 _AMIN = 1e-10  # power below this counts as silence
+_SUB_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,12 @@ def log_mel(audio: torch.Tensor | np.ndarray, cfg: AudioConfig | None = None) ->
         x = x.unsqueeze(0)
     if x.dim() != 2:
         raise ValueError(f"audio must be [B, N], got shape {tuple(x.shape)}")
+    if x.shape[0] > _SUB_BATCH:
+        # Large batches allocate hundreds of MB of temporaries (the complex STFT alone is
+        # ~0.5 MB a clip) and spend their time in page faults: 3x slower per clip at 256.
+        return torch.cat(
+            [log_mel(x[i : i + _SUB_BATCH], cfg) for i in range(0, len(x), _SUB_BATCH)]
+        )
     x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     k = _Kernels.get(cfg, x.device)
     spec = _stft(x, cfg, k)[..., : cfg.num_frames]
@@ -153,6 +160,25 @@ def log_mel(audio: torch.Tensor | np.ndarray, cfg: AudioConfig | None = None) ->
     db = 10.0 * torch.log10(mel.clamp_min(_AMIN) / ref.clamp_min(_AMIN))
     out = (db.clamp_min(-cfg.top_db) / cfg.top_db) + 1.0
     return torch.where(ref > _AMIN, out, torch.zeros_like(out))
+
+
+class LogMelTransform:
+    """Clip float32 [num_samples] -> log-mel float16 [n_mels, num_frames], for loader workers.
+
+    float16 keeps the features' precision (they lie in [0, 1]; steps of 5e-4 near 1) and halves
+    what crosses the pipe and what the cache stores.
+    """
+
+    def __init__(self, cfg: AudioConfig | None = None) -> None:
+        self.cfg = cfg or AudioConfig()
+
+    @staticmethod
+    def init_worker() -> None:
+        torch.set_num_threads(1)  # one process per core already
+
+    def __call__(self, clip: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return log_mel(torch.from_numpy(clip), self.cfg)[0].numpy().astype(np.float16)
 
 
 def mel_to_linear(features: torch.Tensor, cfg: AudioConfig | None = None) -> torch.Tensor:

@@ -20,7 +20,7 @@ from numpy.lib.format import open_memmap
 
 from sampletool.audio import ClipLoader
 from sampletool.data.dataset import Dataset
-from sampletool.features import AudioConfig, log_mel
+from sampletool.features import AudioConfig, LogMelTransform, log_mel
 
 Progress = Callable[[int, int, str], None]
 PENDING, DONE, FAILED = 0, 1, 2
@@ -111,7 +111,9 @@ class FeatureCache:
         failures = dict(self.failures())
         done_before = self.n - len(todo)
         paths = self.dataset.paths
-        with ClipLoader(workers, self.audio.seconds, self.audio.sample_rate) as loader:
+        # Features are computed in the workers; with clips wanted, in the parent from the clips.
+        transform = None if with_clips else LogMelTransform(self.audio)
+        with ClipLoader(workers, self.audio.seconds, self.audio.sample_rate, transform) as loader:
             for start in range(0, len(todo), CHUNK):
                 idx = todo[start : start + CHUNK]
                 rows, clips = [], []
@@ -126,10 +128,10 @@ class FeatureCache:
                         clips.append(result)
                 if rows:
                     batch = np.stack(clips)
-                    feats = log_mel(torch.from_numpy(batch), self.audio).numpy()
-                    arrays["features"][rows] = feats.astype(np.float16)
                     if with_clips:
                         arrays["clips"][rows] = batch.astype(np.float16)
+                        batch = log_mel(torch.from_numpy(batch), self.audio).numpy()
+                    arrays["features"][rows] = batch.astype(np.float16)
                     for k in kinds:
                         arrays[k].flush()
                     for s in statuses.values():
