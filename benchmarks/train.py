@@ -5,7 +5,8 @@
 DATA_DIR (e.g. the real samples from ../shared/tools/real-samples) provides the audio; without
 it, N synthetic one-shots are written to a temporary folder. In one run this measures:
 
-1. frontend: ClipLoader (worker processes) + log_mel over the files, nothing stored;
+1. frontend: ClipLoader with LogMelTransform (decode, resample, log-mel in the worker
+   processes) over the files, nothing stored;
 2. cache build: FeatureCache.build on a fresh cache of the same files (decode, features,
    float16 memory-mapped writes, status flushes), goal: close to the frontend rate;
 3. training: samples/s of the full-size default VAE (SampleVAE sizes, 9 classes), batches
@@ -32,7 +33,7 @@ import torch
 from sampletool.audio import ClipLoader
 from sampletool.data.cache import FeatureCache
 from sampletool.data.dataset import load_dataset, make_dataset
-from sampletool.features import AudioConfig, log_mel
+from sampletool.features import AudioConfig, LogMelTransform
 from sampletool.training.trainer import TrainConfig, Trainer
 
 
@@ -51,11 +52,11 @@ def synth_library(root: Path, n: int) -> Path:
 
 
 def frontend_rate(paths: list[str], workers: int) -> float:
+    """The engine's frontend (benchmarks/frontend.py's pipeline (a)), loader start-up included
+    as in a cache build: decode, resample and log-mel in the workers, nothing stored."""
     t0 = time.perf_counter()
-    with ClipLoader(workers) as loader:
+    with ClipLoader(workers, transform=LogMelTransform()) as loader:
         batch = loader.load(paths)
-    for s in range(0, len(batch.audio), 256):
-        log_mel(torch.from_numpy(batch.audio[s : s + 256]))
     return len(batch.indices) / (time.perf_counter() - t0)
 
 
