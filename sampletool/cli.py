@@ -38,6 +38,14 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
 
 
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help="catalogue file (default: in the user's data folder, keyed by the library folder)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sampletool",
@@ -155,6 +163,51 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--shift", type=float, default=0.0, help="random time shift, max seconds")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--workers", type=int, help="decoding processes for the feature cache")
+
+    ix = sub.add_parser(
+        "index",
+        help="scan a sample folder into the library index (incremental)",
+        description="Scan LIBRARY_DIR (all sub-folders): new and changed files are embedded, "
+        "unchanged ones skipped, deleted ones removed, moved ones recognised. Safe to stop at "
+        "any moment (Ctrl+C or a crash): the next run carries on. Exits 0 when the scan "
+        "completes; unreadable files are listed in the summary.",
+    )
+    ix.add_argument("library", metavar="LIBRARY_DIR")
+    _model_arg(ix)
+    _db_arg(ix)
+    ix.add_argument("--segment", action="store_true", help="split long files at onsets")
+    ix.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
+    ix.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ix.add_argument(
+        "--rebuild", action="store_true", help="start a fresh catalogue if it is damaged"
+    )
+
+    si = sub.add_parser(
+        "similar",
+        help="find the library entries most similar to a sound",
+        description="TARGET may be a library entry (itself excluded) or any audio file.",
+    )
+    si.add_argument("target", metavar="TARGET")
+    si.add_argument("--library", required=True, metavar="LIBRARY_DIR")
+    _model_arg(si)
+    _db_arg(si)
+    si.add_argument("-k", type=int, default=10, help="how many (default 10)")
+    si.add_argument("--offset", type=float, default=0.0, help="start in TARGET, seconds")
+    si.add_argument(
+        "--json", action="store_true", help="a JSON list of {path, onset, distance}, nearest first"
+    )
+
+    du = sub.add_parser(
+        "duplicates",
+        help="list exact and near duplicates in a library",
+        description="Exact duplicates are byte-identical files; near duplicates are entries "
+        "whose vectors are closer than --threshold (default: adapted to the library).",
+    )
+    du.add_argument("--library", required=True, metavar="LIBRARY_DIR")
+    _model_arg(du)
+    _db_arg(du)
+    du.add_argument("--threshold", type=float, help="near-duplicate distance")
+    du.add_argument("--json", action="store_true")
 
     m = sub.add_parser(
         "models",
@@ -447,6 +500,90 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 130 if result.reason == "stopped" and stop.is_set() else EXIT_OK
 
 
+def _library(args: argparse.Namespace, rebuild: bool = False):
+    from sampletool.library.library import Library
+
+    return Library(args.library, _tool(args), db_path=args.db,
+                   segmentation=getattr(args, "segment", False), rebuild=rebuild)  # fmt: skip
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    if args.workers is not None and args.workers < 0:
+        raise UsageError("--workers must be >= 0")
+    lib = _library(args, rebuild=args.rebuild)
+    cancel = threading.Event()
+
+    def on_sigint(signum, frame):
+        print("\nsampletool: stopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
+        cancel.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    bar = _ProgressBar("indexing")
+    try:
+        report = lib.scan(args.workers, bar, cancel)
+    finally:
+        bar.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        lib.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"{report.indexed} indexed ({report.segments} entries), "
+              f"{report.skipped_unchanged} unchanged, {report.moved} moved, {report.removed} "
+              f"removed, {len(report.failed)} failed, in {report.seconds:.1f} s"
+              + (" (stopped early)" if report.cancelled else ""))  # fmt: skip
+        for f in report.failed:
+            _report(f["path"], f["reason"])
+    return 130 if report.cancelled else EXIT_OK
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    if args.k < 1:
+        raise UsageError("-k must be >= 1")
+    lib = _library(args)
+    try:
+        files, onsets, dists = lib.find_similar(args.target, args.k, args.offset)
+    finally:
+        lib.close()
+    rows = [{"path": f, "onset": o, "distance": round(d, 6)}
+            for f, o, d in zip(files, onsets, dists, strict=True)]  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            at = f" @ {r['onset']:.2f} s" if r["onset"] else ""
+            print(f"{r['distance']:.4f}\t{r['path']}{at}")
+        if not rows:
+            print("the library is empty: index it first (sampletool index LIBRARY_DIR)")
+    return EXIT_OK
+
+
+def cmd_duplicates(args: argparse.Namespace) -> int:
+    lib = _library(args)
+    try:
+        d = lib.duplicates(args.threshold)
+    finally:
+        lib.close()
+    if args.json:
+        print(json.dumps({"exact": d.exact, "near": d.near, "threshold": d.threshold}, indent=2))
+        return EXIT_OK
+    print(f"{len(d.exact)} groups of exact duplicates")
+    for g in d.exact:
+        print("  " + "\n  ".join(g) + "\n")
+    print(f"{len(d.near)} groups of near duplicates (distance <= {d.threshold:.4f})")
+    for g in d.near:
+        print("  " + "\n  ".join(f"{e['path']}" + (f" @ {e['onset']:.2f} s" if e["onset"] else "")
+                                 for e in g) + "\n")  # fmt: skip
+    return EXIT_OK
+
+
 COMMANDS = {
     "generate": cmd_generate,
     "classify": cmd_classify,
@@ -454,6 +591,9 @@ COMMANDS = {
     "models": cmd_models,
     "make-dataset": cmd_make_dataset,
     "train": cmd_train,
+    "index": cmd_index,
+    "similar": cmd_similar,
+    "duplicates": cmd_duplicates,
 }
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -89,6 +90,12 @@ class SoundSampleTool:
         self.audio = self.bundle.audio
         self.library_dir = Path(library_dir) if library_dir is not None else None
         self.library_segmentation = library_segmentation
+        self._library = None
+        digest = hashlib.sha1()
+        for name in ("config.json", "weights.safetensors"):
+            digest.update((self.bundle.path / name).read_bytes())
+        # Names this model's vectors in a library catalogue: the same bundle bytes, the same id.
+        self.model_id = f"{self.bundle.name[:24]}-{digest.hexdigest()[:12]}"
 
     # -- description ----------------------------------------------------------------------------
 
@@ -141,6 +148,23 @@ class SoundSampleTool:
             for i in range(0, len(clips), batch_size)
         ]
         return np.concatenate(out)
+
+    @torch.inference_mode()
+    def embed_features(
+        self, features: np.ndarray, batch_size: int = 64
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Log-mel features [B, n_mels, T] -> (vectors float32 [B, latent], class
+        probabilities float32 [B, classes] or None without a classifier)."""
+        vecs, probs = [], []
+        for i in range(0, len(features), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(features[i : i + batch_size], np.float32))
+            post = self.model.encode(x.to(self.device))
+            vecs.append(post.mean.float().cpu().numpy())
+            if self.class_names:
+                probs.append(torch.softmax(self.model.classifier(post.hidden), -1).cpu().numpy())
+        if not vecs:
+            return np.empty((0, self.latent_dim), np.float32), None
+        return np.concatenate(vecs), (np.concatenate(probs) if probs else None)
 
     def embed(self, audio_file_or_array: AudioInput, offset: float = 0.0) -> np.ndarray:
         """The search vector of one sound: the posterior mean, float32 [latent] (64 by default).
@@ -316,3 +340,32 @@ class SoundSampleTool:
         if out_file is not None:
             write_wav(out_file, audio, self.audio.sample_rate)
         return audio
+
+    # -- library --------------------------------------------------------------------------------
+
+    @property
+    def library(self):
+        """The `Library` of `library_dir` (opened on first use).
+
+        Raises:
+            LibraryError: no library_dir was given, or it is not a folder.
+        """
+        if self._library is None:
+            from sampletool.library.library import Library, LibraryError
+
+            if self.library_dir is None:
+                raise LibraryError("no library: create the tool with library_dir=FOLDER")
+            self._library = Library(self.library_dir, self, segmentation=self.library_segmentation)
+        return self._library
+
+    def scan_library(self, workers: int | None = None, progress=None, cancel=None):
+        """Index `library_dir` incrementally; see `Library.scan`."""
+        return self.library.scan(workers, progress, cancel)
+
+    def find_similar(
+        self, target: AudioInput, num_similar: int = 10, offset: float = 0.0
+    ) -> tuple[list[str], list[float], list[float]]:
+        """The `num_similar` library entries nearest to `target` (a library entry, itself
+        excluded; any audio file; or an audio array), as (files, onsets, distances), nearest
+        first. Scan the library first (`scan_library`)."""
+        return self.library.find_similar(target, num_similar, offset)

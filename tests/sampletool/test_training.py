@@ -318,13 +318,21 @@ def test_class_weights_favour_rare_classes(tmp_path):
     assert w["rare"] > 2 * w["common"]
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_torchrun_two_processes_gloo(dataset, tmp_path):
     """DistributedDataParallel on 2 CPU processes writes the same bundle format as 1 process."""
     log = tmp_path / "ddp"
     opts = json.dumps({"conv_channels": [4, 8], "pool_sizes": [[4, 4], [4, 4]], "hidden": 32,
                        "latent": 8, "flow_length": 1, "flow_hidden": 8})  # fmt: skip
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(29500 + os.getpid() % 500), "-m", "sampletool", "train",
+           "--master_port", str(_free_port()), "-m", "sampletool", "train",
            "--logdir", str(log), "--dataset", str(dataset), "--model-options", opts,
            "--batch-size", "8", "--max-steps", "6", "--eval-every", "3", "--device", "cpu",
            "--workers", "0"]  # fmt: skip

@@ -1,0 +1,1 @@
+"""The sample library: catalogue, scanner and vector index."""

@@ -1,0 +1,349 @@
+"""The library catalogue: SQLite (WAL), one row per file and per segment, vectors per model.
+
+The catalogue is the source of truth; the hnswlib index beside it is derived data, rebuilt from
+here whenever it is missing, damaged or behind. Every scan batch is one transaction (file rows,
+segments, vectors together), so a crash at any moment loses at most the batch in flight and
+never leaves a file without its vectors or a vector without its file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sampletool.errors import SampleToolError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,          -- relative to the library root, '/'-separated
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT,                          -- quick content hash (see scanner.quick_hash)
+    duration REAL,
+    sample_rate INTEGER,
+    channels INTEGER,
+    error TEXT,                         -- why it could not be read; NULL when fine
+    scanned_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_hash ON files(hash);
+CREATE TABLE IF NOT EXISTS segments (
+    -- Also the item id in the vector index; AUTOINCREMENT: an id is never reused, so an index
+    -- holding the same ids as the catalogue holds the same vectors.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    onset REAL NOT NULL,
+    UNIQUE (file_id, onset)
+);
+CREATE TABLE IF NOT EXISTS vectors (
+    segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+    model_id TEXT NOT NULL,
+    vector BLOB NOT NULL,               -- float32 [latent]
+    probs BLOB,                         -- float32 [classes], NULL without a classifier
+    PRIMARY KEY (segment_id, model_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS vectors_model ON vectors(model_id);
+"""
+
+
+class CatalogueError(SampleToolError):
+    """A catalogue that cannot be used; `rebuildable` says whether starting afresh would help."""
+
+    def __init__(self, message: str, path: Path, rebuildable: bool = True) -> None:
+        super().__init__(message)
+        self.path = path
+        self.rebuildable = rebuildable
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    error: str | None
+
+
+class Catalogue:
+    """One library's catalogue. Safe to open from several processes at once (WAL, busy timeout);
+    one connection per thread (open another `Catalogue` for another thread)."""
+
+    def __init__(self, path: str | os.PathLike[str], root: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.root = Path(root)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._check_file()
+        try:
+            # Shared across threads (a GUI scans on a worker thread and queries on another);
+            # SQLite serialises access to the connection.
+            self.db = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            version = self._version()
+            if version > SCHEMA_VERSION:
+                raise CatalogueError(
+                    f"{self.path} was written by a newer Sample Tool (catalogue version {version}, "
+                    f"this one reads {SCHEMA_VERSION}); update Sample Tool, or rebuild the "
+                    "catalogue (sampletool index --rebuild; the library is scanned again)",
+                    self.path,
+                )
+            if version == 0:
+                self.db.executescript(_SCHEMA)  # idempotent (IF NOT EXISTS); it commits itself
+            with self.transaction():
+                self.db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('root', ?)", (str(self.root),))
+            self.db.execute("SELECT count(*) FROM files").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise CatalogueError(
+                f"{self.path} is not a usable catalogue ({e}); rebuild it "
+                "(sampletool index --rebuild) to scan the library again",
+                self.path,
+            ) from None
+
+    def _check_file(self) -> None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, "rb") as f:
+            head = f.read(16)
+        if head != b"SQLite format 3\x00":
+            raise CatalogueError(
+                f"{self.path} is not a catalogue (it is not an SQLite database); rebuild it "
+                "(sampletool index --rebuild) to scan the library again",
+                self.path,
+            )
+
+    def _version(self) -> int:
+        has_meta = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def transaction(self) -> _Tx:
+        """`with catalogue.transaction() as db:` one atomic write (BEGIN IMMEDIATE)."""
+        return self._Tx(self.db)
+
+    def generation(self) -> int:
+        """A counter bumped by every write; the index records the one it was saved at."""
+        return int(self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+
+    def bump_generation(self, db: sqlite3.Connection) -> None:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def files(self) -> dict[str, FileRow]:
+        rows = self.db.execute("SELECT id, path, size, mtime_ns, hash, error FROM files")
+        return {r[1]: FileRow(*r) for r in rows}
+
+    def abspath(self, rel: str) -> Path:
+        return self.root / Path(rel)
+
+    def relpath(self, path: str | os.PathLike[str]) -> str:
+        return Path(os.path.relpath(Path(path).absolute(), self.root)).as_posix()
+
+    def has_vectors(self, model_id: str) -> set[int]:
+        """File ids whose every segment has a vector for this model."""
+        rows = self.db.execute(
+            """SELECT s.file_id, count(*), count(v.segment_id) FROM segments s
+               LEFT JOIN vectors v ON v.segment_id = s.id AND v.model_id = ?
+               GROUP BY s.file_id""",
+            (model_id,),
+        )
+        return {fid for fid, n, nv in rows if n == nv}
+
+    def vector_ids(self, model_id: str) -> np.ndarray:
+        """Segment ids that have a vector for this model, sorted, int64."""
+        rows = self.db.execute(
+            "SELECT segment_id FROM vectors WHERE model_id = ? ORDER BY segment_id", (model_id,)
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows))
+
+    def vectors(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(segment ids int64 [n], vectors float32 [n, dim]) of one model."""
+        rows = self.db.execute(
+            "SELECT segment_id, vector FROM vectors WHERE model_id = ? ORDER BY segment_id",
+            (model_id,),
+        ).fetchall()
+        if not rows:
+            return np.empty(0, np.int64), np.empty((0, 0), np.float32)
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
+        return ids, vecs
+
+    def segment_info(self, segment_ids: Iterable[int]) -> dict[int, tuple[str, float]]:
+        """segment id -> (absolute path, onset)."""
+        ids = list(map(int, segment_ids))
+        out: dict[int, tuple[str, float]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            q = ",".join("?" * len(chunk))
+            for sid, path, onset in self.db.execute(
+                f"SELECT s.id, f.path, s.onset FROM segments s JOIN files f ON f.id = s.file_id "
+                f"WHERE s.id IN ({q})",
+                chunk,
+            ):
+                out[sid] = (str(self.abspath(path)), onset)
+        return out
+
+    def segments_of(self, rel: str) -> list[tuple[int, float]]:
+        return self.db.execute(
+            "SELECT s.id, s.onset FROM segments s JOIN files f ON f.id = s.file_id "
+            "WHERE f.path = ? ORDER BY s.onset",
+            (rel,),
+        ).fetchall()
+
+    def vector_of(self, segment_id: int, model_id: str) -> np.ndarray | None:
+        row = self.db.execute(
+            "SELECT vector FROM vectors WHERE segment_id = ? AND model_id = ?",
+            (segment_id, model_id),
+        ).fetchone()
+        return np.frombuffer(row[0], np.float32).copy() if row else None
+
+    def failures(self) -> list[tuple[str, str]]:
+        return [
+            (str(self.abspath(p)), e)
+            for p, e in self.db.execute("SELECT path, error FROM files WHERE error IS NOT NULL")
+        ]
+
+    def count(self, model_id: str | None = None) -> dict[str, int]:
+        files = self.db.execute("SELECT count(*) FROM files WHERE error IS NULL").fetchone()[0]
+        failed = self.db.execute("SELECT count(*) FROM files WHERE error IS NOT NULL").fetchone()[0]
+        segs = self.db.execute("SELECT count(*) FROM segments").fetchone()[0]
+        out = {"files": files, "failed": failed, "segments": segs}
+        if model_id is not None:
+            out["vectors"] = self.db.execute(
+                "SELECT count(*) FROM vectors WHERE model_id = ?", (model_id,)
+            ).fetchone()[0]
+        return out
+
+    def entries(self, model_id: str) -> Iterator[tuple[int, str, float, bytes | None]]:
+        """(segment id, absolute path, onset, probs blob) for every vector of a model."""
+        for sid, path, onset, probs in self.db.execute(
+            "SELECT s.id, f.path, s.onset, v.probs FROM vectors v JOIN segments s "
+            "ON s.id = v.segment_id JOIN files f ON f.id = s.file_id WHERE v.model_id = ?",
+            (model_id,),
+        ):
+            yield sid, str(self.abspath(path)), onset, probs
+
+    # -- writes (inside a transaction) ----------------------------------------------------------
+
+    @staticmethod
+    def upsert_file(
+        db: sqlite3.Connection,
+        rel: str,
+        size: int,
+        mtime_ns: int,
+        hash_: str | None,
+        info: dict | None,
+        error: str | None,
+    ) -> int:
+        info = info or {}
+        row = db.execute(
+            """INSERT INTO files (path, size, mtime_ns, hash, duration, sample_rate, channels,
+                                  error, scanned_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,
+                 hash=excluded.hash, duration=excluded.duration,
+                 sample_rate=excluded.sample_rate, channels=excluded.channels,
+                 error=excluded.error, scanned_at=excluded.scanned_at
+               RETURNING id""",
+            (
+                rel,
+                size,
+                mtime_ns,
+                hash_,
+                info.get("duration"),
+                info.get("sample_rate"),
+                info.get("channels"),
+                error,
+                time.time(),
+            ),
+        ).fetchone()
+        return int(row[0])
+
+    @staticmethod
+    def delete_segments(db: sqlite3.Connection, file_id: int) -> list[int]:
+        ids = [r[0] for r in db.execute("SELECT id FROM segments WHERE file_id = ?", (file_id,))]
+        db.execute("DELETE FROM segments WHERE file_id = ?", (file_id,))
+        return ids
+
+    @staticmethod
+    def add_segment(
+        db: sqlite3.Connection,
+        file_id: int,
+        onset: float,
+        model_id: str,
+        vector: np.ndarray,
+        probs: np.ndarray | None,
+    ) -> int:
+        sid = db.execute(
+            "INSERT INTO segments (file_id, onset) VALUES (?, ?) "
+            "ON CONFLICT(file_id, onset) DO UPDATE SET onset=excluded.onset RETURNING id",
+            (file_id, float(onset)),
+        ).fetchone()[0]
+        db.execute(
+            "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
+            (
+                sid,
+                model_id,
+                np.asarray(vector, np.float32).tobytes(),
+                None if probs is None else np.asarray(probs, np.float32).tobytes(),
+            ),
+        )
+        return int(sid)
+
+    @staticmethod
+    def delete_file(db: sqlite3.Connection, file_id: int) -> list[int]:
+        ids = Catalogue.delete_segments(db, file_id)
+        db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+        return ids
+
+    @staticmethod
+    def move_file(db: sqlite3.Connection, file_id: int, rel: str, mtime_ns: int) -> None:
+        db.execute("UPDATE files SET path = ?, mtime_ns = ? WHERE id = ?", (rel, mtime_ns, file_id))
+
+
+def rebuild_aside(path: Path) -> Path:
+    """Move a damaged catalogue (and its WAL files) aside so a fresh one can be made."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(str(path) + suffix)
+        if p.exists():
+            os.replace(p, Path(str(target) + suffix))
+    return target

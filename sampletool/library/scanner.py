@@ -1,0 +1,149 @@
+"""Per-file work of a library scan, run in worker processes: probe, segment, compute features.
+
+Kept free of the model: workers send float16 log-mel features back and the parent embeds them
+in batches. Workers fork from the loader's forkserver (see `sampletool.audio`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from sampletool.audio import AudioError, _context, _default_workers, load_clip
+from sampletool.features import AudioConfig, LogMelTransform
+
+MAX_SEGMENTS_PER_FILE = 256
+_QUICK_BLOCK = 1 << 16
+
+
+def quick_hash(path: str | os.PathLike[str], size: int | None = None) -> str:
+    """A content fingerprint that reads at most 128 KiB: size + first and last 64 KiB.
+
+    Enough to recognise a moved file without re-reading the library; exact-duplicate reports
+    confirm candidates with `full_hash`.
+    """
+    size = os.path.getsize(path) if size is None else size
+    h = hashlib.blake2b(str(size).encode(), digest_size=16)
+    with open(path, "rb") as f:
+        h.update(f.read(_QUICK_BLOCK))
+        if size > 2 * _QUICK_BLOCK:
+            f.seek(size - _QUICK_BLOCK)
+        h.update(f.read(_QUICK_BLOCK))
+    return h.hexdigest()
+
+
+def full_hash(path: str | os.PathLike[str]) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class FileResult:
+    """What a worker found in one file."""
+
+    index: int
+    hash: str | None = None
+    info: dict | None = None
+    onsets: list[float] | None = None
+    features: np.ndarray | None = None  # float16 [segments, n_mels, T]
+    error: str | None = None
+
+
+_transform: LogMelTransform | None = None
+_audio: AudioConfig | None = None
+_segment = False
+
+
+def _init(audio: AudioConfig, segment: bool) -> None:
+    global _transform, _audio, _segment
+    _audio, _segment = audio, segment
+    _transform = LogMelTransform(audio)
+    LogMelTransform.init_worker()
+
+
+def process_file(task: tuple[int, str, int]) -> FileResult:
+    """Probe, segment and featurise one file (in a worker, after `_init`)."""
+    i, path, size = task
+    assert _transform is not None and _audio is not None  # set by _init
+    res = FileResult(i)
+    try:
+        res.hash = quick_hash(path, size)
+        import soundfile as sf
+
+        try:
+            info = sf.info(path)
+            res.info = {
+                "duration": float(info.duration),
+                "sample_rate": int(info.samplerate),
+                "channels": int(info.channels),
+            }
+        except Exception:
+            res.info = None  # load_clip below gives the readable reason
+        onsets = [0.0]
+        if _segment and res.info and res.info["duration"] > _audio.seconds:
+            from sampletool.segment import segment_file
+
+            onsets = segment_file(path)[:MAX_SEGMENTS_PER_FILE] or [0.0]
+        feats = [_transform(load_clip(path, t, _audio.seconds, _audio.sample_rate)) for t in onsets]
+        res.onsets = [float(t) for t in onsets]
+        res.features = np.stack(feats)
+    except AudioError as e:
+        res.error = e.reason
+    except OSError as e:
+        res.error = f"cannot be read ({e.strerror or e})"
+    except Exception as e:  # a decoder bug must not end a scan of 100k files
+        res.error = f"unexpected error while reading ({type(e).__name__}: {e})"
+    return res
+
+
+class ScanPool:
+    """Worker processes for `process_file`; `workers=0` runs in the calling process."""
+
+    def __init__(self, audio: AudioConfig, segment: bool, workers: int | None = None) -> None:
+        self.workers = self.worker_count(workers)
+        self.audio, self.segment = audio, segment
+        self._pool = (
+            _context().Pool(self.workers, _init, (audio, segment)) if self.workers else None
+        )
+
+    @staticmethod
+    def worker_count(workers: int | None) -> int:
+        return _default_workers() if workers is None else max(0, workers)
+
+    def imap(self, tasks: list[tuple[int, str, int]]):
+        if self._pool is None:
+            _init(self.audio, self.segment)
+            yield from map(process_file, tasks)
+            return
+        # Two windows in flight: workers never starve, and a cancelled scan leaves little
+        # queued work for close() to wait for.
+        chunk = max(1, min(8, len(tasks) // (self.workers * 8) or 1))
+        size = self.workers * chunk * 4
+        windows = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+        current = self._pool.imap(process_file, windows[0], chunksize=chunk) if windows else None
+        for w in range(len(windows)):
+            following = (
+                self._pool.imap(process_file, windows[w + 1], chunksize=chunk)
+                if w + 1 < len(windows)
+                else None
+            )
+            yield from current
+            current = following
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self) -> ScanPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

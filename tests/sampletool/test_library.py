@@ -1,0 +1,306 @@
+"""The library: incremental scans, crash safety, corrupt files, similarity and duplicates."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sampletool.cli import main
+from sampletool.library.catalogue import CatalogueError
+from sampletool.library.library import Library, LibraryError
+from sampletool.tool import SoundSampleTool
+from tests.helpers import noise_burst, tone, write
+
+
+@pytest.fixture(scope="module")
+def tool(tiny_bundle):
+    return SoundSampleTool(tiny_bundle, device="cpu")
+
+
+def make_library(root: Path, n: int = 12) -> Path:
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:
+            y = tone(rng.uniform(50, 120), rng.uniform(0.3, 1.0), decay=6)
+        elif kind == 1:
+            y = tone(rng.uniform(1500, 4000), rng.uniform(0.2, 0.6), decay=10)
+        else:
+            y = noise_burst(rng.uniform(0.1, 0.5), seed=i)
+        write(root / f"kind{kind}" / f"s{i:03d}.wav", y)
+    return root
+
+
+def lib_at(tmp_path, tool, root=None, **kw) -> Library:
+    return Library(root or tmp_path / "lib", tool, db_path=tmp_path / "db" / "cat.sqlite", **kw)
+
+
+def consistent(lib: Library) -> dict:
+    """The invariants a scan must keep, whatever happened before it."""
+    db = lib.catalogue.db
+    files = db.execute("SELECT count(*) FROM files").fetchone()[0]
+    paths = db.execute("SELECT count(DISTINCT path) FROM files").fetchone()[0]
+    segs = db.execute("SELECT count(*) FROM segments").fetchone()[0]
+    vecs = db.execute("SELECT count(*) FROM vectors").fetchone()[0]
+    orphans = db.execute(
+        "SELECT count(*) FROM vectors v LEFT JOIN segments s ON s.id = v.segment_id "
+        "WHERE s.id IS NULL"
+    ).fetchone()[0]
+    ok_without_segments = db.execute(
+        "SELECT count(*) FROM files f WHERE error IS NULL AND NOT EXISTS "
+        "(SELECT 1 FROM segments s WHERE s.file_id = f.id)"
+    ).fetchone()[0]
+    assert files == paths and segs == vecs and orphans == 0 and ok_without_segments == 0
+    assert len(lib.index) == vecs
+    assert set(lib.index.ids().tolist()) == {r[0] for r in db.execute("SELECT id FROM segments")}
+    return {"files": files, "segments": segs}
+
+
+def test_first_scan_then_nothing_to_do(tmp_path, tool):
+    make_library(tmp_path / "lib")
+    (tmp_path / "lib" / "notes.txt").write_text("not audio")
+    lib = lib_at(tmp_path, tool)
+    r = lib.scan(workers=0)
+    assert (r.indexed, r.skipped_unchanged, r.removed, r.failed) == (12, 0, 0, [])
+    assert consistent(lib) == {"files": 12, "segments": 12}
+    r = lib.scan(workers=0)
+    assert (r.indexed, r.skipped_unchanged) == (0, 12)
+
+
+def test_add_change_delete_move_and_fail_then_fix(tmp_path, tool):
+    root = make_library(tmp_path / "lib")
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=2)
+    moved_vec = lib.catalogue.vector_of(
+        lib.catalogue.segments_of("kind0/s000.wav")[0][0], lib.model_id
+    )
+
+    write(root / "new" / "added.wav", tone(700, 0.4))  # add
+    time.sleep(0.01)
+    write(root / "kind1" / "s001.wav", noise_burst(0.8, seed=99))  # change
+    (root / "kind2" / "s002.wav").unlink()  # delete
+    (root / "moved").mkdir()
+    os.rename(root / "kind0" / "s000.wav", root / "moved" / "renamed.wav")  # move
+    (root / "bad.wav").write_bytes(os.urandom(1000))  # fails
+    r = lib.scan(workers=2)
+    assert (r.indexed, r.moved, r.removed) == (2, 1, 1)
+    assert [f["path"] for f in r.failed] == [str(root / "bad.wav")]
+    assert "not an audio file" in r.failed[0]["reason"]
+    sid = lib.catalogue.segments_of("moved/renamed.wav")[0][0]
+    assert np.array_equal(lib.catalogue.vector_of(sid, lib.model_id), moved_vec)  # not re-embedded
+    consistent(lib)
+
+    r = lib.scan(workers=0)  # the failed file is not retried while unchanged...
+    assert r.indexed == 0 and r.skipped_unchanged == 13 and len(r.failed) == 1
+    write(root / "bad.wav", tone(300, 0.5))  # ...and is once fixed
+    r = lib.scan(workers=0)
+    assert r.indexed == 1 and r.failed == []
+    assert consistent(lib)["files"] == 13
+
+
+def test_a_second_model_keeps_its_own_vectors(tmp_path, tool, tiny_bundle_no_classes, caplog):
+    make_library(tmp_path / "lib", n=6)
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=0)
+    other = lib_at(tmp_path, SoundSampleTool(tiny_bundle_no_classes))
+    r = other.scan(workers=0)
+    assert r.indexed == 6 and other.index_path != lib.index_path
+    assert lib.catalogue.count(lib.model_id)["vectors"] == 6
+    with caplog.at_level(logging.INFO):
+        again = lib_at(tmp_path, tool)  # the other model's scan left this index valid
+    assert "rebuilt" not in caplog.text and len(again.index) == 6
+    assert json.loads(lib.state_path.read_text())["generation"] == lib.catalogue.generation()
+    assert lib.scan(workers=0).skipped_unchanged == 6
+
+
+def test_find_similar_on_each_kind_of_target(tmp_path, tool):
+    root = make_library(tmp_path / "lib")
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=0)
+    entry = root / "kind0" / "s003.wav"
+    files, onsets, dists = lib.find_similar(entry, 5)
+    assert len(files) == 5 and str(entry) not in files and dists == sorted(dists)
+    assert all(Path(f).exists() for f in files) and onsets == [0.0] * 5
+    outside = write(tmp_path / "outside" / "copy.wav", np.asarray(
+        __import__("soundfile").read(entry, dtype="float32")[0]))  # fmt: skip
+    files2, _, d2 = lib.find_similar(outside, 3)
+    assert files2[0] == str(entry) and d2[0] < 1e-3  # an identical sound outside the library
+    import soundfile as sf
+
+    arr = sf.read(entry, dtype="float32")[0]
+    files3, _, d3 = lib.find_similar(arr, 3)
+    assert files3[0] == str(entry) and d3[0] < 1e-3
+    ids_all, dists_all = lib.find_similar(entry, 100)[0], lib.find_similar(entry, 100)[2]
+    assert len(ids_all) == 11  # everything but the entry itself
+    vec = tool.embed(entry)
+    ref = sorted(np.linalg.norm(tool.embed(f) - vec) for f in ids_all)
+    assert np.allclose(sorted(dists_all), ref, atol=1e-3)  # distances are Euclidean
+
+
+def test_tool_api_find_similar(tmp_path, tiny_bundle):
+    root = make_library(tmp_path / "lib", n=6)
+    t = SoundSampleTool(tiny_bundle, library_dir=root)
+    t.library  # noqa: B018  (opens the catalogue in the user's data dir: isolated by conftest)
+    t.scan_library(workers=0)
+    files, onsets, dists = t.find_similar(root / "kind1" / "s001.wav", num_similar=3)
+    assert len(files) == 3 and str(root / "kind1" / "s001.wav") not in files
+
+
+def test_duplicates(tmp_path, tool):
+    root = make_library(tmp_path / "lib")
+    shutil.copy(root / "kind0" / "s000.wav", root / "kind0" / "copy of s000.wav")
+    import soundfile as sf
+
+    y, sr = sf.read(root / "kind1" / "s001.wav", dtype="float32")
+    y2 = y + np.random.default_rng(0).normal(0, 1e-4, y.shape).astype(np.float32)
+    sf.write(root / "kind1" / "s001 (near).wav", y2, sr, subtype="PCM_24")
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=0)
+    d = lib.duplicates()
+    assert d.exact == [
+        sorted([str(root / "kind0" / "copy of s000.wav"), str(root / "kind0" / "s000.wav")])
+    ]
+    near_paths = [sorted(e["path"] for e in g) for g in d.near]
+    assert (
+        sorted([str(root / "kind1" / "s001 (near).wav"), str(root / "kind1" / "s001.wav")])
+        in near_paths
+    )
+    assert all(str(root / "kind0" / "copy of s000.wav") not in g for g in near_paths)
+
+
+def test_missing_or_truncated_index_is_rebuilt_silently(tmp_path, tool, caplog):
+    make_library(tmp_path / "lib", n=6)
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=0)
+    expected = lib.find_similar(tmp_path / "lib" / "kind0" / "s000.wav", 3)
+    lib.close()
+    data = lib.index_path.read_bytes()
+    lib.index_path.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.INFO):
+        lib2 = lib_at(tmp_path, tool)
+    assert "rebuilt from the catalogue" in caplog.text
+    assert lib2.find_similar(tmp_path / "lib" / "kind0" / "s000.wav", 3) == expected
+    lib2.close()
+    lib.index_path.unlink()
+    lib3 = lib_at(tmp_path, tool)
+    assert len(lib3.index) == 6 and lib.index_path.exists()
+
+
+def test_corrupt_or_newer_catalogue(tmp_path, tool, capsys):
+    make_library(tmp_path / "lib", n=3)
+    db = tmp_path / "db" / "cat.sqlite"
+    db.parent.mkdir()
+    db.write_bytes(os.urandom(5000))
+    with pytest.raises(CatalogueError, match="not an SQLite database.*--rebuild") as e:
+        lib_at(tmp_path, tool)
+    assert e.value.rebuildable
+    args = ["index", str(tmp_path / "lib"), "--model", str(tool.bundle.path), "--db", str(db),
+            "--workers", "0"]  # fmt: skip
+    assert main(args) == 2
+    assert "--rebuild" in capsys.readouterr().err
+    assert main([*args, "--rebuild", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["indexed"] == 3
+    assert any(p.name.startswith("cat.sqlite.damaged-") for p in db.parent.iterdir())
+    con = sqlite3.connect(db)
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(CatalogueError, match="newer Sample Tool"):
+        lib_at(tmp_path, tool)
+
+
+def test_missing_library_folder(tmp_path, tool):
+    with pytest.raises(LibraryError, match="does not exist"):
+        Library(tmp_path / "nope", tool, db_path=tmp_path / "c.sqlite")
+
+
+def test_symlink_loop_and_vanishing_files_are_not_fatal(tmp_path, tool):
+    root = make_library(tmp_path / "lib", n=3)
+    os.symlink(root, root / "kind0" / "loop")
+    os.symlink(root / "gone.wav", root / "dangling.wav")
+    lib = lib_at(tmp_path, tool)
+    r = lib.scan(workers=0)
+    assert r.indexed == 3
+    assert any("dangling.wav" in f["path"] for f in r.failed)
+
+
+def test_two_scans_at_once_and_queries_during_a_scan(tmp_path, tool):
+    make_library(tmp_path / "lib", n=30)
+    lib = lib_at(tmp_path, tool)
+    other = lib_at(tmp_path, tool)
+    started, results = threading.Event(), {}
+
+    def progress(done, total, _):
+        started.set()
+        time.sleep(0.05)
+
+    th = threading.Thread(target=lambda: results.setdefault("r", lib.scan(0, progress)))
+    th.start()
+    started.wait(30)
+    with pytest.raises(LibraryError, match="another scan"):
+        other.scan(workers=0)
+    th.join()
+    assert results["r"].indexed == 30
+    reader = lib_at(tmp_path, tool)  # a fresh reader sees the finished scan
+    assert len(reader.find_similar(tmp_path / "lib" / "kind0" / "s000.wav", 5)[0]) == 5
+
+
+def test_sigkill_during_a_scan_then_resume(tmp_path, tool):
+    root = make_library(tmp_path / "lib", n=200)
+    db = tmp_path / "db" / "cat.sqlite"
+    cmd = [sys.executable, "-m", "sampletool", "index", str(root), "--model", str(tool.bundle.path),
+           "--db", str(db), "--workers", "2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if db.exists():
+                try:
+                    con = sqlite3.connect(db, timeout=5)
+                    n = con.execute("SELECT count(*) FROM files").fetchone()[0]
+                    con.close()
+                except sqlite3.OperationalError:
+                    n = 0
+                if n >= 64:
+                    break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    lib = lib_at(tmp_path, tool)
+    before = consistent(lib)["files"]  # the index was rebuilt to match the catalogue
+    assert 0 < before < 200, "the scan was not interrupted mid-way"
+    r = lib.scan(workers=2)
+    assert r.indexed == 200 - before and r.skipped_unchanged == before
+    assert consistent(lib) == {"files": 200, "segments": 200}
+
+
+def test_cli_index_similar_duplicates_json(tmp_path, tool, capsys):
+    root = make_library(tmp_path / "lib", n=6)
+    db = tmp_path / "db" / "c.sqlite"
+    common = ["--model", str(tool.bundle.path), "--db", str(db)]
+    assert main(["index", str(root), *common, "--json", "--workers", "0"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {"indexed", "skipped_unchanged", "removed", "failed", "seconds"} <= set(summary)
+    assert summary["indexed"] == 6
+    assert main(["similar", str(root / "kind0" / "s000.wav"), "--library", str(root), *common,
+                 "-k", "3", "--json"]) == 0  # fmt: skip
+    rows = json.loads(capsys.readouterr().out)
+    assert [set(r) for r in rows] == [{"path", "onset", "distance"}] * 3
+    assert [r["distance"] for r in rows] == sorted(r["distance"] for r in rows)
+    assert main(["duplicates", "--library", str(root), *common, "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"exact", "near", "threshold"}
+    assert main(["similar", str(tmp_path / "nope.wav"), "--library", str(root), *common]) == 2
