@@ -305,13 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hard", action="store_true", help="heavily overlapping clusters")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    import hnswlib
+    from importlib.metadata import version
 
     machine = {
         "cpu": platform.processor() or platform.machine(),
         "cores": len(os.sched_getaffinity(0)),
         "numpy": np.__version__,
-        "hnswlib": getattr(hnswlib, "__version__", "0.8"),
+        "hnswlib": version("hnswlib"),
         "queries": args.queries,
         "data": "hard" if args.hard else "clustered",
         "load_average_start": os.getloadavg()[0],

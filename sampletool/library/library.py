@@ -287,7 +287,7 @@ class Library:
         pending = []
         total = len(tasks)
         # The workers keep the cores busy; torch's own threads on top of them would spin-wait
-        # against each other (OpenMP), so the embedding runs on the cores they leave.
+        # against each other (OpenMP), so the parent's torch runs on the cores they leave.
         threads = torch.get_num_threads()
         n_workers = ScanPool.worker_count(workers)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - n_workers))
@@ -297,7 +297,9 @@ class Library:
             torch.set_num_threads(threads)
 
     def _embed_with(self, tasks, todo, report, workers, progress, cancel, total, pending) -> None:
-        with ScanPool(self.tool.audio, self.segmentation, workers) as pool:
+        in_workers = self.tool.device.type == "cpu" and ScanPool.worker_count(workers) > 0
+        model_dir = str(self.tool.bundle.path) if in_workers else None
+        with ScanPool(self.tool.audio, self.segmentation, workers, model_dir) as pool:
             for done, res in enumerate(pool.imap(tasks), start=1):
                 pending.append(res)
                 last = done == total
@@ -313,10 +315,14 @@ class Library:
 
     def _commit(self, results, todo, report) -> None:
         cat = self.catalogue
-        feats = [r.features for r in results if r.error is None]
+        ok = [r for r in results if r.error is None]
         vectors = probs = None
-        if feats:
-            stacked = np.concatenate(feats).astype(np.float32)
+        if ok and ok[0].vectors is not None:  # embedded by the workers
+            vectors = np.concatenate([r.vectors for r in ok])
+            if ok[0].probs is not None:
+                probs = np.concatenate([r.probs for r in ok])
+        elif ok:
+            stacked = np.concatenate([r.features for r in ok]).astype(np.float32)
             vectors, probs = self.tool.embed_features(stacked)
         new_ids, new_vecs, old_ids = [], [], []
         row = 0

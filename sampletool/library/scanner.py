@@ -1,7 +1,10 @@
-"""Per-file work of a library scan, run in worker processes: probe, segment, compute features.
+"""Per-file work of a library scan, run in worker processes: probe, segment, compute features
+and, on a CPU, embed them.
 
-Kept free of the model: workers send float16 log-mel features back and the parent embeds them
-in batches. Workers fork from the loader's forkserver (see `sampletool.audio`).
+On a CPU each worker loads the model and sends back vectors: the encoder is most of a scan's
+work, and in the parent it would run on one core. With a GPU the workers send float16 features
+and the parent embeds them in batches on the device. Workers fork from the loader's forkserver
+(see `sampletool.audio`).
 """
 
 from __future__ import annotations
@@ -51,20 +54,27 @@ class FileResult:
     hash: str | None = None
     info: dict | None = None
     onsets: list[float] | None = None
-    features: np.ndarray | None = None  # float16 [segments, n_mels, T]
+    features: np.ndarray | None = None  # float16 [segments, n_mels, T] (when not embedded)
+    vectors: np.ndarray | None = None  # float32 [segments, latent] (embedded in the worker)
+    probs: np.ndarray | None = None  # float32 [segments, classes] or None
     error: str | None = None
 
 
 _transform: LogMelTransform | None = None
 _audio: AudioConfig | None = None
 _segment = False
+_tool = None
 
 
-def _init(audio: AudioConfig, segment: bool) -> None:
-    global _transform, _audio, _segment
+def _init(audio: AudioConfig, segment: bool, model_dir: str | None = None) -> None:
+    global _transform, _audio, _segment, _tool
     _audio, _segment = audio, segment
     _transform = LogMelTransform(audio)
     LogMelTransform.init_worker()
+    if model_dir is not None:
+        from sampletool.tool import SoundSampleTool
+
+        _tool = SoundSampleTool(model_dir, device="cpu")
 
 
 def process_file(task: tuple[int, str, int]) -> FileResult:
@@ -92,7 +102,10 @@ def process_file(task: tuple[int, str, int]) -> FileResult:
             onsets = segment_file(path)[:MAX_SEGMENTS_PER_FILE] or [0.0]
         feats = [_transform(load_clip(path, t, _audio.seconds, _audio.sample_rate)) for t in onsets]
         res.onsets = [float(t) for t in onsets]
-        res.features = np.stack(feats)
+        if _tool is not None:
+            res.vectors, res.probs = _tool.embed_features(np.stack(feats))
+        else:
+            res.features = np.stack(feats)
     except AudioError as e:
         res.error = e.reason
     except OSError as e:
@@ -105,11 +118,20 @@ def process_file(task: tuple[int, str, int]) -> FileResult:
 class ScanPool:
     """Worker processes for `process_file`; `workers=0` runs in the calling process."""
 
-    def __init__(self, audio: AudioConfig, segment: bool, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        audio: AudioConfig,
+        segment: bool,
+        workers: int | None = None,
+        model_dir: str | None = None,
+    ) -> None:
+        """`model_dir`: embed in the workers with this bundle (CPU); None to send features."""
         self.workers = self.worker_count(workers)
-        self.audio, self.segment = audio, segment
+        self.audio, self.segment, self.model_dir = audio, segment, model_dir
         self._pool = (
-            _context().Pool(self.workers, _init, (audio, segment)) if self.workers else None
+            _context().Pool(self.workers, _init, (audio, segment, model_dir))
+            if self.workers
+            else None
         )
 
     @staticmethod
@@ -118,7 +140,7 @@ class ScanPool:
 
     def imap(self, tasks: list[tuple[int, str, int]]):
         if self._pool is None:
-            _init(self.audio, self.segment)
+            _init(self.audio, self.segment, None)  # in-process: the parent embeds
             yield from map(process_file, tasks)
             return
         # Two windows in flight: workers never starve, and a cancelled scan leaves little
