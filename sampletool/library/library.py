@@ -127,6 +127,8 @@ class Library:
     def _open_index(self) -> VectorIndex:
         dim = self.tool.latent_dim
         try:
+            if not self.index_path.exists():
+                raise FileNotFoundError(self.index_path)
             state = json.loads(self.state_path.read_text(encoding="utf-8"))
             index = VectorIndex.load(self.index_path, dim)
             generation = self.catalogue.generation()
