@@ -304,3 +304,52 @@ def test_cli_index_similar_duplicates_json(tmp_path, tool, capsys):
     assert main(["duplicates", "--library", str(root), *common, "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"exact", "near", "threshold"}
     assert main(["similar", str(tmp_path / "nope.wav"), "--library", str(root), *common]) == 2
+
+
+def _loop(
+    seconds: float = 6.0, sr: int = 16000, every: float = 0.5
+) -> tuple[np.ndarray, list[float]]:
+    y = np.zeros(int(seconds * sr), np.float32)
+    onsets = list(np.arange(0.25, seconds - 0.5, every))
+    for i, t in enumerate(onsets):
+        hit = tone(80 if i % 2 == 0 else 1500, 0.3, decay=20) * 1.5
+        s = int(t * sr)
+        y[s : s + hit.size] += hit
+    return y, onsets
+
+
+def test_segmented_scan_makes_one_entry_per_onset(tmp_path, tool):
+    root = tmp_path / "lib"
+    y, onsets = _loop()
+    write(root / "loops" / "beat.wav", y)
+    write(root / "shots" / "kick.wav", tone(70, 0.5, decay=8))
+    lib = lib_at(tmp_path, tool, segmentation=True)
+    r = lib.scan(workers=2)
+    segs = lib.catalogue.segments_of("loops/beat.wav")
+    found = [o for _, o in segs]
+    assert len(found) == len(onsets)
+    assert np.allclose(found, onsets, atol=0.03)
+    assert r.segments == len(onsets) + 1 and len(lib.catalogue.segments_of("shots/kick.wav")) == 1
+    files, offs, _ = lib.find_similar(root / "shots" / "kick.wav", 20)
+    assert sorted(o for f, o in zip(files, offs, strict=True) if f.endswith("beat.wav")) == found
+    consistent(lib)
+
+
+def test_cancel_stops_a_scan_and_the_next_one_finishes_it(tmp_path, tool):
+    make_library(tmp_path / "lib", n=150)
+    lib = lib_at(tmp_path, tool)
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total, _):
+        seen.append(done)
+        if done >= 10:
+            cancel.set()
+
+    r = lib.scan(workers=2, progress=progress, cancel=cancel)
+    assert r.cancelled and 10 <= r.indexed < 150
+    assert seen[-1] < 150 and seen == sorted(seen)
+    consistent(lib)
+    r2 = lib.scan(workers=2)
+    assert r2.indexed == 150 - r.indexed and not r2.cancelled
+    assert consistent(lib)["files"] == 150
