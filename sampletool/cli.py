@@ -609,6 +609,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SampleToolError, ValueError) as e:
         print(f"sampletool: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `sampletool ... | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as e:  # e.g. an output folder we may not write to
         print(f"sampletool: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE

@@ -445,7 +445,9 @@ class Library:
                 if j == i or d > threshold or j not in parent:
                     continue
                 a, b = info.get(i), info.get(j)
-                if a and b and a[0] in exact_of and exact_of.get(a[0]) == exact_of.get(b[0]):
+                if not a or not b or a[0] == b[0]:
+                    continue  # repeated hits inside one loop are not duplicates
+                if a[0] in exact_of and exact_of.get(a[0]) == exact_of.get(b[0]):
                     continue  # already reported as exact duplicates
                 parent[find(i)] = find(j)
         clusters: dict[int, list[int]] = {}
