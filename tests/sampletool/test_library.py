@@ -353,3 +353,39 @@ def test_cancel_stops_a_scan_and_the_next_one_finishes_it(tmp_path, tool):
     r2 = lib.scan(workers=2)
     assert r2.indexed == 150 - r.indexed and not r2.cancelled
     assert consistent(lib)["files"] == 150
+
+
+def test_two_processes_scan_and_query_at_once(tmp_path, tool):
+    root = make_library(tmp_path / "lib", n=300)
+    db = tmp_path / "db" / "cat.sqlite"
+    base = [sys.executable, "-m", "sampletool"]
+    common = ["--model", str(tool.bundle.path), "--db", str(db)]
+    # A scan in this process holds the library: one in another process is refused.
+    holder = lib_at(tmp_path, tool)
+    lock = holder._acquire_scan_lock()
+    second = subprocess.run([*base, "index", str(root), *common], capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    lock.close()
+    assert second.returncode == 2 and "another scan" in second.stderr
+    # A query in another process while a scan writes: it answers from what is committed.
+    first = subprocess.Popen([*base, "index", str(root), *common, "--workers", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and first.poll() is None:
+            con = sqlite3.connect(db, timeout=5)
+            n = con.execute("SELECT count(*) FROM files").fetchone()[0]
+            con.close()
+            if n:
+                break
+            time.sleep(0.02)
+        query = subprocess.run([*base, "similar", str(root / "kind0" / "s000.wav"), "--library",
+                                str(root), *common, "--json"], capture_output=True, text=True,
+                               timeout=120)  # fmt: skip
+        _, err = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err
+    assert query.returncode == 0, query.stderr
+    assert isinstance(json.loads(query.stdout), list)
+    assert consistent(lib_at(tmp_path, tool))["files"] == 300
