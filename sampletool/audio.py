@@ -106,6 +106,29 @@ def _read_head(path: Path) -> tuple[bytes, int]:
     return head, st.st_size
 
 
+def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
+    """Open an audio file for reading, by its content, or say in words why it cannot be.
+
+    Returns:
+        An open `soundfile.SoundFile` with a valid rate and at least one frame (close it, or
+        use it as a context manager).
+
+    Raises:
+        AudioError: missing, unreadable, empty, not audio, damaged, or without frames.
+    """
+    path = Path(path)
+    head, _ = _read_head(path)
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as e:  # libsndfile raises LibsndfileError, RuntimeError or TypeError
+        raise AudioError(path, _open_reason(path, head, e)) from None
+    if f.samplerate <= 0 or f.frames <= 0:
+        f.close()
+        reason = "contains no audio (0 frames)" if f.frames <= 0 else "invalid sample rate"
+        raise AudioError(path, reason)
+    return f
+
+
 def load_clip(
     path: str | os.PathLike[str],
     offset: float = 0.0,
@@ -140,18 +163,9 @@ def load_clip(
         raise ValueError(f"seconds and sample_rate must be positive, got {seconds}, {sample_rate}")
     path = Path(path)
     n_out = round(sample_rate * seconds)
-    head, _ = _read_head(path)
-    try:
-        f = sf.SoundFile(str(path))
-    except Exception as e:  # libsndfile raises LibsndfileError, RuntimeError or TypeError
-        raise AudioError(path, _open_reason(path, head, e)) from None
-    with f:
+    with open_audio(path) as f:
         sr = f.samplerate
         frames = f.frames
-        if sr <= 0:
-            raise AudioError(path, f"invalid sample rate {sr} in header")
-        if frames <= 0:
-            raise AudioError(path, "contains no audio (0 frames)")
         start = round(offset * sr)
         if start >= frames:
             raise AudioError(

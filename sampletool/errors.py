@@ -7,8 +7,8 @@ class SampleToolError(Exception):
     """Base class: a problem with the user's input, reported as one readable sentence."""
 
 
-class AudioError(SampleToolError):
-    """An audio file that cannot be read, with the path and a human reason.
+class FileProblem(SampleToolError):
+    """A file that cannot be used, with the path and a human reason.
 
     Attributes:
         path: the file, as given.
@@ -22,6 +22,10 @@ class AudioError(SampleToolError):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
+
+
+class AudioError(FileProblem):
+    """An audio file that cannot be read."""
 
 
 class BundleError(SampleToolError):

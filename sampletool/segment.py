@@ -42,10 +42,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import soxr
 
-from sampletool.audio import _open_reason, _read_head
+from sampletool.audio import open_audio
 from sampletool.errors import AudioError
 
 __all__ = ["detect_onsets", "segment_file"]
@@ -422,17 +421,8 @@ def segment_file(
     if not (min_segment >= 0 and math.isfinite(min_segment)):
         raise ValueError(f"min_segment must be a finite number >= 0, got {min_segment}")
     path = Path(path)
-    head, _ = _read_head(path)
-    try:
-        f = sf.SoundFile(str(path))
-    except Exception as e:  # libsndfile raises LibsndfileError, RuntimeError or TypeError
-        raise AudioError(path, _open_reason(path, head, e)) from None
-    with f:
+    with open_audio(path) as f:
         sr, frames = f.samplerate, f.frames
-        if sr <= 0:
-            raise AudioError(path, f"invalid sample rate {sr} in header")
-        if frames <= 0:
-            raise AudioError(path, "contains no audio (0 frames)")
         # Read a little past the cap: an attack just before it peaks just after.
         limit = frames if max_seconds is None else min(frames, math.ceil((max_seconds + 0.5) * sr))
         analysis = _Analysis(sample_rate, math.ceil(limit * sample_rate / sr) + sample_rate)

@@ -89,19 +89,12 @@ def find_audio_files(folder: Path, errors: list[tuple[str, str]] | None = None) 
 
 def _probe(path: str) -> str | None:
     """None if the file opens as audio with at least one frame, else the reason."""
-    import soundfile as sf
-
-    from sampletool.audio import AudioError, _open_reason, _read_head
+    from sampletool.audio import AudioError, open_audio
 
     try:
-        head, _ = _read_head(Path(path))
-        info = sf.info(path)
+        open_audio(path).close()
     except AudioError as e:
         return e.reason
-    except Exception as e:
-        return _open_reason(Path(path), head, e)
-    if info.frames <= 0 or info.samplerate <= 0:
-        return "contains no audio (0 frames)"
     return None
 
 

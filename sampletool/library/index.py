@@ -47,7 +47,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from sampletool.errors import SampleToolError
+from sampletool.errors import FileProblem
 
 FORMAT = "sampletool-vector-index"
 FORMAT_VERSION = 1
@@ -64,22 +64,9 @@ _INT64_MAX = np.iinfo(np.int64).max
 _HEADER = struct.Struct("<6QiI3QdQ")
 
 
-class IndexFileError(SampleToolError):
+class IndexFileError(FileProblem):
     """A vector index file that cannot be used: missing, truncated, damaged, or made for other
-    vectors (another dimension or distance).
-
-    Attributes:
-        path: the index file, as given.
-        reason: what is wrong with it, in words a user understands.
-    """
-
-    def __init__(self, path: object, reason: str) -> None:
-        super().__init__(path, reason)
-        self.path = str(path)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+    vectors (another dimension or distance)."""
 
 
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
