@@ -17,7 +17,10 @@ done
 
 # System packages: only what is missing, only where we can install it.
 need=()
-for pkg in libportaudio2 xvfb libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0; do
+# Qt's xcb platform plugin (a real window) needs the libxcb-* and xkbcommon-x11 libraries.
+for pkg in libportaudio2 xvfb libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 \
+    libdbus-1-3 libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
+    libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
