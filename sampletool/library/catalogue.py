@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS files (
     sample_rate INTEGER,
     channels INTEGER,
     error TEXT,                         -- why it could not be read; NULL when fine
+    segmented INTEGER NOT NULL DEFAULT 0, -- its segments come from onset detection
     scanned_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS files_hash ON files(hash);
@@ -72,6 +73,7 @@ class FileRow:
     mtime_ns: int
     hash: str | None
     error: str | None
+    segmented: bool
 
 
 class Catalogue:
@@ -94,6 +96,7 @@ class Catalogue:
             self.db.execute("PRAGMA foreign_keys=ON")
             version = self._version()
             if version > SCHEMA_VERSION:
+                self.db.close()
                 raise CatalogueError(
                     f"{self.path} was written by a newer Sample Tool (catalogue version {version}, "
                     f"this one reads {SCHEMA_VERSION}); update Sample Tool, or rebuild the "
@@ -167,8 +170,8 @@ class Catalogue:
     # -- reads ----------------------------------------------------------------------------------
 
     def files(self) -> dict[str, FileRow]:
-        rows = self.db.execute("SELECT id, path, size, mtime_ns, hash, error FROM files")
-        return {r[1]: FileRow(*r) for r in rows}
+        rows = self.db.execute("SELECT id, path, size, mtime_ns, hash, error, segmented FROM files")
+        return {r[1]: FileRow(*r[:6], bool(r[6])) for r in rows}
 
     def abspath(self, rel: str) -> Path:
         return self.root / Path(rel)
@@ -271,16 +274,18 @@ class Catalogue:
         hash_: str | None,
         info: dict | None,
         error: str | None,
+        segmented: bool = False,
     ) -> int:
         info = info or {}
         row = db.execute(
             """INSERT INTO files (path, size, mtime_ns, hash, duration, sample_rate, channels,
-                                  error, scanned_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  error, scanned_at, segmented)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,
                  hash=excluded.hash, duration=excluded.duration,
                  sample_rate=excluded.sample_rate, channels=excluded.channels,
-                 error=excluded.error, scanned_at=excluded.scanned_at
+                 error=excluded.error, scanned_at=excluded.scanned_at,
+                 segmented=excluded.segmented
                RETURNING id""",
             (
                 rel,
@@ -292,6 +297,7 @@ class Catalogue:
                 info.get("channels"),
                 error,
                 time.time(),
+                int(segmented),
             ),
         ).fetchone()
         return int(row[0])

@@ -120,6 +120,7 @@ class Library:
         self.index_path = self.db_path.with_name(f"index-{self.model_id}.hnsw")
         self.state_path = self.db_path.with_name(f"index-{self.model_id}.state.json")
         self._lock = threading.RLock()
+        self._saved_generation = -1
         self.index = self._open_index()
 
     # -- the index ------------------------------------------------------------------------------
@@ -130,10 +131,13 @@ class Library:
             if not self.index_path.exists():
                 raise FileNotFoundError(self.index_path)
             state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            if not isinstance(state, dict):
+                raise ValueError("the index state file is damaged")
             index = VectorIndex.load(self.index_path, dim)
             generation = self.catalogue.generation()
             expected = self.catalogue.vector_ids(self.model_id)
             if state.get("generation") == generation and len(index) == len(expected):
+                self._saved_generation = generation
                 return index
             # Another model's scan moves the generation on without touching this model's
             # vectors: the same ids (never reused) mean the same vectors.
@@ -161,6 +165,7 @@ class Library:
         self._save_state(generation, len(index))
 
     def _save_state(self, generation: int, items: int) -> None:
+        self._saved_generation = generation
         tmp = self.state_path.with_name(f".{self.state_path.name}.tmp")
         tmp.write_text(json.dumps({"generation": generation, "items": items}))
         os.replace(tmp, self.state_path)
@@ -211,6 +216,9 @@ class Library:
 
     def _scan(self, report, workers, progress, cancel) -> None:
         cat = self.catalogue
+        with self._lock:
+            if self._saved_generation != cat.generation():
+                self.index = self._open_index()  # another process wrote since we loaded
         walk_errors: list[tuple[str, str]] = []
         found = find_audio_files(self.root, walk_errors)
         report.failed += [{"path": p, "reason": r} for p, r in walk_errors]
@@ -233,7 +241,11 @@ class Library:
             row = rows.get(rel)
             if row is None:
                 new.append((rel, st.st_size, st.st_mtime_ns))
-            elif row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+            elif (
+                row.size == st.st_size
+                and row.mtime_ns == st.st_mtime_ns
+                and (row.error is not None or row.segmented == self.segmentation)
+            ):
                 if row.error is not None or row.id in complete:
                     report.skipped_unchanged += 1
                 else:
@@ -259,7 +271,9 @@ class Library:
                     row = match.pop()
                     moves.append((row.id, rel, mtime))
                     del missing[row.path]
-                    if row.error is None and row.id not in complete:
+                    if row.error is None and row.segmented != self.segmentation:
+                        todo.append((rel, size, mtime, row.id, True))  # re-segment
+                    elif row.error is None and row.id not in complete:
                         todo.append((rel, size, mtime, row.id, False))
                 else:
                     still_new.append((rel, size, mtime))
@@ -278,7 +292,9 @@ class Library:
                 self.index.remove(removed_ids)
             report.moved, report.removed = len(moves), len(missing)
 
-        if todo and not (cancel is not None and cancel.is_set()):
+        if todo and cancel is not None and cancel.is_set():
+            report.cancelled = True
+        elif todo:
             self._embed(todo, report, workers, progress, cancel)
         with self._lock:
             self._save_index()
@@ -331,13 +347,19 @@ class Library:
         with cat.transaction() as db:
             for r in results:
                 rel, size, mtime, file_id, changed = todo[r.index]
-                if file_id is not None and (changed or r.error is not None):
+                report_path = str(cat.abspath(rel))
+                if r.error is not None and not changed:
+                    # An unchanged file another model has indexed: keep its row and the other
+                    # models' vectors; this model tries again next scan.
+                    report.failed.append({"path": report_path, "reason": r.error})
+                    continue
+                if file_id is not None and changed:
                     old_ids += cat.delete_segments(db, file_id)
                 if r.error is not None:
                     cat.upsert_file(db, rel, size, mtime, r.hash, r.info, r.error)
-                    report.failed.append({"path": str(cat.abspath(rel)), "reason": r.error})
+                    report.failed.append({"path": report_path, "reason": r.error})
                     continue
-                fid = cat.upsert_file(db, rel, size, mtime, r.hash, r.info, None)
+                fid = cat.upsert_file(db, rel, size, mtime, r.hash, r.info, None, self.segmentation)
                 for onset in r.onsets:
                     v = vectors[row]
                     p = None if probs is None else probs[row]

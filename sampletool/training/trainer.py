@@ -191,13 +191,19 @@ class Trainer:
     def _prepare_data(self) -> None:
         cache = FeatureCache(self.dataset, self.audio)
         with_clips = self.augment_cfg.active
+        error: BaseException | None = None
         if self.is_main:
-            if not cache.is_complete("features") or (with_clips and not cache.is_complete("clips")):
-                self.log(f"caching features of {len(self.dataset)} files in {cache.dir}")
-            if not cache.build(with_clips, self.config.workers, self.cache_progress, self.stop):
-                raise TrainingError("stopped while caching features; run again to continue")
-        if self.world > 1:
-            dist.barrier()
+            try:
+                if not cache.is_complete("features") or (
+                    with_clips and not cache.is_complete("clips")
+                ):
+                    self.log(f"caching features of {len(self.dataset)} files in {cache.dir}")
+                if not cache.build(with_clips, self.config.workers, self.cache_progress, self.stop):
+                    error = TrainingError("stopped while caching features; run again to continue")
+            except BaseException as e:
+                error = e
+        # Every process learns how rank 0 fared, so none waits forever for one that gave up.
+        self._agree_or_raise(error, "building the feature cache")
         status = cache.status("features")
         self.features = cache.features()
         self.clips = cache.clips() if with_clips else None
@@ -327,6 +333,19 @@ class Trainer:
             self.logdir / "confusion_matrix.png", np.array(confusion), self.class_names, step
         )
 
+    def _agree_or_raise(self, error: BaseException | None, what: str) -> None:
+        """Share rank 0's outcome with every process (tensors on the process group's device, as
+        NCCL needs); all raise if rank 0 failed."""
+        failed = error is not None
+        if self.world > 1:
+            flag = torch.tensor([1.0 if failed else 0.0], device=self.device)
+            dist.broadcast(flag, src=0)
+            failed = bool(flag.item())
+        if error is not None:
+            raise error
+        if failed:
+            raise TrainingError(f"the main process failed during {what}; see its output")
+
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
@@ -397,7 +416,7 @@ class Trainer:
 
             stop_now = self.stop.is_set()
             if self.world > 1:
-                flag = torch.tensor([1.0 if stop_now else 0.0])
+                flag = torch.tensor([1.0 if stop_now else 0.0], device=self.device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 stop_now = bool(flag.item())
             evaluate = step % cfg.eval_every == 0 or step >= cfg.max_steps or stop_now
@@ -409,45 +428,51 @@ class Trainer:
             if not evaluate:
                 continue
 
-            decision = torch.zeros(2)  # (stop: converged, new lr)
+            error: BaseException | None = None
+            converged = False
             if self.is_main:
-                elapsed = time.perf_counter() - t0
-                metrics = {
-                    "step": step,
-                    "lr": state["lr"],
-                    "samples_per_s": samples / max(elapsed, 1e-9),
-                }
-                metrics |= {f"train_{k}": v / max(n_running, 1) for k, v in running.items()}
-                metrics |= self.validate()
-                confusion = metrics.pop("confusion", None)
-                improved = metrics["val_loss"] < state["best"]
-                if improved:
-                    state["best"] = metrics["val_loss"]
-                    state["bad_evals"] = 0
-                    self._save_bundle({k: v for k, v in metrics.items()})
-                elif not (self.logdir / "weights.safetensors").exists():
-                    self._save_bundle(metrics)
-                else:
-                    state["bad_evals"] += 1
-                    if state["bad_evals"] >= cfg.patience:
-                        state["lr"] *= cfg.lr_factor
+                try:
+                    elapsed = time.perf_counter() - t0
+                    metrics = {
+                        "step": step,
+                        "lr": state["lr"],
+                        "samples_per_s": samples / max(elapsed, 1e-9),
+                    }
+                    metrics |= {f"train_{k}": v / max(n_running, 1) for k, v in running.items()}
+                    metrics |= self.validate()
+                    confusion = metrics.pop("confusion", None)
+                    improved = metrics["val_loss"] < state["best"]
+                    if improved:
+                        state["best"] = metrics["val_loss"]
                         state["bad_evals"] = 0
-                        self.log(
-                            f"step {step}: validation stopped improving; "
-                            f"learning rate now {state['lr']:.2e}"
-                        )
-                metrics["best_val_loss"] = state["best"]
-                if confusion is not None:
-                    self._write_confusion(step, confusion)
-                with open(self.logdir / METRICS, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(metrics) + "\n")
-                last_metrics = metrics
-                decision = torch.tensor([1.0 if state["lr"] < cfg.min_lr else 0.0, state["lr"]])
-                if self.progress is not None:
-                    self.progress(step, metrics)
+                        self._save_bundle({k: v for k, v in metrics.items()})
+                    elif not (self.logdir / "weights.safetensors").exists():
+                        self._save_bundle(metrics)
+                    else:
+                        state["bad_evals"] += 1
+                        if state["bad_evals"] >= cfg.patience:
+                            state["lr"] *= cfg.lr_factor
+                            state["bad_evals"] = 0
+                            self.log(
+                                f"step {step}: validation stopped improving; "
+                                f"learning rate now {state['lr']:.2e}"
+                            )
+                    metrics["best_val_loss"] = state["best"]
+                    if confusion is not None:
+                        self._write_confusion(step, confusion)
+                    with open(self.logdir / METRICS, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(metrics) + "\n")
+                    last_metrics = metrics
+                    converged = state["lr"] < cfg.min_lr
+                    if self.progress is not None:
+                        self.progress(step, metrics)
+                except BaseException as e:
+                    error = e
+            self._agree_or_raise(error, "validation")
+            decision = torch.tensor([1.0 if converged else 0.0, state["lr"]], device=self.device)
             if self.world > 1:
                 dist.broadcast(decision, src=0)
-            state["lr"] = float(decision[1]) if self.world > 1 else state["lr"]
+            state["lr"] = float(decision[1])
             for g in opt.param_groups:
                 g["lr"] = state["lr"]
             state["step"] = step

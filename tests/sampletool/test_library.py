@@ -389,3 +389,22 @@ def test_two_processes_scan_and_query_at_once(tmp_path, tool):
     assert query.returncode == 0, query.stderr
     assert isinstance(json.loads(query.stdout), list)
     assert consistent(lib_at(tmp_path, tool))["files"] == 300
+
+
+def test_turning_segmentation_on_resegments_indexed_files(tmp_path, tool):
+    y, onsets = _loop()
+    write(tmp_path / "lib" / "beat.wav", y)
+    lib_at(tmp_path, tool).scan(workers=0)
+    lib = lib_at(tmp_path, tool, segmentation=True)
+    r = lib.scan(workers=0)
+    assert r.indexed == 1 and len(lib.catalogue.segments_of("beat.wav")) == len(onsets)
+    assert lib.scan(workers=0).skipped_unchanged == 1  # and then it is stable
+    consistent(lib)
+
+
+def test_a_scan_cancelled_before_embedding_says_so(tmp_path, tool):
+    make_library(tmp_path / "lib", n=3)
+    cancel = threading.Event()
+    cancel.set()
+    r = lib_at(tmp_path, tool).scan(workers=0, cancel=cancel)
+    assert r.cancelled and r.indexed == 0
