@@ -323,11 +323,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     result[rows] = vectors
     for _, path, reason in failures:
         _report(path, reason)
-    if out.parent != Path():
-        out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.npy")
-    np.save(tmp, result)
-    os.replace(tmp, out)
+    from sampletool.fileio import atomic_write
+
+    atomic_write(out, lambda p: np.save(p, result))
     print(f"wrote {out}: {len(rows)} of {len(args.files)} files, {tool.latent_dim} dimensions")
     return EXIT_BAD_FILES if failures else EXIT_OK
 

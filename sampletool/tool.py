@@ -18,6 +18,7 @@ import torch
 from sampletool.audio import load_clip, load_clips
 from sampletool.errors import ModelError
 from sampletool.features import features_to_audio, log_mel
+from sampletool.fileio import atomic_write
 from sampletool.models.bundle import ModelBundle, load_bundle
 from sampletool.registry import resolve_model
 
@@ -49,16 +50,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> Path:
     """Write 16-bit PCM WAV through a temporary file, so a crash never leaves half a file."""
-    path = Path(path)
-    if path.parent != Path():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        sf.write(str(tmp), audio, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(
+        path, lambda p: sf.write(str(p), audio, sample_rate, subtype="PCM_16", format="WAV")
+    )
 
 
 class SoundSampleTool:

@@ -21,6 +21,7 @@ from numpy.lib.format import open_memmap
 from sampletool.audio import ClipLoader
 from sampletool.data.dataset import Dataset
 from sampletool.features import AudioConfig, LogMelTransform, log_mel
+from sampletool.fileio import atomic_write
 
 Progress = Callable[[int, int, str], None]
 PENDING, DONE, FAILED = 0, 1, 2
@@ -73,9 +74,7 @@ class FeatureCache:
         return s if s.shape == (self.n,) else np.zeros(self.n, np.uint8)
 
     def _save_status(self, kind: str, status: np.ndarray) -> None:
-        tmp = self.dir / f".{kind}.status.tmp.npy"
-        np.save(tmp, status)
-        tmp.replace(self._status_path(kind))
+        atomic_write(self._status_path(kind), lambda p: np.save(p, status))
 
     def is_complete(self, kind: str = "features") -> bool:
         return bool((self.status(kind) != PENDING).all())

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sampletool.errors import SampleToolError
+from sampletool.fileio import atomic_write, atomic_write_text
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".bwf", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".mp3", ".w64",
@@ -208,12 +209,14 @@ def make_dataset(
     splits = _stratified_split(labels, train_ratio, np.random.default_rng(seed))
     root = Path(out) if out is not None else user_data_dir() / "datasets" / name
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{MANIFEST}.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "class", "split"])
-        w.writerows((p, c, s) for (p, c), s in zip(good, splits, strict=True))
-    os.replace(tmp, root / MANIFEST)
+
+    def write_manifest(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "class", "split"])
+            w.writerows((p, c, s) for (p, c), s in zip(good, splits, strict=True))
+
+    atomic_write(root / MANIFEST, write_manifest)
     per_class = {
         c: {s: sum(1 for (_, cc), ss in zip(good, splits, strict=True) if cc == c and ss == s)
             for s in ("train", "val")}
@@ -234,9 +237,7 @@ def make_dataset(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(time.time() - started, 3),
     }
-    tmp = root / f".{SUMMARY}.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, root / SUMMARY)
+    atomic_write_text(root / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return root
 
 

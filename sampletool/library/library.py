@@ -24,6 +24,7 @@ import torch
 
 from sampletool.data.dataset import find_audio_files
 from sampletool.errors import SampleToolError
+from sampletool.fileio import atomic_write_text
 from sampletool.library.catalogue import Catalogue, CatalogueError, rebuild_aside
 from sampletool.library.index import IndexFileError, VectorIndex
 from sampletool.library.scanner import ScanPool, full_hash, quick_hash
@@ -166,9 +167,7 @@ class Library:
 
     def _save_state(self, generation: int, items: int) -> None:
         self._saved_generation = generation
-        tmp = self.state_path.with_name(f".{self.state_path.name}.tmp")
-        tmp.write_text(json.dumps({"generation": generation, "items": items}))
-        os.replace(tmp, self.state_path)
+        atomic_write_text(self.state_path, json.dumps({"generation": generation, "items": items}))
 
     def close(self) -> None:
         self.catalogue.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from sampletool.errors import BundleError
 from sampletool.features import AudioConfig
+from sampletool.fileio import atomic_write, atomic_write_text
 from sampletool.models import build_model
 from sampletool.models.config import ModelConfig, config_from_dict
 from sampletool.registry import (
@@ -48,17 +48,6 @@ class ModelBundle:
         return bool(self.class_names)
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_bundle(
     directory: str | os.PathLike[str],
     model: torch.nn.Module,
@@ -80,7 +69,7 @@ def save_bundle(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors, p))
+    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p)))
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -90,7 +79,7 @@ def save_bundle(
         "metadata": metadata or {},
     }
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
-    _atomic_write(directory / CONFIG_FILE, lambda p: Path(p).write_text(text, encoding="utf-8"))
+    atomic_write_text(directory / CONFIG_FILE, text)
     return directory
 
 

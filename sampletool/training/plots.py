@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from sampletool.fileio import atomic_write
 
 
 def confusion_png(path: Path, matrix: np.ndarray, class_names: list[str], step: int) -> None:
@@ -35,6 +36,4 @@ def confusion_png(path: Path, matrix: np.ndarray, class_names: list[str], step: 
     ax.set_title(f"validation at step {step}: accuracy {acc:.3f}, n={int(matrix.sum())}")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: fig.savefig(p, dpi=100))

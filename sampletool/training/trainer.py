@@ -34,6 +34,7 @@ from sampletool.data.cache import DONE, FeatureCache
 from sampletool.data.dataset import DatasetError, load_dataset
 from sampletool.errors import SampleToolError
 from sampletool.features import AudioConfig, log_mel
+from sampletool.fileio import atomic_write, atomic_write_text
 from sampletool.models import build_model, config_from_dict
 from sampletool.models.bundle import save_bundle
 
@@ -100,9 +101,7 @@ def _dist_info() -> tuple[int, int, int]:
 
 
 def _atomic_json(path: Path, obj: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 class Trainer:
@@ -240,16 +239,12 @@ class Trainer:
     def _save_checkpoint(self, opt: torch.optim.Optimizer, state: dict) -> None:
         if not self.is_main:
             return
-        tmp = self.logdir / f".{CHECKPOINT}.tmp"
-        torch.save(
-            {
-                "model": self._raw_model().state_dict(),
-                "optimizer": opt.state_dict(),
-                "state": {k: float(v) for k, v in state.items()},
-            },
-            tmp,
-        )
-        os.replace(tmp, self.logdir / CHECKPOINT)
+        checkpoint = {
+            "model": self._raw_model().state_dict(),
+            "optimizer": opt.state_dict(),
+            "state": {k: float(v) for k, v in state.items()},
+        }
+        atomic_write(self.logdir / CHECKPOINT, lambda p: torch.save(checkpoint, p))
 
     def _raw_model(self) -> torch.nn.Module:
         return self.model
