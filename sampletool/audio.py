@@ -254,6 +254,23 @@ def _context() -> mp.context.BaseContext:
     return ctx
 
 
+def windowed_imap(pool, fn: Callable, tasks: Iterable, workers: int, chunk: int) -> Iterator:
+    """`pool.imap(fn, tasks)` in order, with tasks handed over a window at a time.
+
+    Two windows are in flight (the next is queued before this one is drained), so workers
+    never wait; a caller that stops early (cancel) leaves at most two windows of work for the
+    pool's close() to wait for, not the whole list.
+    """
+    it = iter(tasks)
+    size = workers * chunk * 4
+    current = pool.imap(fn, list(itertools.islice(it, size)), chunksize=chunk)
+    while current is not None:
+        window = list(itertools.islice(it, size))
+        following = pool.imap(fn, window, chunksize=chunk) if window else None
+        yield from current
+        current = following
+
+
 class ClipLoader:
     """A pool of worker processes that decode clips; reuse one across calls to save start-up.
 
@@ -317,17 +334,7 @@ class ClipLoader:
             return
         # Small chunks keep every worker busy and progress smooth; large ones cut IPC overhead.
         chunk = max(1, min(16, len(paths) // (self.workers * 8) or 1))
-        # Tasks go to the pool a window at a time, so a caller that stops early (cancel) leaves
-        # at most two windows of work behind for close() to wait for.
-        # The next window is queued before this one is drained, so workers never wait for it.
-        it = iter(tasks)
-        size = self.workers * chunk * 4
-        current = self._pool.imap(_load_task, list(itertools.islice(it, size)), chunksize=chunk)
-        while current is not None:
-            window = list(itertools.islice(it, size))
-            following = self._pool.imap(_load_task, window, chunksize=chunk) if window else None
-            yield from current
-            current = following
+        yield from windowed_imap(self._pool, _load_task, tasks, self.workers, chunk)
 
     def load(
         self,

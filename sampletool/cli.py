@@ -409,6 +409,22 @@ class _ProgressBar:
             self.shown = False
 
 
+def _stop_on_ctrl_c(event, when: str):
+    """First Ctrl+C sets `event` (the work stops cleanly after `when`); a second one aborts.
+    Returns the previous SIGINT handler to restore, or None off the main thread."""
+    import signal
+    import threading
+
+    def on_sigint(signum, frame):
+        print(f"\nsampletool: stopping after {when} (Ctrl+C again to abort)", file=sys.stderr)
+        event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, on_sigint)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -454,15 +470,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("sampletool: resuming; the dataset and settings come from the run", file=sys.stderr)
 
     stop = threading.Event()
-
-    def on_sigint(signum, frame):  # first Ctrl+C: stop cleanly; second: the default
-        print("\nsampletool: stopping after this step (Ctrl+C again to abort)", file=sys.stderr)
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = _stop_on_ctrl_c(stop, "this step")
     bar = _ProgressBar("caching features")
 
     def progress(step: int, metrics: dict) -> None:
@@ -513,15 +521,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be >= 0")
     lib = _library(args, rebuild=args.rebuild)
     cancel = threading.Event()
-
-    def on_sigint(signum, frame):
-        print("\nsampletool: stopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
-        cancel.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = _stop_on_ctrl_c(cancel, "this batch")
     bar = _ProgressBar("indexing")
     try:
         report = lib.scan(args.workers, bar, cancel)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sampletool.audio import AudioError, _context, _default_workers, load_clip
+from sampletool.audio import AudioError, _context, _default_workers, load_clip, windowed_imap
 from sampletool.features import AudioConfig, LogMelTransform
 
 MAX_SEGMENTS_PER_FILE = 256
@@ -143,20 +143,8 @@ class ScanPool:
             _init(self.audio, self.segment, None)  # in-process: the parent embeds
             yield from map(process_file, tasks)
             return
-        # Two windows in flight: workers never starve, and a cancelled scan leaves little
-        # queued work for close() to wait for.
         chunk = max(1, min(8, len(tasks) // (self.workers * 8) or 1))
-        size = self.workers * chunk * 4
-        windows = [tasks[i : i + size] for i in range(0, len(tasks), size)]
-        current = self._pool.imap(process_file, windows[0], chunksize=chunk) if windows else None
-        for w in range(len(windows)):
-            following = (
-                self._pool.imap(process_file, windows[w + 1], chunksize=chunk)
-                if w + 1 < len(windows)
-                else None
-            )
-            yield from current
-            current = following
+        yield from windowed_imap(self._pool, process_file, tasks, self.workers, chunk)
 
     def close(self) -> None:
         if self._pool is not None:
