@@ -209,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     du.add_argument("--threshold", type=float, help="near-duplicate distance")
     du.add_argument("--json", action="store_true")
 
+    dm = sub.add_parser(
+        "demo",
+        help="write a demo library of synthesised samples",
+        description="Write synthesised one-shots in class folders (kick, snare, hihat, tom, "
+        "cymbal, clap, percussion, tonal, fx; WAV, FLAC and AIFF at several rates and bit "
+        "depths) and drum loops into DIR, which must be new or empty.",
+    )
+    dm.add_argument("dir", metavar="DIR")
+    dm.add_argument("--per-class", type=int, default=30, help="one-shots per class (30)")
+    dm.add_argument("--loops", type=int, default=8, help="drum loops (8)")
+    dm.add_argument("--seed", type=int, default=0)
+
     m = sub.add_parser(
         "models",
         help="list the installed model bundles",
@@ -582,7 +594,22 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sampletool.data.synth import write_demo_library
+
+    if args.per_class < 1 or args.loops < 0:
+        raise UsageError("--per-class must be >= 1 and --loops >= 0")
+    bar = _ProgressBar("writing")
+    try:
+        paths = write_demo_library(args.dir, args.per_class, args.loops, args.seed, bar)
+    finally:
+        bar.close()
+    print(f"{len(paths)} files in {args.dir}")
+    return EXIT_OK
+
+
 COMMANDS = {
+    "demo": cmd_demo,
     "generate": cmd_generate,
     "classify": cmd_classify,
     "embed": cmd_embed,

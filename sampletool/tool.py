@@ -163,7 +163,7 @@ class SoundSampleTool:
             post = self.model.encode(x.to(self.device))
             vecs.append(post.mean.float().cpu().numpy())
             if self.class_names:
-                probs.append(torch.softmax(self.model.classifier(post.hidden), -1).cpu().numpy())
+                probs.append(torch.softmax(self.model.class_logits(post), -1).cpu().numpy())
         if not vecs:
             return np.empty((0, self.latent_dim), np.float32), None
         return np.concatenate(vecs), (np.concatenate(probs) if probs else None)

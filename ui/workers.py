@@ -51,15 +51,28 @@ class Task(QRunnable):
             result = self.fn(*self.args, **kwargs)
         except BaseException as e:  # reported to the GUI as a value, never a crash
             e.formatted_traceback = traceback.format_exc()  # type: ignore[attr-defined]
-            self.signals.error.emit(e)
+            self._emit(self.signals.error, e)
         else:
-            self.signals.result.emit(result)
+            self._emit(self.signals.result, result)
         finally:
-            self.signals.finished.emit()
+            self._emit(self.signals.finished)
+
+    @staticmethod
+    def _emit(signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the receiver is gone (the app is shutting down): nothing to do
+            pass
 
 
 _synchronous = False
 _live: set[Task] = set()
+
+
+def wait_for_all(msecs: int = -1) -> bool:
+    """Wait for every running task (-1: as long as it takes); True if all finished. Call
+    `cancel()` on the tasks first to make it quick."""
+    return QThreadPool.globalInstance().waitForDone(msecs)
 
 
 def set_synchronous(value: bool) -> None:

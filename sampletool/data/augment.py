@@ -27,6 +27,13 @@ class AugmentConfig:
     snr_db: tuple[float, float] = (10.0, 30.0)
     gain_db: tuple[float, float] = (0.0, 0.0)
     max_shift: float = 0.0  # seconds, either way
+    # On the log-mel features (cheap; they make a model trained on one set of recordings
+    # generalise to others): roll the mel axis by up to +-mel_shift bins (a rough pitch
+    # shift), tilt the spectrum by up to +-tilt_db from the lowest to the highest band, and
+    # with probability `truncate` cut the sound off at a random time (short samples are common).
+    mel_shift: int = 0
+    tilt_db: float = 0.0
+    truncate: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "snr_db", tuple(float(v) for v in self.snr_db))
@@ -41,10 +48,21 @@ class AugmentConfig:
                 raise ValueError(f"{name} must be a (low, high) range")
         if self.max_shift < 0:
             raise ValueError("max_shift must be >= 0")
+        if self.mel_shift < 0 or self.tilt_db < 0 or not 0.0 <= self.truncate <= 1.0:
+            raise ValueError("mel_shift and tilt_db must be >= 0, truncate in [0, 1]")
+
+    @property
+    def needs_clips(self) -> bool:
+        """Whether it works on the audio (so training needs the clips, not only features)."""
+        return self.mode != "none" or self.max_shift > 0 or self.gain_db != (0.0, 0.0)
+
+    @property
+    def on_features(self) -> bool:
+        return self.mel_shift > 0 or self.tilt_db > 0 or self.truncate > 0
 
     @property
     def active(self) -> bool:
-        return self.mode != "none" or self.max_shift > 0 or self.gain_db != (0.0, 0.0)
+        return self.needs_clips or self.on_features
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,3 +123,39 @@ def augment(
         level = rms * 10 ** (-uniform(*cfg.snr_db) / 20)
         x = x + level * unit_noise((b, n), cfg.noise, gen)
     return x
+
+
+def augment_features(
+    features: torch.Tensor, cfg: AugmentConfig, top_db: float, generator: torch.Generator
+) -> torch.Tensor:
+    """The feature-domain part of `cfg` on log-mel features Float [B, n_mels, T] in [0, 1]
+    (0 = top_db below the clip's peak). Returns a new tensor, still peak-normalised."""
+    x = features.clone()
+    b, m, t = x.shape
+    gen = generator
+    if cfg.mel_shift > 0:
+        shifts = torch.randint(-cfg.mel_shift, cfg.mel_shift + 1, (b,), generator=gen).tolist()
+        for i, s in enumerate(shifts):
+            if s > 0:
+                x[i, s:] = features[i, :-s]
+                x[i, :s] = features[i, :1]  # repeat the edge band
+            elif s < 0:
+                x[i, :s] = features[i, -s:]
+                x[i, s:] = features[i, -1:]
+    if cfg.tilt_db > 0:
+        tilt = (torch.rand(b, 1, 1, generator=gen) * 2 - 1) * cfg.tilt_db / top_db
+        ramp = torch.linspace(-0.5, 0.5, m).view(1, m, 1)
+        x = torch.where(x > 0, x + tilt * ramp, x)
+    if cfg.truncate > 0:
+        cut = torch.rand(b, generator=gen) < cfg.truncate
+        for i in torch.nonzero(cut).flatten().tolist():
+            # Keep at least a tenth of the clip; fade out over 3 frames (about 50 ms).
+            start = int(torch.randint(max(1, t // 10), t, (1,), generator=gen))
+            fade = torch.linspace(1.0, 0.0, 5)[1:4]
+            n = min(3, t - start)
+            x[i, :, start : start + n] = x[i, :, start : start + n] * fade[:n]
+            x[i, :, start + n :] = 0.0
+    # Back to 0 dB at the peak, as the frontend makes every clip.
+    audible = x > 0
+    peak = x.amax(dim=(1, 2), keepdim=True).clamp_min(1e-6)
+    return torch.where(audible, (x - peak + 1).clamp(0.0, 1.0), x)

@@ -263,6 +263,16 @@ class Catalogue:
         ):
             yield sid, str(self.abspath(path)), onset, probs
 
+    def snapshot_rows(self, model_id: str) -> list[tuple]:
+        """(segment id, relative path, onset, file duration, vector blob, probs blob) for every
+        vector of a model, ordered by segment id."""
+        return self.db.execute(
+            "SELECT s.id, f.path, s.onset, f.duration, v.vector, v.probs FROM vectors v "
+            "JOIN segments s ON s.id = v.segment_id JOIN files f ON f.id = s.file_id "
+            "WHERE v.model_id = ? ORDER BY s.id",
+            (model_id,),
+        ).fetchall()
+
     # -- writes (inside a transaction) ----------------------------------------------------------
 
     @staticmethod

@@ -77,6 +77,41 @@ def default_db_path(root: Path) -> Path:
     return user_data_dir() / "libraries" / f"{name}-{key}" / "catalogue.sqlite"
 
 
+@dataclass
+class Snapshot:
+    """Everything a browser shows of a library under one model, in segment-id order.
+
+    Attributes:
+        ids: segment ids, int64 [n] (also the vector index's item ids).
+        paths: absolute path of each entry's file.
+        onsets: where each entry starts in its file, seconds, float64 [n].
+        durations: each entry's file duration, seconds (NaN if unknown), float64 [n].
+        vectors: float32 [n, latent].
+        probs: class probabilities float32 [n, classes], or None without a classifier.
+        class_names: the model's classes (empty without a classifier).
+        failures: (path, reason) of every file that could not be read.
+    """
+
+    ids: np.ndarray
+    paths: list[str]
+    onsets: np.ndarray
+    durations: np.ndarray
+    vectors: np.ndarray
+    probs: np.ndarray | None
+    class_names: list[str]
+    failures: list[tuple[str, str]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """Index of each entry's most likely class, int64 [n] (-1 without a classifier)."""
+        if self.probs is None or not len(self.ids):
+            return np.full(len(self.ids), -1, np.int64)
+        return self.probs.argmax(1)
+
+
 class Library:
     """A folder of samples indexed with one model.
 
@@ -374,6 +409,29 @@ class Library:
                 self.index.add(np.asarray(new_ids, np.int64), np.stack(new_vecs))
 
     # -- queries --------------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """Every entry with its vector and class probabilities under this library's model."""
+        rows = self.catalogue.snapshot_rows(self.model_id)
+        dim = self.tool.latent_dim
+        names = list(self.tool.class_names)
+        n = len(rows)
+        vectors = np.empty((n, dim), np.float32)
+        probs = np.zeros((n, len(names)), np.float32) if names else None
+        for i, row in enumerate(rows):
+            vectors[i] = np.frombuffer(row[4], np.float32)
+            if probs is not None and row[5] is not None:
+                probs[i] = np.frombuffer(row[5], np.float32)
+        return Snapshot(
+            ids=np.fromiter((r[0] for r in rows), np.int64, n),
+            paths=[str(self.catalogue.abspath(r[1])) for r in rows],
+            onsets=np.fromiter((r[2] for r in rows), np.float64, n),
+            durations=np.fromiter((np.nan if r[3] is None else r[3] for r in rows), np.float64, n),
+            vectors=vectors,
+            probs=probs,
+            class_names=names,
+            failures=self.catalogue.failures(),
+        )
 
     def find_similar(
         self,

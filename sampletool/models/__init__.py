@@ -24,5 +24,6 @@ def build_model(config: ModelConfig, audio: AudioConfig) -> VAE:
             flow_hidden=config.flow_hidden,
             dropout=config.dropout,
             num_classes=config.num_classes,
+            classifier_input=config.classifier_input,
         )
     raise ValueError(f"no builder for model kind {getattr(config, 'kind', config)!r}")

@@ -22,6 +22,7 @@ class VAEConfig:
     flow_hidden: int = 64
     dropout: float = 0.2
     num_classes: int = 0
+    classifier_input: str = "hidden"  # or "latent": see VAE
     # Loss weights: loss = recon + kl_weight * KL + class_weight * cross-entropy.
     kl_weight: float = 1.0
     class_weight: float = 100.0
@@ -42,6 +43,8 @@ class VAEConfig:
             raise ValueError("flow_length and num_classes must be >= 0")
         if self.num_classes == 1:
             raise ValueError("a classifier needs at least 2 classes")
+        if self.classifier_input not in ("hidden", "latent"):
+            raise ValueError("classifier_input must be 'hidden' or 'latent'")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
 

@@ -99,6 +99,9 @@ class VAE(nn.Module):
         flow_hidden: hidden size of each IAF step's MADE network.
         dropout: dropout after the hidden layer (training only).
         num_classes: classifier outputs; 0 for no classifier.
+        classifier_input: "hidden" (the dense hidden state, as in SampleVAE) or "latent" (the
+            posterior mean: the cross-entropy then shapes the search space itself, so
+            neighbours and the map group by class).
     """
 
     def __init__(
@@ -114,8 +117,14 @@ class VAE(nn.Module):
         flow_hidden: int = 64,
         dropout: float = 0.2,
         num_classes: int = 0,
+        classifier_input: str = "hidden",
     ) -> None:
         super().__init__()
+        if classifier_input not in ("hidden", "latent"):
+            raise ValueError(
+                f"classifier_input must be 'hidden' or 'latent', not {classifier_input!r}"
+            )
+        self.classifier_input = classifier_input
         self.n_mels, self.n_frames = n_mels, n_frames
         self.latent_dim = latent
         self.num_classes = num_classes
@@ -143,7 +152,10 @@ class VAE(nn.Module):
         self.flows = nn.ModuleList(IAFStep(latent, flow_hidden, hidden) for _ in range(flow_length))
         self.classifier = (
             nn.Sequential(
-                nn.Linear(hidden, 128), nn.ELU(), nn.Dropout(dropout), nn.Linear(128, num_classes)
+                nn.Linear(hidden if classifier_input == "hidden" else latent, 128),
+                nn.ELU(),
+                nn.Dropout(dropout),
+                nn.Linear(128, num_classes),
             )
             if num_classes
             else None
@@ -211,18 +223,22 @@ class VAE(nn.Module):
         """Latent [B, latent] -> features [B, n_mels, n_frames] in [0, 1]."""
         return torch.sigmoid(self.decode_logits(z))
 
-    def classify(self, features: torch.Tensor) -> torch.Tensor:
-        """Features [B, n_mels, T] -> class logits [B, num_classes]."""
+    def class_logits(self, post: Posterior) -> torch.Tensor:
+        """The classifier head on a posterior -> class logits [B, num_classes]."""
         if self.classifier is None:
             raise RuntimeError("this model has no classifier head")
-        return self.classifier(self.encode(features).hidden)
+        return self.classifier(post.hidden if self.classifier_input == "hidden" else post.mean)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Features [B, n_mels, T] -> class logits [B, num_classes]."""
+        return self.class_logits(self.encode(features))
 
     def forward(
         self, features: torch.Tensor, generator: torch.Generator | None = None
     ) -> VAEOutput:
         post = self.encode(features)
         z, kl = self.sample_posterior(post, generator)
-        logits = self.classifier(post.hidden) if self.classifier is not None else None
+        logits = self.class_logits(post) if self.classifier is not None else None
         return VAEOutput(self.decode(z), post, z, kl, logits)
 
     def loss(

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from sampletool.data.augment import AugmentConfig, augment
+from sampletool.data.augment import AugmentConfig, augment, augment_features
 from sampletool.data.cache import DONE, FeatureCache
 from sampletool.data.dataset import DatasetError, load_dataset
 from sampletool.errors import SampleToolError
@@ -189,7 +189,7 @@ class Trainer:
 
     def _prepare_data(self) -> None:
         cache = FeatureCache(self.dataset, self.audio)
-        with_clips = self.augment_cfg.active
+        with_clips = self.augment_cfg.needs_clips
         error: BaseException | None = None
         if self.is_main:
             try:
@@ -232,6 +232,8 @@ class Trainer:
             x = log_mel(augment(clips, self.augment_cfg, self.audio.sample_rate, gen), self.audio)
         else:
             x = torch.from_numpy(self.features[idx].astype(np.float32))
+        if gen is not None and self.augment_cfg.on_features:
+            x = augment_features(x, self.augment_cfg, self.audio.top_db, gen)
         return x.to(self.device), self.labels[idx].to(self.device)
 
     # -- checkpoints ----------------------------------------------------------------------------
@@ -292,7 +294,7 @@ class Trainer:
             rec = (recon - x).square().sum((1, 2))
             parts = {"recon": rec.sum().item(), "kl": kl.sum().item()}
             if k:
-                logits = model.classifier(post.hidden)
+                logits = model.class_logits(post)
                 ce = torch.nn.functional.cross_entropy(
                     logits, y, weight=self.class_balance, reduction="sum"
                 )
@@ -390,7 +392,7 @@ class Trainer:
             if len(global_batch) < per_rank * self.world:
                 global_batch = np.resize(order, per_rank * self.world)
             mine = self.train_idx[global_batch[self.rank :: self.world]]
-            x, y = self._batch(mine, aug_gen if self.clips is not None else None)
+            x, y = self._batch(mine, aug_gen if self.augment_cfg.active else None)
             loss, parts = model.loss(
                 x,
                 y if self.class_names else None,

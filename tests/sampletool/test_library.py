@@ -408,3 +408,30 @@ def test_a_scan_cancelled_before_embedding_says_so(tmp_path, tool):
     cancel.set()
     r = lib_at(tmp_path, tool).scan(workers=0, cancel=cancel)
     assert r.cancelled and r.indexed == 0
+
+
+def test_snapshot_holds_every_entry_with_vector_probs_and_failures(tmp_path, tiny_bundle):
+    from sampletool.library.library import Library
+    from sampletool.tool import SoundSampleTool
+    from tests.helpers import noise_burst, tone, write
+
+    root = tmp_path / "lib"
+    write(root / "a" / "low.wav", tone(110, 0.8, decay=4))
+    write(root / "b" / "hat.wav", noise_burst())
+    (root / "b" / "bad.wav").write_bytes(b"not audio")
+    tool = SoundSampleTool(tiny_bundle)
+    lib = Library(root, tool, db_path=tmp_path / "db" / "cat.sqlite")
+    try:
+        lib.scan(workers=1)
+        snap = lib.snapshot()
+    finally:
+        lib.close()
+    assert len(snap) == 2 and sorted(snap.ids.tolist()) == snap.ids.tolist()
+    assert {p.rsplit("/", 1)[-1] for p in snap.paths} == {"low.wav", "hat.wav"}
+    assert snap.vectors.shape == (2, tool.latent_dim) and np.isfinite(snap.vectors).all()
+    assert snap.probs.shape == (2, 3) and np.allclose(snap.probs.sum(1), 1, atol=1e-4)
+    assert snap.class_names == tool.class_names and set(snap.predicted) <= {0, 1, 2}
+    assert snap.durations[snap.paths.index(next(p for p in snap.paths if "low" in p))] == (
+        pytest.approx(0.8, abs=0.01)
+    )
+    assert [p.rsplit("/", 1)[-1] for p, _ in snap.failures] == ["bad.wav"]

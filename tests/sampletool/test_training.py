@@ -349,3 +349,30 @@ def test_torchrun_two_processes_gloo(dataset, tmp_path):
     assert a.model.state_dict().keys() == b.model.state_dict().keys()
     steps = [json.loads(line)["step"] for line in (log / "metrics.jsonl").read_text().splitlines()]
     assert steps == [3, 6]
+
+
+def test_feature_augmentation_shifts_tilts_and_truncates_within_range():
+    import torch
+
+    from sampletool.data.augment import AugmentConfig, augment_features
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 128, 125) * 0.5 + 0.25
+    x[:, :, 100:] = 0.0  # silence after the sound
+    x[:, 64, 0] = 1.0  # the peak, mid-spectrum (a shift keeps it)
+    none = AugmentConfig()
+    assert not none.on_features and not none.active
+    cfg = AugmentConfig(mel_shift=4, tilt_db=12.0, truncate=1.0)
+    assert cfg.on_features and cfg.active and not cfg.needs_clips
+    y = augment_features(x, cfg, 80.0, gen)
+    assert y.shape == x.shape and not torch.equal(x, y)
+    assert float(y.min()) >= 0.0 and torch.allclose(y.amax(dim=(1, 2)), torch.ones(16))
+    assert (y[:, :, 100:] == 0).all()  # silence stays silence
+    # truncate=1: every clip ends in silence somewhere before its end
+    last_sound = [int(torch.nonzero(y[i].amax(0)).max()) for i in range(16)]
+    assert max(last_sound) < 100 and min(last_sound) >= 125 // 10
+    shifted = augment_features(x, AugmentConfig(mel_shift=3), 80.0, gen)
+    for i in range(16):  # each clip is rolled by some s in [-3, 3] along the mel axis
+        assert any(torch.allclose(shifted[i, 3 + s : 125 + s], x[i, 3:125]) for s in range(-3, 4))
+    with pytest.raises(ValueError):
+        AugmentConfig(truncate=1.5)

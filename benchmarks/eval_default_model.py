@@ -1,0 +1,350 @@
+"""How good is the built-in model on real drums it never saw? Classification, similarity,
+reconstruction and blends, each next to a baseline measured in the same run.
+
+Usage:
+    .venv/bin/python benchmarks/eval_default_model.py REAL_SAMPLES [--model DIR]
+        [--work DIR] [--out DIR] [--json] [--write-metadata]
+
+REAL_SAMPLES is the folder `../shared/tools/real-samples` unpacks (lmms/ and sonic-pi/).
+
+Test set: lmms/drums/* and Sonic Pi's bd_*, sn_*, drum_* and elec_* one-shots, labelled from
+their file names by `sampletool.data.labels.drum_class`, keeping kick, snare, hihat, tom,
+cymbal and clap. None of these files is in the default model's training data, and model
+selection only looked at the recipe's own validation split, so the whole set is held out.
+
+1. Classification: balanced accuracy over the six drum classes (the model's argmax over all
+   its classes: a kick called "percussion" is wrong), next to the classic baseline, MFCC
+   statistics (20 MFCCs and their deltas, mean and std over time: 80 numbers) + logistic
+   regression trained on the same training data as the model (the recipe's dataset, train
+   split; rebuilt in --work if missing).
+2. Similarity: precision@10 among the test one-shots (the share of each one's 10 nearest
+   neighbours, itself excluded, that have its class), for the model's search vectors (Euclidean,
+   as the library index) and for standardised MFCC statistics. Classes smaller than 11 cap it,
+   so the ceiling is printed too.
+3. Reconstruction: log-spectral distance (dB, STFT 1024/256 at 16 kHz, each clip relative to its
+   own peak, floored at -80 dB like the features) between the real clip and (a) encode ->
+   decode -> Griffin-Lim, (b) the oracle: Griffin-Lim straight from the true log-mel. The gap is
+   what the model loses.
+4. Blends: kick + snare pairs (and a few others) of real samples, 50/50, written as WAVs and a
+   spectrogram PNG under --out for listening and looking.
+
+--write-metadata stores the figures in the bundle's config.json ("evaluation").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sampletool.audio import load_clips  # noqa: E402
+from sampletool.data.labels import drum_class  # noqa: E402
+from sampletool.features import AudioConfig, features_to_audio, log_mel  # noqa: E402
+
+DRUMS = ("kick", "snare", "hihat", "tom", "cymbal", "clap")
+SONIC_PI_PREFIXES = ("bd_", "sn_", "drum_", "elec_")
+
+
+def test_files(real: Path) -> tuple[list[Path], list[str]]:
+    candidates = sorted((real / "lmms" / "drums").glob("*"))
+    candidates += sorted(
+        p for p in (real / "sonic-pi").glob("*") if p.name.startswith(SONIC_PI_PREFIXES)
+    )
+    files, labels = [], []
+    for p in candidates:
+        cls = drum_class(p.name)
+        if cls in DRUMS:
+            files.append(p)
+            labels.append(cls)
+    return files, labels
+
+
+def load_features(paths: list[Path], cfg: AudioConfig) -> tuple[np.ndarray, np.ndarray, list]:
+    """(clips [n, samples], log-mel features [n, mels, frames], failures) for readable files."""
+    batch = load_clips(paths, seconds=cfg.seconds, sample_rate=cfg.sample_rate)
+    feats = log_mel(torch.from_numpy(batch.audio), cfg).numpy()
+    return batch.audio, feats, batch.failures, batch.indices
+
+
+# -- the classic baseline ------------------------------------------------------------------------
+
+
+def mfcc_stats(features: np.ndarray, cfg: AudioConfig, n_mfcc: int = 20) -> np.ndarray:
+    """MFCC statistics from log-mel features: DCT-II (orthonormal) of the dB mel spectrum, as
+    librosa.feature.mfcc does, then mean and std over time of the MFCCs and their deltas."""
+    db = (features.astype(np.float64) - 1.0) * cfg.top_db  # [n, mels, frames]
+    m = db.shape[1]
+    k = np.arange(n_mfcc)[:, None]
+    j = np.arange(m)[None, :]
+    dct = np.cos(np.pi * k * (2 * j + 1) / (2 * m)) * np.sqrt(2 / m)
+    dct[0] /= np.sqrt(2)
+    mfcc = np.einsum("km,nmt->nkt", dct, db)
+    delta = np.gradient(mfcc, axis=2)
+    return np.concatenate([mfcc.mean(2), mfcc.std(2), delta.mean(2), delta.std(2)], axis=1).astype(
+        np.float32
+    )
+
+
+def balanced_accuracy(y_true: list[str], y_pred: list[str], classes=DRUMS) -> tuple[float, dict]:
+    per = {}
+    for c in classes:
+        idx = [i for i, y in enumerate(y_true) if y == c]
+        if idx:
+            per[c] = sum(y_pred[i] == c for i in idx) / len(idx)
+    return float(np.mean(list(per.values()))), per
+
+
+def precision_at_k(vectors: np.ndarray, labels: list[str], k: int = 10) -> tuple[float, float]:
+    """(mean precision@k, its ceiling given the class sizes), Euclidean, self excluded."""
+    v = vectors.astype(np.float64)
+    d = ((v[:, None, :] - v[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    lab = np.array(labels)
+    nn = np.argsort(d, axis=1)[:, :k]
+    precision = (lab[nn] == lab[:, None]).mean(1)
+    sizes = {c: int((lab == c).sum()) for c in set(labels)}
+    ceiling = np.array([min(k, sizes[c] - 1) / k for c in labels])
+    return float(precision.mean()), float(ceiling.mean())
+
+
+def confusion(y_true: list[str], y_pred: list[str], cols: list[str]) -> list[list[int]]:
+    m = np.zeros((len(DRUMS), len(cols)), int)
+    for t, p in zip(y_true, y_pred, strict=True):
+        if p in cols:
+            m[DRUMS.index(t), cols.index(p)] += 1
+    return m.tolist()
+
+
+# -- reconstruction ------------------------------------------------------------------------------
+
+
+def lsd_db(reference: np.ndarray, estimate: np.ndarray, cfg: AudioConfig) -> np.ndarray:
+    """Log-spectral distance per clip in dB, each spectrum relative to its own peak, floor -80."""
+
+    def spec_db(x: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        s = torch.stft(x, cfg.n_fft, cfg.hop_length, window=torch.hann_window(cfg.n_fft),
+                       return_complex=True).abs().square()  # fmt: skip
+        db = 10 * torch.log10(s.clamp_min(1e-12))
+        peak = db.amax(dim=(1, 2), keepdim=True)
+        return torch.maximum(db, peak - cfg.top_db)
+
+    a, b = spec_db(reference), spec_db(estimate)
+    per_frame = (a - b).square().mean(1).sqrt()  # [n, frames]
+    # Frames where both are at the floor (silence after a short hit) say nothing: leave them out.
+    active = (a.amax(1) > a.amax((1, 2))[:, None] - cfg.top_db + 1) | (
+        b.amax(1) > b.amax((1, 2))[:, None] - cfg.top_db + 1
+    )
+    out = (per_frame * active).sum(1) / active.sum(1).clamp_min(1)
+    return out.numpy()
+
+
+# -- blends --------------------------------------------------------------------------------------
+
+
+def write_blends(tool, files: list[Path], labels: list[str], out: Path, cfg: AudioConfig) -> list:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sampletool.tool import write_wav
+
+    def first(cls: str, n: int = 0) -> Path:
+        return [f for f, lab in zip(files, labels, strict=True) if lab == cls][n]
+
+    pairs = [
+        (first("kick"), first("snare")),
+        (first("kick", 3), first("snare", 5)),
+        (first("kick", 7), first("hihat", 2)),
+        (first("tom"), first("cymbal")),
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(len(pairs), 3, figsize=(12, 3 * len(pairs)))
+    done = []
+    for row, (a, b) in enumerate(pairs):
+        blend = tool.generate(None, [a, b], weights=[0.5, 0.5], seed=0)
+        name = f"blend_{row}_{a.stem}+{b.stem}.wav"
+        write_wav(out / name, blend, cfg.sample_rate)
+        clips = np.stack([tool._clip(a), tool._clip(b), blend])
+        feats = log_mel(torch.from_numpy(clips), cfg).numpy()
+        for col, (title, f) in enumerate(zip([a.name, b.name, "50/50 blend"], feats, strict=True)):
+            ax = axes[row, col]
+            ax.imshow(f, origin="lower", aspect="auto", cmap="magma")
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        done.append({"a": a.name, "b": b.name, "wav": name})
+    fig.tight_layout()
+    fig.savefig(out / "blends.png", dpi=80)
+    plt.close(fig)
+    return done
+
+
+# -- the baseline's training data ------------------------------------------------------------------
+
+
+def training_features(work: Path, cfg: AudioConfig) -> tuple[np.ndarray, list[str]]:
+    """MFCC statistics and labels of the recipe's training split (built in `work` if missing)."""
+    from sampletool.data.cache import DONE, FeatureCache
+    from sampletool.data.dataset import load_dataset, make_dataset
+    from sampletool.training import recipe
+
+    dataset = work / "dataset"
+    if not (dataset / "manifest.csv").is_file():
+        recipe.build_data(work, 400, 0)
+        make_dataset([work / "data" / "synth", work / "data" / "real"], "default",
+                     out=dataset, classes_from_subfolders=True, seed=0)  # fmt: skip
+    ds = load_dataset(dataset)
+    cache = FeatureCache(ds, cfg)
+    if not cache.is_complete("features"):
+        cache.build(False)
+    ok = cache.status("features") == DONE
+    idx = [i for i in ds.indices("train") if ok[i]]
+    feats = cache.features()
+    stats = np.concatenate(
+        [mfcc_stats(feats[idx[s : s + 256]], cfg) for s in range(0, len(idx), 256)]
+    )
+    return stats, [ds.class_names[ds.labels[i]] for i in idx]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("real", type=Path, help="the real-samples folder (lmms/, sonic-pi/)")
+    p.add_argument("--model", default=None, help="bundle (default: the built-in model)")
+    p.add_argument("--work", type=Path, default=Path("/tmp/sampletool-default-model"),
+                   help="the recipe's work folder, for the baseline's training data")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("eval-default-model"),
+                   help="where blends and spectrograms go")  # fmt: skip
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--write-metadata", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(2)
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from sampletool.registry import CONFIG_FILE, resolve_model
+    from sampletool.tool import SoundSampleTool
+
+    t0 = time.perf_counter()
+    model_dir = resolve_model(args.model)
+    tool = SoundSampleTool(model_dir, device="cpu")
+    cfg = tool.audio
+    files, labels = test_files(args.real)
+    clips, feats, failures, kept = load_features(files, cfg)
+    files = [files[i] for i in kept]
+    labels = [labels[i] for i in kept]
+    counts = {c: labels.count(c) for c in DRUMS}
+
+    # 1. classification
+    probs = tool.predict_clips(clips)
+    pred = [tool.class_names[i] for i in probs.argmax(1)]
+    bal, per = balanced_accuracy(labels, pred)
+    train_x, train_y = training_features(args.work, cfg)
+    scaler = StandardScaler().fit(train_x)
+    logreg = LogisticRegression(max_iter=3000, C=1.0, class_weight="balanced")
+    logreg.fit(scaler.transform(train_x), train_y)
+    test_stats = mfcc_stats(feats, cfg)
+    base_pred = list(logreg.predict(scaler.transform(test_stats)))
+    base_bal, base_per = balanced_accuracy(labels, base_pred)
+
+    # 2. similarity
+    vectors = tool.embed_clips(clips)
+    p10, ceiling = precision_at_k(vectors, labels)
+    base_p10, _ = precision_at_k(StandardScaler().fit_transform(test_stats), labels)
+
+    # 3. reconstruction
+    with torch.no_grad():
+        x = torch.from_numpy(feats)
+        recon = tool.model.decode(tool.model.embed(x))
+        audio_model = features_to_audio(recon, cfg, n_iter=32, seed=0).numpy()
+        audio_oracle = features_to_audio(x, cfg, n_iter=32, seed=0).numpy()
+        feat_mse = float((recon - x).square().mean())
+    lsd_model = lsd_db(clips, audio_model, cfg)
+    lsd_oracle = lsd_db(clips, audio_oracle, cfg)
+
+    # 4. blends
+    blends = write_blends(tool, files, labels, args.out, cfg)
+
+    result = {
+        "model": str(model_dir),
+        "test_files": len(files),
+        "unreadable": [(path, reason) for _i, path, reason in failures],
+        "per_class_count": counts,
+        "classification": {
+            "balanced_accuracy": bal, "per_class_recall": per,
+            "confusion": {"rows": list(DRUMS), "columns": tool.class_names,
+                          "matrix": confusion(labels, pred, tool.class_names)},
+            "baseline_mfcc_logreg": {"balanced_accuracy": base_bal, "per_class_recall": base_per},
+        },
+        "similarity": {"precision_at_10": p10, "ceiling": ceiling,
+                       "baseline_mfcc_precision_at_10": base_p10},
+        "reconstruction": {
+            "lsd_db_model_median": float(np.median(lsd_model)),
+            "lsd_db_model_mean": float(lsd_model.mean()),
+            "lsd_db_oracle_median": float(np.median(lsd_oracle)),
+            "lsd_db_oracle_mean": float(lsd_oracle.mean()),
+            "feature_mse": feat_mse,
+        },
+        "blends": blends,
+        "seconds": time.perf_counter() - t0,
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"model: {model_dir}")
+        print(f"test set: {len(files)} real drum one-shots {counts}; "
+              f"{len(failures)} unreadable, skipped")  # fmt: skip
+        for _i, path, reason in failures:
+            print(f"  unreadable: {path}: {reason}")
+        print("classification, balanced accuracy over the six drum classes (goal >= 0.85):")
+        print(f"  model                 {bal:.3f}  " + _fmt(per))
+        print(f"  MFCC + logistic reg.  {base_bal:.3f}  " + _fmt(base_per))
+        print("  confusion (rows true, columns predicted):")
+        names = tool.class_names
+        print("    " + " ".join(f"{n[:5]:>5}" for n in names))
+        for c, row in zip(DRUMS, confusion(labels, pred, names), strict=True):
+            print(f"    {c[:6]:<6}" + " ".join(f"{v:>5}" for v in row))
+        print(f"similarity, precision@10 (goal >= 0.85 and above the baseline; ceiling "
+              f"{ceiling:.3f} from the class sizes):")  # fmt: skip
+        print(f"  model vectors         {p10:.3f}")
+        print(f"  MFCC statistics       {base_p10:.3f}")
+        print("reconstruction, log-spectral distance in dB (median / mean, lower is better):")
+        print(f"  model (encode -> decode -> Griffin-Lim)  {np.median(lsd_model):.2f} / "
+              f"{lsd_model.mean():.2f}")  # fmt: skip
+        print(f"  oracle (Griffin-Lim from the true mel)   {np.median(lsd_oracle):.2f} / "
+              f"{lsd_oracle.mean():.2f}")  # fmt: skip
+        print(f"blends written to {args.out}/ (blends.png shows each pair and its blend)")
+        print(f"({result['seconds']:.0f} s)")
+    if args.write_metadata:
+        path = model_dir / CONFIG_FILE
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        keys = ("test_files", "per_class_count", "classification", "similarity", "reconstruction")
+        evaluation = {k: result[k] for k in keys}
+        evaluation["command"] = "python benchmarks/eval_default_model.py REAL_SAMPLES"
+        evaluation["test_set"] = (
+            "lmms drums + Sonic Pi bd_/sn_/drum_/elec_ one-shots, never trained on"
+        )
+        doc.setdefault("metadata", {})["evaluation"] = evaluation
+        from sampletool.fileio import atomic_write_text
+
+        atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+        print(f"evaluation written into {path}")
+    return 0
+
+
+def _fmt(per: dict) -> str:
+    return " ".join(f"{c}={v:.2f}" for c, v in per.items())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Does the GUI thread stay responsive while the app works? The longest gap between ticks of a
+10 ms QTimer, idle (the baseline, same window, same run) and while the app indexes 2,000 files,
+draws and refines the map, and generates blends as a weight slider moves.
+
+Usage: .venv/bin/python benchmarks/gui_responsiveness.py [--files 2000] [--model DIR] [--json]
+
+Runs offscreen (QT_QPA_PLATFORM=offscreen unless a display is set) with the built-in model and
+a library of synthesised one-shots in a temporary folder (made once, reused). The audio output
+is a silent stand-in (no sound card needed). Goal: the longest gap under 50 ms in every phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+class SilentOutput:
+    def play(self, audio, sample_rate) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--files", type=int, default=2000)
+    p.add_argument("--model", default=None)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+
+    from sampletool.data.synth import CLASSES, write_class_folders
+
+    work = Path(tempfile.gettempdir()) / "sampletool-gui-bench"
+    library = work / f"library-{args.files}"
+    per_class = -(-args.files // len(CLASSES))
+    print(f"library: {args.files} synthesised one-shots in {library}", flush=True)
+    paths = write_class_folders(library, per_class, seed=123)
+    for extra in paths[args.files :]:
+        extra.unlink()
+    os.environ["SAMPLETOOL_DATA_DIR"] = str(work / "data")  # a fresh catalogue each run
+    import shutil
+
+    shutil.rmtree(work / "data", ignore_errors=True)
+
+    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "cfg"))
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from ui.main_window import MainWindow
+    from ui.playback import Player
+
+    window = MainWindow(model=args.model, player=Player(backend=SilentOutput()))
+    window.resize(1400, 860)
+    window.show()
+
+    clock = QElapsedTimer()
+    clock.start()
+    phase = {"name": "start-up"}
+    gaps: dict[str, list[float]] = {}
+    last = {"t": None}
+
+    def tick() -> None:
+        now = clock.nsecsElapsed() / 1e6
+        if last["t"] is not None:
+            gaps.setdefault(phase["name"], []).append(now - last["t"])
+        last["t"] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+
+    def wait(predicate, timeout_s: float) -> None:
+        end = time.monotonic() + timeout_s
+        while not predicate():
+            if time.monotonic() > end:
+                raise TimeoutError(f"phase {phase['name']} did not finish in {timeout_s} s")
+            app.processEvents()
+            time.sleep(0.001)
+
+    def run_for(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.001)
+
+    t0 = time.perf_counter()
+    wait(lambda: window.tool is not None, 300)
+    print(f"model loaded in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    phase["name"] = "idle (baseline)"
+    last["t"] = None
+    run_for(3.0)
+
+    phase["name"] = "indexing"
+    last["t"] = None
+    ready = {"library": False, "refined": False}
+    window.library_ready.connect(lambda: ready.__setitem__("library", True))
+    window.map_refined.connect(lambda: ready.__setitem__("refined", True))
+    t0 = time.perf_counter()
+    window.set_library(str(library))
+    wait(lambda: ready["library"], 1800)
+    index_s = time.perf_counter() - t0
+    print(f"indexed {len(window.snapshot)} files in {index_s:.1f} s", flush=True)
+
+    phase["name"] = "map refinement (UMAP in the background)"
+    last["t"] = None
+    t0 = time.perf_counter()
+    wait(lambda: ready["refined"], 1800)
+    umap_s = time.perf_counter() - t0
+
+    phase["name"] = "blending (slider moves)"
+    last["t"] = None
+    model = window.library_view.model
+    for row in (0, 300, 900):
+        window.blend.add_sample(model.ref(row))
+    slider = window.blend.findChild(object, "blendWeight0")
+    results = []
+    window.blend.generated.connect(lambda audio, sr: results.append(len(audio)))
+    for step in range(40):  # a drag: a new value every 25 ms for a second
+        slider.setValue(slider.minimum() + (step * 7) % (slider.maximum() - slider.minimum()))
+        run_for(0.025)
+    run_for(1.5)
+
+    timer.stop()
+    window.close()
+    out = {}
+    for name, g in gaps.items():
+        if not g:
+            continue
+        g_sorted = sorted(g)
+        out[name] = {
+            "ticks": len(g),
+            "max_gap_ms": round(max(g), 1),
+            "p99_gap_ms": round(g_sorted[int(0.99 * (len(g) - 1))], 1),
+            "median_gap_ms": round(g_sorted[len(g) // 2], 1),
+        }
+    summary = {"phases": out, "index_seconds": round(index_s, 1),
+               "umap_seconds": round(umap_s, 1), "blends_generated": len(results),
+               "files": len(window.snapshot) if window.snapshot is not None else 0}  # fmt: skip
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{'phase':44s} {'ticks':>6s} {'median':>8s} {'p99':>8s} {'max':>8s}  (ms)")
+        for name, r in out.items():
+            print(f"{name:44s} {r['ticks']:6d} {r['median_gap_ms']:8.1f} {r['p99_gap_ms']:8.1f} "
+                  f"{r['max_gap_ms']:8.1f}")  # fmt: skip
+        print(f"blends generated while the slider moved: {len(results)} (40 moves)")
+        print("goal: max gap under 50 ms in every phase; the idle phase is the baseline")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

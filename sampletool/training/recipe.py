@@ -1,0 +1,296 @@
+"""The recipe that builds the built-in default model (resources/models/default).
+
+    python -m sampletool.training.recipe --work /tmp/default-model [--out resources/models/default]
+
+What the model sees, all of it made or fetched here, nothing committed but the result:
+1. Synthesised one-shots (`sampletool.data.synth`): `--per-class` of each of the nine classes.
+2. Real drum recordings from Debian packages, fetched with `apt-get download` (or `--deb`) and
+   unpacked into the work folder: the Hydrogen kits of `hydrogen-drumkits` and `hydrogen-data`
+   (16 acoustic and electronic kits, multi-velocity), labelled from each instrument's name in
+   drumkit.xml; and the drum samples of four SoundFont packages, `avldrums.lv2-soundfont` (two
+   acoustic kits), `fluid-soundfont-gm` (FluidR3's GM kits, 808 included),
+   `musescore-general-soundfont-lossless` and `timgm6mb-soundfont` (MuseScore's GM kits),
+   labelled from each sample's name (or its General MIDI key). Names are labelled by
+   `sampletool.data.labels.drum_class`.
+It then makes a dataset (90/10 stratified split; the 10 % is the only thing model selection
+looks at), trains the VAE with on-the-fly additive noise, and copies the best checkpoint's
+bundle to `--out` with a description of the data and its validation metrics in the metadata.
+`benchmarks/eval_default_model.py --write-metadata` adds the real-drum evaluation.
+
+The recipe is resumable: every stage keeps what it finished in the work folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mmap
+import shutil
+import struct
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from sampletool.data.labels import drum_class
+
+# Debian packages of real drum recordings (none overlaps the evaluation's lmms / Sonic Pi sets).
+HYDROGEN_PACKAGES = ("hydrogen-drumkits", "hydrogen-data")  # Hydrogen kits (drumkit.xml)
+SOUNDFONT_PACKAGES = (  # SF2 files whose drum samples are used
+    "avldrums.lv2-soundfont",
+    "fluid-soundfont-gm",
+    "musescore-general-soundfont-lossless",
+    "timgm6mb-soundfont",
+)
+DEFAULT_STEPS = 3000
+
+# General MIDI percussion keys, for SF2 samples whose names are cut short ("41-Ludwig16FloorTo").
+GM_DRUMS = {35: "kick", 36: "kick", 37: "percussion", 38: "snare", 39: "clap", 40: "snare",
+            41: "tom", 42: "hihat", 43: "tom", 44: "hihat", 45: "tom", 46: "hihat", 47: "tom",
+            48: "tom", 49: "cymbal", 50: "tom", 51: "cymbal", 52: "cymbal", 53: "cymbal",
+            54: "percussion", 55: "cymbal", 56: "percussion", 57: "cymbal",
+            59: "cymbal"}  # fmt: skip
+
+
+def fetch_package(work: Path, package: str, debs: dict[str, Path] | None = None) -> Path:
+    """Download (unless a .deb for it is in `debs`) and unpack a Debian package; returns the
+    folder it was unpacked into (kept, so a rerun does nothing)."""
+    unpacked = work / "packages" / package
+    if unpacked.is_dir():
+        return unpacked
+    deb = (debs or {}).get(package)
+    if deb is None:
+        folder = work / "debs"
+        folder.mkdir(parents=True, exist_ok=True)
+        found = sorted(folder.glob(f"{package}_*.deb"))
+        if not found:
+            print(f"downloading {package} with apt-get download", flush=True)
+            subprocess.run(["apt-get", "download", package], cwd=folder, check=True)
+            found = sorted(folder.glob(f"{package}_*.deb"))
+        deb = found[-1]
+    tmp = unpacked.with_name(package + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
+    tmp.rename(unpacked)
+    return unpacked
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def label_kits(kits: Path, out: Path) -> Counter:
+    """Link every labelled instrument sample of every Hydrogen kit under `kits` (folders with
+    a drumkit.xml) into out/<class>/. Returns counts per class."""
+    counts: Counter = Counter()
+    for xml in sorted(kits.rglob("drumkit.xml")):
+        kit = xml.parent
+        for inst in ET.parse(xml).getroot().iter():
+            if _local(inst.tag) != "instrument":
+                continue
+            name = next((c.text or "" for c in inst if _local(c.tag) == "name"), "")
+            cls = drum_class(name)
+            if cls is None:
+                continue
+            for el in inst.iter():
+                if _local(el.tag) != "filename" or not el.text or not (kit / el.text).is_file():
+                    continue
+                safe = f"{kit.name}__{el.text}".replace("/", "_").replace(" ", "_")
+                dst = out / cls / safe
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if not dst.exists():
+                    dst.symlink_to((kit / el.text).resolve())
+                counts[cls] += 1
+    return counts
+
+
+def _riff_chunks(data: bytes, start: int, end: int):
+    while start + 8 <= end:
+        cid, size = struct.unpack_from("<4sI", data, start)
+        yield cid, start + 8, size
+        start += 8 + size + (size & 1)
+
+
+def soundfont_samples(path: Path):
+    """(name, sample rate, int16 samples) for each sample of an SF2 file (mono samples and the
+    left half of stereo pairs; ROM samples skipped)."""
+    with open(path, "rb") as f:
+        # Memory-mapped: a GM SoundFont can be half a gigabyte.
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
+    if data[:4] != b"RIFF" or data[8:12] != b"sfbk":
+        raise ValueError(f"{path} is not a SoundFont 2 file")
+    where = {}
+    for cid, off, size in _riff_chunks(data, 12, len(data)):
+        if cid == b"LIST":
+            for c2, o2, s2 in _riff_chunks(data, off + 4, off + size):
+                where[(data[off : off + 4], c2)] = (o2, s2)
+    smpl_off, smpl_size = where[(b"sdta", b"smpl")]
+    pcm = np.frombuffer(data, "<i2", smpl_size // 2, smpl_off)
+    hdr_off, hdr_size = where[(b"pdta", b"shdr")]
+    for i in range(hdr_size // 46 - 1):  # the last header is the terminal "EOS"
+        name, start, end, _ls, _le, rate, _p, _c, _link, kind = struct.unpack_from(
+            "<20sIIIIIBbHH", data, hdr_off + 46 * i
+        )
+        if kind & 0x8000 or kind == 2 or not 0 <= start < end <= len(pcm):  # ROM, right half
+            continue
+        yield name.split(b"\0")[0].decode("latin-1").strip(), rate, pcm[start:end]
+
+
+def label_soundfonts(folder: Path, out: Path) -> Counter:
+    """Write each drum sample of every .sf2 under `folder` to out/<class>/ as WAV, labelled by
+    its name (or, when the name is cut short, its General MIDI key prefix "36-...")."""
+    import re
+
+    import soundfile as sf
+
+    counts: Counter = Counter()
+    for sf2 in sorted(folder.rglob("*.sf2")):
+        if sf2.is_symlink():
+            continue
+        for name, rate, pcm in soundfont_samples(sf2):
+            cls = drum_class(name)
+            key = re.match(r"(\d+)-", name)
+            if cls is None and key:
+                cls = GM_DRUMS.get(int(key.group(1)))
+            if cls is None or len(pcm) < rate // 50:
+                continue
+            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{sf2.stem}__{name}")
+            dst = out / cls / f"{safe}.wav"
+            n = 1
+            while dst.exists() and dst.stat().st_size != 44 + 2 * len(pcm):
+                n += 1
+                dst = out / cls / f"{safe}_{n}.wav"
+            if not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(dst, pcm, rate, subtype="PCM_16")
+            counts[cls] += 1
+    return counts
+
+
+def build_data(work: Path, per_class: int, seed: int, debs: dict[str, Path] | None = None) -> dict:
+    """Synthesise and fetch the training audio into work/data/{synth,real}/<class>/."""
+    from sampletool.data.synth import CLASSES, write_class_folders
+
+    data = work / "data"
+    print(f"synthesising {per_class} one-shots of each of {len(CLASSES)} classes", flush=True)
+    write_class_folders(data / "synth", per_class, seed=seed, formats=(".wav",))
+    real = data / "real"
+    sources = {}
+    for package in HYDROGEN_PACKAGES:
+        sources[package] = dict(
+            sorted(label_kits(fetch_package(work, package, debs), real).items())
+        )
+    for package in SOUNDFONT_PACKAGES:
+        found = label_soundfonts(fetch_package(work, package, debs), real)
+        sources[package] = dict(sorted(found.items()))
+    for package, counts in sources.items():
+        print(f"{package}: {sum(counts.values())} samples {counts}", flush=True)
+    return {"synthesised_per_class": per_class, "synth_seed": seed, "real_drums": sources}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--work", required=True, type=Path, help="work folder (data, cache, run)")
+    p.add_argument("--out", type=Path, default=None, help="where to copy the finished bundle")
+    p.add_argument("--per-class", type=int, default=400, help="synthesised one-shots per class")
+    p.add_argument(
+        "--deb",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DEB",
+        help="use this .deb instead of downloading its package (repeatable)",
+    )
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+
+    from sampletool.data.dataset import make_dataset
+    from sampletool.registry import CONFIG_FILE, WEIGHTS_FILE
+    from sampletool.training.trainer import TrainConfig, Trainer
+
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    debs = {d.name.split("_", 1)[0]: d.resolve() for d in args.deb}
+    description = build_data(work, args.per_class, args.seed, debs)
+    dataset = work / "dataset"
+    if not (dataset / "manifest.csv").is_file():
+        make_dataset(
+            [work / "data" / "synth", work / "data" / "real"],
+            "default",
+            out=dataset,
+            classes_from_subfolders=True,
+            seed=args.seed,
+            warn=print,
+        )
+    run = work / "run"
+    config = TrainConfig(
+        dataset=str(dataset),
+        model={"kind": "vae", "classifier_input": "latent"},
+        augment={
+            "mode": "additive",
+            "noise": "gaussian",
+            "snr_db": [15.0, 45.0],
+            "gain_db": [0.0, 0.0],
+            "max_shift": 0.02,
+            "mel_shift": 4,
+            "tilt_db": 12.0,
+            "truncate": 0.3,
+        },
+        batch_size=64,
+        lr=1e-3,
+        max_steps=args.steps,
+        eval_every=250,
+        patience=2,
+        seed=args.seed,
+    )
+
+    def progress(step: int, m: dict) -> None:
+        if "val_loss" in m:
+            print(
+                f"step {step}: val loss {m['val_loss']:.1f}, accuracy "
+                f"{m.get('val_accuracy', 0):.3f}, {m['samples_per_s']:.0f} samples/s",
+                flush=True,
+            )
+
+    result = Trainer(run, None if (run / "train_config.json").exists() else config,
+                     max_steps=args.steps, device=args.device, progress=progress,
+                     log=print).run()  # fmt: skip
+    print(f"training ended ({result.reason}) at step {result.step}")
+
+    doc = json.loads((run / CONFIG_FILE).read_text(encoding="utf-8"))
+    meta = doc.setdefault("metadata", {})
+    meta["name"] = "default"
+    meta["description"] = (
+        "Sample Tool's built-in model: a VAE with IAF posterior and a classifier on the latent "
+        "mean, trained by sampletool/training/recipe.py on synthesised one-shots and real drum "
+        "recordings from Debian packages ("
+        + ", ".join(HYDROGEN_PACKAGES + SOUNDFONT_PACKAGES)
+        + ")"
+    )
+    meta["data"] = description | {
+        "dataset": meta.get("dataset"),
+        "never_seen": "the lmms and Sonic Pi samples used by benchmarks/eval_default_model.py",
+    }
+    meta["recipe"] = (
+        f"python -m sampletool.training.recipe --work WORK --per-class {args.per_class} "
+        f"--steps {args.steps} --seed {args.seed}"
+    )
+    meta["trained_steps"] = result.step
+    if args.out is not None:
+        out = args.out
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run / WEIGHTS_FILE, out / WEIGHTS_FILE)
+        (out / CONFIG_FILE).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        size = sum(f.stat().st_size for f in out.iterdir())
+        print(f"bundle written to {out} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

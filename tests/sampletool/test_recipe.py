@@ -1,0 +1,194 @@
+"""The default model's recipe, end to end on a tiny fake drum-kit package, and the shipped
+default model itself."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sampletool.data import synth
+from sampletool.registry import CONFIG_FILE, resolve_model
+from sampletool.training import recipe
+
+KIT_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<drumkit_info xmlns="http://www.hydrogen-music.org/drumkit">
+  <name>TestKit</name>
+  <instrumentList>
+    <instrument><id>0</id><name>Kick Hard</name>
+      <layer><filename>kick_a.wav</filename></layer>
+      <layer><filename>kick_b.wav</filename></layer></instrument>
+    <instrument><id>1</id><name>Snare Rock</name>
+      <instrumentComponent><layer><filename>snare a.wav</filename></layer></instrumentComponent>
+      <layer><filename>snare_b.wav</filename></layer></instrument>
+    <instrument><id>2</id><name>Snare Roll</name>
+      <layer><filename>roll.wav</filename></layer></instrument>
+    <instrument><id>3</id><name>27</name></instrument>
+    <instrument><id>4</id><name>Tom Hi</name>
+      <layer><filename>missing.wav</filename></layer></instrument>
+  </instrumentList>
+</drumkit_info>
+"""
+
+
+def _fake_kits(root):
+    kit = root / "usr/share/hydrogen/data/drumkits/TestKit"
+    kit.mkdir(parents=True)
+    (kit / "drumkit.xml").write_text(KIT_XML, encoding="utf-8")
+    for i, (name, cls) in enumerate(
+        [("kick_a", "kick"), ("kick_b", "kick"), ("snare a", "snare"), ("snare_b", "snare"),
+         ("roll", "snare")]
+    ):  # fmt: skip
+        synth.write_sound(kit / f"{name}.wav", synth.synthesize(cls, 100 + i, 44100))
+    return kit.parent
+
+
+def _chunk(cid: bytes, payload: bytes) -> bytes:
+    return cid + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) % 2 else b"")
+
+
+def _write_sf2(path, samples: list[tuple[str, np.ndarray, int]]) -> None:
+    """A minimal SoundFont 2 file: the sample data and the sample headers."""
+    pcm, headers, pos = [], b"", 0
+    for name, audio, kind in samples:
+        x = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+        headers += struct.pack("<20sIIIIIBbHH", name.encode(), pos, pos + len(x), pos,
+                               pos + len(x), 44100, 60, 0, 0, kind)  # fmt: skip
+        pcm.append(x)
+        pcm.append(np.zeros(46, "<i2"))  # the spec's guard samples
+        pos += len(x) + 46
+    headers += struct.pack("<20sIIIIIBbHH", b"EOS", 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    body = b"sfbk" + _chunk(b"LIST", b"sdta" + _chunk(b"smpl", np.concatenate(pcm).tobytes()))
+    body += _chunk(b"LIST", b"pdta" + _chunk(b"shdr", headers))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_chunk(b"RIFF", body))
+
+
+def _snd(cls: str, seed: int) -> np.ndarray:
+    return synth.synthesize(cls, seed, 44100).audio.mean(1)
+
+
+def test_soundfont_samples_are_labelled_by_name_or_general_midi_key(tmp_path):
+    _write_sf2(tmp_path / "sf" / "kit.sf2", [
+        ("36-Ludwig26Kick-1", _snd("kick", 1), 1),
+        ("41-Ludwig16FloorTo", _snd("tom", 2), 1),   # cut short: the GM key says tom
+        ("808 Clap", _snd("clap", 3), 1),
+        ("Std Kick (L)", _snd("kick", 4), 4),
+        ("Std Kick (R)", _snd("kick", 4), 2),        # right half of a pair: skipped
+        ("Violin C4", _snd("tonal", 5), 1),          # not a drum
+    ])  # fmt: skip
+    counts = recipe.label_soundfonts(tmp_path / "sf", tmp_path / "out")
+    assert dict(counts) == {"kick": 2, "tom": 1, "clap": 1}
+    got, rate = sf.read(tmp_path / "out" / "clap" / "kit__808_Clap.wav")
+    assert rate == 44100 and np.abs(got - _snd("clap", 3)).max() < 1e-3
+    assert recipe.label_soundfonts(tmp_path / "sf", tmp_path / "out") == counts  # rerun: same
+    assert len(list((tmp_path / "out" / "kick").iterdir())) == 2
+    (tmp_path / "bad.sf2").write_bytes(b"RIFF\0\0\0\0WAVE")
+    with pytest.raises(ValueError, match="not a SoundFont"):
+        list(recipe.soundfont_samples(tmp_path / "bad.sf2"))
+
+
+def test_label_kits_links_named_instruments_into_class_folders(tmp_path):
+    kits = _fake_kits(tmp_path / "pkg")
+    counts = recipe.label_kits(kits, tmp_path / "out")
+    assert dict(counts) == {"kick": 2, "snare": 2}  # the roll, "27" and a missing file are out
+    kicks = sorted(p.name for p in (tmp_path / "out" / "kick").iterdir())
+    assert kicks == ["TestKit__kick_a.wav", "TestKit__kick_b.wav"]
+    assert all(p.resolve().is_file() for p in (tmp_path / "out" / "snare").iterdir())
+    assert recipe.label_kits(kits, tmp_path / "out") == counts  # a rerun is harmless
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian)")
+def test_recipe_end_to_end_writes_a_described_bundle(tmp_path):
+    args = []
+    for package in recipe.HYDROGEN_PACKAGES + recipe.SOUNDFONT_PACKAGES:
+        pkg = tmp_path / package
+        if package == "hydrogen-drumkits":
+            _fake_kits(pkg)
+        elif package == "avldrums.lv2-soundfont":
+            claps = [("39-HandClap-1", _snd("clap", 7), 1), ("39-HandClap-2", _snd("clap", 8), 1)]
+            _write_sf2(pkg / "usr/share/sounds/sf2/kit.sf2", claps)
+        (pkg / "DEBIAN").mkdir(parents=True)
+        (pkg / "DEBIAN" / "control").write_text(
+            f"Package: {package}\nVersion: 1.0\nArchitecture: all\n"
+            "Maintainer: test <t@example.com>\nDescription: fake\n"
+        )
+        deb = tmp_path / f"{package}_1.0_all.deb"
+        subprocess.run(["dpkg-deb", "--build", str(pkg), str(deb)], check=True, capture_output=True)
+        args += ["--deb", str(deb)]
+    out = tmp_path / "bundle"
+    code = recipe.main(["--work", str(tmp_path / "work"), "--out", str(out), *args,
+                        "--per-class", "3", "--steps", "2"])  # fmt: skip
+    assert code == 0
+    doc = json.loads((out / CONFIG_FILE).read_text())
+    meta = doc["metadata"]
+    assert meta["name"] == "default"
+    real = meta["data"]["real_drums"]
+    assert real["hydrogen-drumkits"] == {"kick": 2, "snare": 2}
+    assert real["avldrums.lv2-soundfont"] == {"clap": 2}
+    assert real["hydrogen-data"] == {} and real["fluid-soundfont-gm"] == {}
+    assert real["timgm6mb-soundfont"] == {}
+    assert meta["data"]["synthesised_per_class"] == 3
+    assert "val_loss" in meta["metrics"] and meta["trained_steps"] == 2
+    assert doc["model"]["classifier_input"] == "latent"
+    assert set(doc["class_names"]) == set(synth.CLASSES)
+
+    from sampletool.tool import SoundSampleTool
+
+    tool = SoundSampleTool(out)
+    probs, name = tool.predict(synth.synthesize("kick", 5, 16000).audio.mean(1))
+    assert name in synth.CLASSES and probs.sum() == pytest.approx(1.0, abs=1e-4)
+
+
+# -- the shipped default model ----------------------------------------------------------------
+
+
+def test_default_model_ships_with_its_description_and_measured_metrics():
+    model = resolve_model(None)
+    size = sum(f.stat().st_size for f in model.iterdir())
+    assert size < 10e6
+    doc = json.loads((model / CONFIG_FILE).read_text())
+    names = set(doc["class_names"])
+    assert {"kick", "snare", "hihat", "tom", "cymbal", "clap", "percussion", "tonal", "fx"} <= names
+    meta = doc["metadata"]
+    assert meta["data"]["real_drums"]["hydrogen-drumkits"] and meta["data"]["synthesised_per_class"]
+    assert meta["metrics"]["val_accuracy"] > 0.8
+    ev = meta["evaluation"]
+    assert ev["classification"]["balanced_accuracy"] >= 0.85
+    assert ev["similarity"]["precision_at_10"] > ev["similarity"]["baseline_mfcc_precision_at_10"]
+
+
+def test_default_model_classifies_fresh_synthesised_sounds():
+    """Seeds the recipe never used (it used 0..per_class-1): the model must still know them."""
+    from sampletool.tool import SoundSampleTool
+
+    tool = SoundSampleTool()
+    classes = tool.class_names
+    clips, truth = [], []
+    for cls in synth.CLASSES:
+        for seed in range(50_000, 50_006):
+            mono = synth.synthesize(cls, seed, 16000).audio.mean(1)
+            clip = np.zeros(tool.audio.num_samples, np.float32)
+            clip[: min(len(mono), len(clip))] = mono[: len(clip)]
+            clips.append(clip)
+            truth.append(cls)
+    pred = [classes[i] for i in tool.predict_clips(np.stack(clips)).argmax(1)]
+    accuracy = np.mean([p == t for p, t in zip(pred, truth, strict=True)])
+    assert accuracy >= 0.8, list(zip(truth, pred, strict=True))
+
+
+def test_cli_and_api_use_the_default_model_when_none_is_named(tmp_path, capsys):
+    from sampletool import cli
+    from sampletool.tool import SoundSampleTool
+
+    path = tmp_path / "k.wav"
+    synth.write_sound(path, synth.synthesize("kick", 60_001, 44100))
+    assert cli.main(["classify", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["class"] in synth.CLASSES
+    assert SoundSampleTool().bundle.path == resolve_model(None)

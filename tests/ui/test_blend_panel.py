@@ -1,0 +1,425 @@
+"""The blend panel with a real (tiny) model: slots, latents, coalesced re-generation, results."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.ui.events import drag_enter_event, drop_event
+
+pytest.importorskip("PySide6")
+
+import soundfile as sf
+
+from PySide6.QtCore import QMimeData, QPoint, QSettings, Qt, QThreadPool, QUrl
+from PySide6.QtWidgets import QApplication, QCheckBox, QLabel, QSlider, QSpinBox, QWidget
+
+from ui import workers
+from ui.dnd import SampleRef, samples_from_mime
+from ui.widgets.blend_panel import MAX_SLOTS, BlendPanel
+
+WAIT_MS = 120_000  # a generous ceiling for a loaded machine; never a speed requirement
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path, monkeypatch):
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "cfg"))
+
+
+@pytest.fixture(autouse=True)
+def _real_worker_threads():
+    """Tasks must really be in flight here: their results arrive through the event loop."""
+    previous = workers._synchronous
+    workers.set_synchronous(False)
+    yield
+    workers.set_synchronous(previous)
+
+
+@pytest.fixture(scope="module")
+def tool(tiny_bundle):
+    from sampletool.tool import SoundSampleTool
+
+    return SoundSampleTool(tiny_bundle, device="cpu")
+
+
+def _wait_idle(qtbot, panel: BlendPanel) -> None:
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=WAIT_MS)
+
+
+@pytest.fixture
+def make_panel(qtbot):
+    def make(tool=None) -> BlendPanel:
+        p = BlendPanel()
+        qtbot.addWidget(p)
+        p.resize(340, 640)
+        p.show()
+        if tool is not None:
+            p.set_tool(tool)
+        return p
+
+    yield make
+    # pytest-qt has closed the panels by now; no task of this test may land in the next one.
+    QThreadPool.globalInstance().waitForDone()
+    QApplication.processEvents()  # deliver late results to the (guarded) deleted panels
+
+
+class Recorder:
+    """Collects `generated` emissions."""
+
+    def __init__(self, panel: BlendPanel) -> None:
+        self.audio: list[np.ndarray] = []
+        self.rates: list[int] = []
+        panel.generated.connect(self._got)
+
+    def _got(self, audio, rate) -> None:
+        self.audio.append(np.asarray(audio))
+        self.rates.append(rate)
+
+    @property
+    def last(self) -> np.ndarray:
+        return self.audio[-1]
+
+
+def direct(tool, vectors, weights, normalize=True, variance=0.0, seed=0) -> np.ndarray:
+    """What the panel should produce, computed here without it."""
+    lat = np.stack(vectors) if len(vectors) else np.empty((0, tool.latent_dim), np.float32)
+    return tool.decode(tool.blend_latent(lat, weights, normalize, variance, seed), seed=seed)[0]
+
+
+def assert_same(a: np.ndarray, b: np.ndarray) -> None:
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def assert_differs(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.shape == b.shape and np.abs(a - b).max() > 1e-3
+
+
+def drop_files(panel: BlendPanel, paths) -> bool:
+    """Drop plain file URLs (as a file manager does); True if the drag was accepted."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = drag_enter_event(20, 20, mime, Qt.DropAction.CopyAction)
+    QApplication.sendEvent(panel, enter)
+    if not enter.isAccepted():
+        return False
+    drop = drop_event(20, 20, mime, Qt.DropAction.CopyAction)
+    QApplication.sendEvent(panel, drop)
+    return drop.isAccepted()
+
+
+def slider(panel: BlendPanel, index: int) -> QSlider:
+    return panel.findChild(QSlider, f"blendWeight{index}")
+
+
+@pytest.fixture
+def two(make_panel, tool, sounds, qtbot):
+    """A panel with low.wav and high.wav in slots 0 and 1, their first blend generated."""
+    panel = make_panel(tool)
+    rec = Recorder(panel)
+    assert drop_files(panel, sounds[:2])
+    _wait_idle(qtbot, panel)
+    assert rec.audio, panel.status_text()
+    vecs = [tool.embed(str(p)) for p in sounds[:2]]
+    return panel, rec, vecs
+
+
+# -- slots and latents ---------------------------------------------------------------------------
+
+
+def test_dropped_files_get_their_latents_and_a_blend(two, tool, sounds):
+    panel, rec, vecs = two
+    assert panel.samples()[:2] == [SampleRef(str(sounds[0])), SampleRef(str(sounds[1]))]
+    assert panel.samples()[2:] == [None] * (MAX_SLOTS - 2)
+    for i in range(2):
+        np.testing.assert_allclose(panel.slot_vector(i), vecs[i], atol=1e-5)
+        assert panel.findChild(object, f"blendSlot{i}").isVisible()
+    assert not panel.findChild(object, "blendSlot2").isVisible()
+    assert rec.rates[-1] == tool.sample_rate
+    assert_same(rec.last, direct(tool, vecs, [1.0, 1.0]))
+
+
+def test_text_drops_are_refused(make_panel):
+    panel = make_panel()
+    mime = QMimeData()
+    mime.setText("hello")
+    enter = drag_enter_event(5, 5, mime, Qt.DropAction.CopyAction)
+    QApplication.sendEvent(panel, enter)
+    assert not enter.isAccepted()
+    assert panel.samples() == [None] * MAX_SLOTS
+
+
+def test_vector_provider_is_used_instead_of_embedding(make_panel, tool, sounds, qtbot):
+    stored = tool.embed(str(sounds[2]))  # deliberately another sound's vector
+    asked = []
+
+    def provider(ref):
+        asked.append(ref)
+        if ref.path == str(sounds[0]):
+            return stored
+        if ref.path == str(sounds[1]):
+            return np.ones(tool.latent_dim + 3, np.float32)  # another model's: ignored
+        return None
+
+    panel = make_panel(tool)
+    panel.set_vector_provider(provider)
+    panel.add_sample(SampleRef(str(sounds[0])))
+    panel.add_sample(SampleRef(str(sounds[1])))
+    np.testing.assert_array_equal(panel.slot_vector(0), stored)  # at once, no worker
+    _wait_idle(qtbot, panel)
+    np.testing.assert_allclose(panel.slot_vector(1), tool.embed(str(sounds[1])), atol=1e-5)
+    assert [r.path for r in asked] == [str(sounds[0]), str(sounds[1])]
+
+
+def test_ninth_sample_is_refused_with_a_message(make_panel, sounds):
+    panel = make_panel()  # no model: slots still fill, vectors wait for it
+    refs = [SampleRef(str(sounds[0]), onset=0.01 * i) for i in range(MAX_SLOTS)]
+    assert all(panel.add_sample(r) for r in refs)
+    assert panel.samples() == refs
+    assert not panel.add_sample(SampleRef(str(sounds[1])))
+    assert "full" in panel.status_text()
+    assert panel.samples() == refs
+    assert not panel.findChild(QLabel, "blendHint").isVisible()
+
+
+def test_unreadable_file_shows_its_reason_and_the_others_still_blend(
+    make_panel, tool, sounds, tmp_path, qtbot
+):
+    broken = tmp_path / "broken.wav"
+    broken.write_text("this is not audio")
+    panel = make_panel(tool)
+    rec = Recorder(panel)
+    refs = [sounds[0], broken, sounds[1], tmp_path / "missing.wav"]
+    assert panel.add_samples([SampleRef(str(p)) for p in refs]) == 4
+    _wait_idle(qtbot, panel)
+    assert "not an audio file" in panel.slot_error(1)
+    assert "not found" in panel.slot_error(3)
+    state = panel.findChild(QLabel, "blendSlotState1")
+    assert state.isVisible() and "not an audio file" in state.text()
+    assert not slider(panel, 1).isEnabled()
+    vecs = [tool.embed(str(sounds[0])), tool.embed(str(sounds[1]))]
+    assert_same(rec.last, direct(tool, vecs, [1.0, 1.0]))
+    assert "broken.wav" not in panel.results[0].label
+
+
+def test_removing_a_slot_blends_the_rest(two, tool, qtbot):
+    panel, rec, vecs = two
+    n = len(rec.audio)
+    qtbot.mouseClick(panel.findChild(object, "blendRemove0"), Qt.MouseButton.LeftButton)
+    assert panel.samples()[0] is None and not panel.findChild(object, "blendSlot0").isVisible()
+    _wait_idle(qtbot, panel)
+    assert len(rec.audio) == n + 1
+    assert_same(rec.last, direct(tool, vecs[1:], [1.0]))
+    panel.clear_slot(1)
+    assert panel.findChild(QLabel, "blendHint").isVisible()
+
+
+# -- re-generation -------------------------------------------------------------------------------
+
+
+def test_moving_a_weight_makes_a_new_sound(two, tool, qtbot):
+    panel, rec, vecs = two
+    before = rec.last
+    assert (slider(panel, 1).minimum(), slider(panel, 1).maximum()) == (-100, 200)
+    slider(panel, 1).setValue(50)
+    assert panel.findChild(QLabel, "blendWeightValue1").text() == "0.50"
+    _wait_idle(qtbot, panel)
+    assert_differs(rec.last, before)
+    assert_same(rec.last, direct(tool, vecs, [1.0, 0.5]))
+
+
+def test_quick_moves_coalesce_and_the_latest_wins(two, tool, qtbot):
+    panel, rec, vecs = two
+    started, shown = panel.generations_started, len(rec.audio)
+    moves = [90, 70, 50, -30, 10]
+    for v in moves:
+        slider(panel, 0).setValue(v)
+    _wait_idle(qtbot, panel)
+    assert 1 <= panel.generations_started - started < len(moves)
+    assert 1 <= len(rec.audio) - shown < len(moves)
+    assert_same(rec.last, direct(tool, vecs, [0.1, 1.0]))
+
+
+def test_changes_while_generating_keep_only_the_newest_and_drop_the_stale_result(two, tool, qtbot):
+    panel, rec, vecs = two
+    started, shown, history = panel.generations_started, len(rec.audio), len(panel.results)
+    slider(panel, 1).setValue(20)
+    panel.regenerate_now()  # in flight now; its result can only arrive through the event loop
+    assert panel.generations_started == started + 1
+    for v in (40, 60, 80):  # newer requests while it runs: remembered, not started
+        slider(panel, 1).setValue(v)
+        panel.regenerate_now()
+    assert panel.generations_started == started + 1
+    _wait_idle(qtbot, panel)
+    assert panel.generations_started == started + 2  # the running one, then only the newest
+    assert len(rec.audio) == shown + 1  # the stale result was never shown
+    assert len(panel.results) == history + 1
+    assert_same(rec.last, direct(tool, vecs, [1.0, 0.8]))
+    assert_same(panel.current.audio, rec.last)
+
+
+def test_moving_back_to_the_running_settings_cancels_the_pending_request(two, tool, qtbot):
+    panel, rec, vecs = two
+    started, shown = panel.generations_started, len(rec.audio)
+    slider(panel, 1).setValue(20)
+    panel.regenerate_now()
+    slider(panel, 1).setValue(40)
+    panel.regenerate_now()
+    slider(panel, 1).setValue(20)
+    panel.regenerate_now()
+    _wait_idle(qtbot, panel)
+    assert panel.generations_started == started + 1
+    assert len(rec.audio) == shown + 1
+    assert_same(rec.last, direct(tool, vecs, [1.0, 0.2]))
+
+
+def test_random_changes_the_seed_and_the_sound(two, tool, qtbot):
+    panel, rec, vecs = two
+    seed_box = panel.findChild(QSpinBox, "blendSeed")
+    seed0, before = seed_box.value(), rec.last
+    qtbot.mouseClick(panel.findChild(object, "blendRandom"), Qt.MouseButton.LeftButton)
+    seed = seed_box.value()
+    assert seed != seed0
+    _wait_idle(qtbot, panel)
+    assert_differs(rec.last, before)
+    assert_same(rec.last, direct(tool, vecs, [1.0, 1.0], seed=seed))
+
+
+def test_random_with_no_slots_decodes_a_prior_draw(make_panel, tool, qtbot):
+    panel = make_panel(tool)
+    rec = Recorder(panel)
+    qtbot.mouseClick(panel.findChild(object, "blendRandom"), Qt.MouseButton.LeftButton)
+    _wait_idle(qtbot, panel)
+    seed = panel.findChild(QSpinBox, "blendSeed").value()
+    assert len(rec.audio) == 1
+    assert_same(rec.last, direct(tool, [], None, seed=seed))
+    assert panel.results[0].label == f"blend 1 — random (seed {seed})"
+
+
+def test_variance_slider_adds_seeded_variation(two, tool, qtbot):
+    panel, rec, vecs = two
+    before = rec.last
+    panel.findChild(QSlider, "blendVariance").setValue(50)
+    assert panel.findChild(QLabel, "blendVarianceValue").text() == "0.50"
+    _wait_idle(qtbot, panel)
+    assert_differs(rec.last, before)
+    assert_same(rec.last, direct(tool, vecs, [1.0, 1.0], variance=0.5))
+
+
+def test_normalize_toggle_changes_weights_that_do_not_sum_to_one(two, tool, qtbot):
+    panel, rec, vecs = two
+    before = rec.last  # weights 1 + 1, normalised to 0.5 + 0.5
+    box = panel.findChild(QCheckBox, "normalizeWeights")
+    assert box.isChecked()
+    box.setChecked(False)
+    _wait_idle(qtbot, panel)
+    assert_differs(rec.last, before)
+    assert_same(rec.last, direct(tool, vecs, [1.0, 1.0], normalize=False))
+
+
+def test_weights_summing_to_zero_are_explained(two, tool, qtbot):
+    panel, rec, vecs = two
+    slider(panel, 0).setValue(60)
+    _wait_idle(qtbot, panel)
+    before = rec.last
+    slider(panel, 0).setValue(100)
+    slider(panel, 1).setValue(-100)  # 1 - 1 = 0 cannot be normalised: equal weights
+    with pytest.warns(UserWarning, match="sum to zero"):
+        direct(tool, vecs, [1.0, -1.0])
+    _wait_idle(qtbot, panel)
+    assert "sum to zero" in panel.status_text()
+    assert_differs(rec.last, before)
+    assert_same(rec.last, direct(tool, vecs, [0.5, 0.5]))
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+def test_history_grows_newest_first_and_a_click_replays(two, qtbot):
+    panel, rec, _ = two
+    first = rec.last
+    slider(panel, 1).setValue(50)
+    _wait_idle(qtbot, panel)
+    second = rec.last
+    history = panel.history
+    assert history.objectName() == "blendHistory" and history.count() == 2
+    assert history.item(0).text() == "blend 2 — low.wav 0.67 + high.wav 0.33"
+    assert history.item(1).text() == "blend 1 — low.wav 0.50 + high.wav 0.50"
+    rect = history.visualItemRect(history.item(1))
+    with qtbot.waitSignal(panel.generated, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(history.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    np.testing.assert_array_equal(blocker.args[0], first)
+    assert panel.current.number == 1 and history.count() == 2
+    assert_differs(first, second)
+    plot = panel.findChild(QWidget, "blendResult")  # a click on the waveform plays it too
+    with qtbot.waitSignal(panel.generated, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(30, 20))
+    np.testing.assert_array_equal(blocker.args[0], first)
+
+
+def test_save_writes_a_readable_wav_and_remembers_the_folder(two, tool, tmp_path, qtbot):
+    panel, rec, _ = two
+    asked = []
+    out_dir = tmp_path / "exports"
+
+    def provider(parent, caption, start, filters):
+        asked.append(start)
+        return str(out_dir / "my blend")
+
+    panel.save_path_provider = provider
+    qtbot.mouseClick(panel.findChild(object, "saveBlend"), Qt.MouseButton.LeftButton)
+    target = out_dir / "my blend.wav"
+    assert target.is_file(), panel.status_text()
+    data, rate = sf.read(str(target), dtype="float32")
+    assert rate == tool.sample_rate and data.shape == rec.last.shape
+    np.testing.assert_allclose(data, rec.last, atol=1e-4)
+    settings = QSettings(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, "SampleTool", "Sample Tool"
+    )
+    assert Path(settings.value("blend/saveDir")) == out_dir
+    assert "Saved" in panel.status_text()
+    panel.save_path_provider = lambda *a: asked.append(a[2]) or ""  # cancelled
+    assert panel.save() is None
+    assert Path(asked[-1]).parent == out_dir
+
+
+def test_result_mime_is_a_local_url_to_an_existing_wav(two, qtbot):
+    panel, rec, _ = two
+    mime = panel.result_mime()
+    (url,) = mime.urls()
+    assert url.isLocalFile()
+    path = Path(url.toLocalFile())
+    assert path.is_file() and re.fullmatch(r"sampletool-blend-\d+\.wav", path.name)
+    data, _ = sf.read(str(path), dtype="float32")
+    np.testing.assert_allclose(data, rec.last, atol=1e-4)
+    assert samples_from_mime(mime) == [SampleRef(str(path))]
+    slider(panel, 0).setValue(30)
+    _wait_idle(qtbot, panel)
+    older = panel.history_entry(panel.history.item(1))
+    older_path = panel.result_mime(older).urls()[0].toLocalFile()
+    assert older_path == str(path)  # written once, reused
+    assert panel.result_mime().urls()[0].toLocalFile() != older_path
+
+
+def test_no_model_is_a_message_not_a_crash(make_panel, tool, sounds, qtbot):
+    panel = make_panel()
+    rec = Recorder(panel)
+    assert panel.status_text() == "Loading the model..."
+    assert panel.add_sample(SampleRef(str(sounds[0])))
+    assert "waiting for the model" in panel.findChild(QLabel, "blendSlotState0").text()
+    qtbot.mouseClick(panel.findChild(object, "blendRandom"), Qt.MouseButton.LeftButton)
+    slider(panel, 0).setValue(40)
+    panel.regenerate_now()
+    assert panel.generations_started == 0 and not rec.audio
+    assert panel.result_mime() is None and panel.save() is None
+    assert not panel.findChild(object, "saveBlend").isEnabled()
+    panel.set_tool(None)
+    assert "No model" in panel.status_text()
+    panel.regenerate_now()
+    assert "No model" in panel.status_text()
+    panel.set_tool(tool)  # a model arrives later: the waiting sample is read and blended
+    _wait_idle(qtbot, panel)
+    assert rec.audio and panel.slot_vector(0) is not None

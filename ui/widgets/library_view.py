@@ -1,0 +1,413 @@
+"""The library browser: a folder tree and a sortable, filterable table of every entry.
+
+The table's model keeps the entries as numpy columns and does its own filtering and sorting
+(vectorised), so 100k rows filter and sort at once; Qt only ever asks for the visible cells.
+
+Keys in the table: Up/Down move and audition, Space plays or stops, Enter finds similar.
+Right-click: the shared sample menu. Rows drag out as files (DAW, desktop) or onto our panels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QPoint,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QSplitter,
+    QTableView,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.actions import SampleActions
+from ui.dnd import MIME_TYPE, SampleRef, make_mime
+
+COLUMNS = ("Name", "Class", "Conf.", "Length", "Folder")
+ALL_CLASSES = "All classes"
+
+
+class LibraryTableModel(QAbstractTableModel):
+    """Rows of a library snapshot; `rows` maps view rows to entries (filtered and sorted)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.ids = np.empty(0, np.int64)
+        self.paths: list[str] = []
+        self.onsets = np.empty(0)
+        self.names = np.empty(0, object)
+        self.names_lower = np.empty(0, object)
+        self.folders = np.empty(0, object)
+        self.durations = np.empty(0)
+        self.classes = np.empty(0, np.int64)
+        self.confidence = np.empty(0)
+        self.class_names: list[str] = []
+        self.rows = np.empty(0, np.int64)
+        self._sort: tuple[int, Qt.SortOrder] = (0, Qt.SortOrder.AscendingOrder)
+        self._filter: tuple[str, int, str] = ("", -1, "")
+
+    def set_entries(self, snapshot, root: str | os.PathLike[str]) -> None:
+        root = Path(root)
+        self.beginResetModel()
+        self.ids = snapshot.ids
+        self.paths = list(snapshot.paths)
+        self.onsets = np.asarray(snapshot.onsets, np.float64)
+        names, folders = [], []
+        for p, onset in zip(self.paths, self.onsets, strict=True):
+            path = Path(p)
+            names.append(f"{path.name} @ {onset:.2f} s" if onset else path.name)
+            try:
+                folders.append(path.parent.relative_to(root).as_posix())
+            except ValueError:
+                folders.append(str(path.parent))
+        self.names = np.array(names, dtype=object)
+        self.names_lower = np.array([n.lower() for n in names], dtype=object)
+        self.folders = np.array([("" if f == "." else f) for f in folders], dtype=object)
+        self.durations = np.asarray(snapshot.durations, np.float64)
+        self.class_names = list(snapshot.class_names)
+        if snapshot.probs is not None and len(snapshot.ids):
+            self.classes = snapshot.probs.argmax(1)
+            self.confidence = snapshot.probs.max(1).astype(np.float64)
+        else:
+            self.classes = np.full(len(snapshot.ids), -1, np.int64)
+            self.confidence = np.full(len(snapshot.ids), np.nan)
+        self._apply()
+        self.endResetModel()
+
+    # -- filtering and sorting (numpy) ----------------------------------------------------------
+
+    def set_filter(self, text: str = "", class_index: int = -1, folder: str = "") -> None:
+        self._filter = (text.strip().lower(), class_index, folder)
+        self.beginResetModel()
+        self._apply()
+        self.endResetModel()
+
+    def _apply(self) -> None:
+        n = len(self.ids)
+        mask = np.ones(n, bool)
+        text, cls, folder = self._filter
+        if text:
+            for word in text.split():
+                hits = np.char.find(self.names_lower.astype(str), word) >= 0
+                hits |= np.char.find(np.char.lower(self.folders.astype(str)), word) >= 0
+                mask &= hits
+        if cls >= 0:
+            mask &= self.classes == cls
+        if folder:
+            f = self.folders.astype(str)
+            mask &= (f == folder) | np.char.startswith(f, folder + "/")
+        idx = np.flatnonzero(mask)
+        column, order = self._sort
+        key = self._sort_key(column)[idx]
+        o = np.argsort(key, kind="stable")
+        if order == Qt.SortOrder.DescendingOrder:
+            o = o[::-1]
+        self.rows = idx[o]
+
+    def _sort_key(self, column: int) -> np.ndarray:
+        if column == 0:
+            return self.names_lower.astype(str)
+        if column == 1:
+            names = np.array([*self.class_names, "~"], dtype=str)
+            return names[self.classes]  # -1 (no class) sorts last
+        if column == 2:
+            return np.nan_to_num(self.confidence, nan=-1.0)
+        if column == 3:
+            return np.nan_to_num(self.durations, nan=-1.0)
+        return np.char.add(self.folders.astype(str), np.array(["/"], str)).astype(str)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self.layoutAboutToBeChanged.emit()
+        self._sort = (column, order)
+        self._apply()
+        self.layoutChanged.emit()
+
+    # -- Qt model API ----------------------------------------------------------------------------
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        i = int(self.rows[index.row()])
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return self.names[i]
+            if col == 1:
+                c = int(self.classes[i])
+                return self.class_names[c] if c >= 0 else ""
+            if col == 2:
+                v = self.confidence[i]
+                return "" if np.isnan(v) else f"{100 * v:.0f}%"
+            if col == 3:
+                v = self.durations[i]
+                return "" if np.isnan(v) else f"{v:.2f} s"
+            return self.folders[i]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.paths[i]
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (2, 3):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and col == 2:
+            v = self.confidence[i]
+            if not np.isnan(v) and v < 0.5:
+                return QColor(150, 150, 150)
+        return None
+
+    def flags(self, index: QModelIndex):
+        base = super().flags(index)
+        return base | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else base
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list", MIME_TYPE]
+
+    def mimeData(self, indexes):
+        rows = sorted({ix.row() for ix in indexes})
+        return make_mime([self.ref(r) for r in rows])
+
+    def supportedDragActions(self):
+        return Qt.DropAction.CopyAction
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def ref(self, row: int) -> SampleRef:
+        i = int(self.rows[row])
+        return SampleRef(self.paths[i], float(self.onsets[i]))
+
+    def entry_id(self, row: int) -> int:
+        return int(self.ids[self.rows[row]])
+
+    def rows_of_ids(self, ids: Sequence[int]) -> np.ndarray:
+        """View rows showing these entry ids (those filtered out are left out)."""
+        entries = np.flatnonzero(np.isin(self.ids, np.asarray(list(ids), np.int64)))
+        return np.flatnonzero(np.isin(self.rows, entries))
+
+
+class _Table(QTableView):
+    """The table with the app's keys: Space plays or stops, Enter finds similar."""
+
+    def __init__(self, owner: LibraryView) -> None:
+        super().__init__(owner)
+        self.owner = owner
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key == Qt.Key.Key_Space:
+            self.owner.play_toggled.emit()
+            return
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            refs = self.owner.selected_refs()
+            if refs:
+                self.owner.actions.find_similar.emit(refs[0])
+            return
+        super().keyPressEvent(event)
+
+
+class LibraryView(QWidget):
+    """Folder tree + filter box + class filter + table."""
+
+    selection_ids_changed = Signal(list)  # entry ids selected in the table (for the map)
+    play_toggled = Signal()  # Space: the window plays the current row or stops
+
+    def __init__(self, actions: SampleActions, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("libraryView")
+        self.actions = actions
+        self._syncing = False
+        self.root = ""
+
+        self.tree = QTreeWidget(self)
+        self.tree.setObjectName("folderTree")
+        self.tree.setHeaderHidden(True)
+        self.tree.itemSelectionChanged.connect(self._refilter)
+
+        self.filter_edit = QLineEdit(self)
+        self.filter_edit.setObjectName("libraryFilter")
+        self.filter_edit.setPlaceholderText("Filter by name or folder (Ctrl+F)")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self._refilter)
+        self.class_combo = QComboBox(self)
+        self.class_combo.setObjectName("classFilter")
+        self.class_combo.addItem(ALL_CLASSES)
+        self.class_combo.currentIndexChanged.connect(self._refilter)
+
+        self.model = LibraryTableModel(self)
+        self.table = _Table(self)
+        self.table.setObjectName("libraryTable")
+        self.table.setModel(self.model)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setDragEnabled(True)
+        self.table.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        for col, width in enumerate((190, 74, 60, 60)):
+            header.resizeSection(col, width)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.table.selectionModel().currentRowChanged.connect(self._current_changed)
+        self.table.doubleClicked.connect(
+            lambda ix: self.actions.audition.emit(self.model.ref(ix.row()))
+        )
+
+        filters = QHBoxLayout()
+        filters.setContentsMargins(0, 0, 0, 0)
+        filters.addWidget(self.filter_edit, 1)
+        filters.addWidget(self.class_combo)
+        right = QWidget(self)
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addLayout(filters)
+        rl.addWidget(self.table, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setObjectName("librarySplitter")
+        self.splitter.addWidget(self.tree)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([120, 440])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def set_snapshot(self, snapshot, root: str | os.PathLike[str]) -> None:
+        """Show a library snapshot (keeps the filter, sort and, where possible, selection)."""
+        selected = [self.model.entry_id(r) for r in self._selected_rows()]
+        self.root = str(root)
+        self.model.set_entries(snapshot, root)
+        current = self.class_combo.currentText()
+        self.class_combo.blockSignals(True)
+        self.class_combo.clear()
+        self.class_combo.addItem(ALL_CLASSES)
+        self.class_combo.addItems(snapshot.class_names)
+        i = self.class_combo.findText(current)
+        self.class_combo.setCurrentIndex(max(i, 0))
+        self.class_combo.blockSignals(False)
+        self._build_tree()
+        self._refilter()
+        if selected:
+            self.select_ids(selected)
+
+    def _build_tree(self) -> None:
+        previous = self.current_folder()
+        self.tree.blockSignals(True)
+        self.tree.clear()
+        top = QTreeWidgetItem([Path(self.root).name or self.root])
+        top.setData(0, Qt.ItemDataRole.UserRole, "")
+        self.tree.addTopLevelItem(top)
+        nodes: dict[str, QTreeWidgetItem] = {"": top}
+        for folder in sorted(set(self.model.folders.tolist())):
+            if not folder:
+                continue
+            parts = folder.split("/")
+            for depth in range(1, len(parts) + 1):
+                key = "/".join(parts[:depth])
+                if key not in nodes:
+                    item = QTreeWidgetItem([parts[depth - 1]])
+                    item.setData(0, Qt.ItemDataRole.UserRole, key)
+                    nodes["/".join(parts[: depth - 1])].addChild(item)
+                    nodes[key] = item
+        top.setExpanded(True)
+        self.tree.setCurrentItem(nodes.get(previous, top))
+        self.tree.blockSignals(False)
+
+    def current_folder(self) -> str:
+        item = self.tree.currentItem()
+        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else ""
+
+    def _refilter(self) -> None:
+        cls = self.class_combo.currentIndex() - 1
+        self.model.set_filter(self.filter_edit.text(), cls, self.current_folder())
+
+    # -- selection -------------------------------------------------------------------------------
+
+    def _selected_rows(self) -> list[int]:
+        return sorted({ix.row() for ix in self.table.selectionModel().selectedRows()})
+
+    def selected_refs(self) -> list[SampleRef]:
+        rows = self._selected_rows()
+        if not rows and self.table.currentIndex().isValid():
+            rows = [self.table.currentIndex().row()]
+        return [self.model.ref(r) for r in rows]
+
+    def current_ref(self) -> SampleRef | None:
+        ix = self.table.currentIndex()
+        return self.model.ref(ix.row()) if ix.isValid() else None
+
+    def select_ids(self, ids: Sequence[int]) -> None:
+        """Select the rows of these entries (from the map); emits nothing back."""
+        rows = self.model.rows_of_ids(ids)
+        self._syncing = True
+        try:
+            sm = self.table.selectionModel()
+            selection = QItemSelection()
+            last = self.model.columnCount() - 1
+            for r in rows.tolist():
+                selection.select(self.model.index(r, 0), self.model.index(r, last))
+            sm.select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            if len(rows):
+                sm.setCurrentIndex(self.model.index(int(rows[0]), 0),
+                                   QItemSelectionModel.SelectionFlag.NoUpdate)  # fmt: skip
+                self.table.scrollTo(self.model.index(int(rows[0]), 0))
+        finally:
+            self._syncing = False
+
+    def _selection_changed(self, *_: object) -> None:
+        if not self._syncing:
+            ids = [self.model.entry_id(r) for r in self._selected_rows()]
+            self.selection_ids_changed.emit(ids)
+            self.actions.selected.emit([self.model.ref(r) for r in self._selected_rows()])
+
+    def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        # Moving with the keyboard (or a click) auditions the new row; map syncing does not.
+        if not self._syncing and current.isValid() and current.row() != previous.row():
+            self.actions.audition.emit(self.model.ref(current.row()))
+
+    def _context_menu(self, pos: QPoint) -> None:
+        ix = self.table.indexAt(pos)
+        if not ix.isValid():
+            return
+        if ix.row() not in self._selected_rows():
+            self.table.selectRow(ix.row())
+        self.actions.show_menu(self.selected_refs(), self.table.viewport().mapToGlobal(pos), self)
+
+    def focus_filter(self) -> None:
+        self.filter_edit.setFocus()
+        self.filter_edit.selectAll()
