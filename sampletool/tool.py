@@ -288,13 +288,17 @@ class SoundSampleTool:
         seed: int | None = None,
     ) -> np.ndarray:
         """The latent to decode: weighted sum of `latents` [K, latent] plus Gaussian noise of the
-        given variance; a random prior draw when K is 0."""
+        given variance; a random prior draw when K is 0 (under a class prior: around a random
+        class's centre)."""
         if not (variance >= 0 and math.isfinite(variance)):
             raise ValueError(f"variance must be a finite number >= 0, got {variance}")
         rng = np.random.default_rng(seed)
         latents = np.asarray(latents, np.float64).reshape(-1, self.latent_dim)
         if len(latents) == 0:
             z = rng.standard_normal(self.latent_dim)
+            if getattr(self.model, "prior", "standard") == "class" and self.class_names:
+                centres = self.model.class_centres.cpu().numpy()
+                z = z + centres[rng.integers(len(self.class_names))]
         else:
             w = self.blend_weights(len(latents), weights, normalize_weights)
             z = w @ latents

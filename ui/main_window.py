@@ -93,6 +93,18 @@ def scan_library(library, progress=None, cancel=None):
     return report, library.snapshot()
 
 
+def close_when_idle(library, done: threading.Event | None) -> None:
+    if done is not None:
+        done.wait(600)
+    library.close()
+
+
+def read_for_playback(path: str, onset: float):
+    from sampletool.waveform import read_excerpt
+
+    return read_excerpt(path, onset, 30.0)
+
+
 def fast_projection(vectors: np.ndarray) -> np.ndarray:
     from sampletool.projection import pca_2d
 
@@ -141,6 +153,7 @@ class MainWindow(QMainWindow):
     library_changed = Signal(str)  # a library folder was chosen
     library_ready = Signal()  # a snapshot is shown (table and map filled)
     map_refined = Signal()  # the non-linear projection has been animated in
+    stuck = Signal(str)  # the library could not be opened, indexed or mapped (the message)
 
     def __init__(
         self,
@@ -157,6 +170,7 @@ class MainWindow(QMainWindow):
         self.lib = None  # sampletool.library.library.Library
         self.snapshot = None
         self.model_name = model or self.settings.value("model", None) or None
+        self._previous_model = self.model_name
         self.library = library or self.settings.value("library", None) or None
         self._tasks: dict[str, dict] = {}  # name -> {'task': Task}, while running
         self._ref_index: dict[tuple[str, float], int] = {}
@@ -329,6 +343,7 @@ class MainWindow(QMainWindow):
         self.latent_map.context_requested.connect(self._map_context)
         self.waveform.play_from.connect(self._play_from)
         self.player.position.connect(self.waveform.set_playhead)
+        self.player.state_changed.connect(self.similar.set_playing)
         self.player.unavailable.connect(self._audio_unavailable)
         self.player.error.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
         self.blend.generated.connect(self._play_generated)
@@ -417,6 +432,27 @@ class MainWindow(QMainWindow):
         )  # fmt: skip
         return record["task"]
 
+    def _drop_tasks(self, *names: str) -> None:
+        """Cancel these tasks and forget them: their results, if any arrive, are ignored."""
+        for name in names:
+            record = self._tasks.pop(name, None)
+            if record is not None and record.get("task") is not None:
+                record["task"].cancel()
+
+    def _retire_library(self) -> None:
+        """Stop using the current library: cancel its work, close it once its scan (which
+        finishes its batch in flight) is over, and clear what was shown of it."""
+        scan = self._tasks.get("scan", {}).get("task")
+        self._drop_tasks("open", "scan", "pca", "umap", "similar", "classify")
+        self._hide_progress()
+        lib, self.lib = self.lib, None
+        self.snapshot = None
+        self._ref_index, self._id_row = {}, {}
+        self.similar.clear()
+        self.latent_map.highlight([])
+        if lib is not None:
+            run_task(close_when_idle, lib, scan.done_event if scan is not None else None)
+
     def busy(self) -> bool:
         return bool(self._tasks)
 
@@ -429,7 +465,12 @@ class MainWindow(QMainWindow):
                   on_error=self._model_failed)  # fmt: skip
 
     def _model_loaded(self, tool) -> None:
+        switching = self.tool is not None
+        if switching:
+            self._retire_library()
         self.tool = tool
+        if self.model_name:
+            self.settings.setValue("model", self.model_name)
         b = tool.bundle
         self.blend.set_tool(tool)
         self.blend.set_vector_provider(self.vector_for)
@@ -442,6 +483,12 @@ class MainWindow(QMainWindow):
             self.open_library(self.library)
 
     def _model_failed(self, error: BaseException) -> None:
+        if self.tool is not None:  # a switch failed: keep working with the current model
+            self.statusBar().showMessage(
+                f"The model could not be loaded: {message_of(error)}", 15000
+            )
+            self.model_name = self._previous_model
+            return
         self.blend.set_tool(None)
         self.welcome.setText(
             f"<h2>Sample Tool</h2><p>The model could not be loaded:</p><p>{message_of(error)}</p>"
@@ -453,12 +500,13 @@ class MainWindow(QMainWindow):
     def switch_model(self, model: str) -> None:
         """Load another model; the library is re-indexed with it in the background (each
         model's vectors are kept, so switching back is quick)."""
-        self.model_name = model
-        self.settings.setValue("model", model)
-        self.cancel_indexing()
-        if self.lib is not None:
-            lib, self.lib = self.lib, None
-            run_task(lib.close)
+        if self.tool is not None and self.tool.bundle.path is not None:
+            try:
+                if Path(model).resolve() == self.tool.bundle.path.resolve():
+                    return  # already in use
+            except OSError:
+                pass
+        self._previous_model, self.model_name = self.model_name, model
         self._load_model(model)
 
     def _choose_model(self) -> None:
@@ -509,14 +557,15 @@ class MainWindow(QMainWindow):
                   progress=lambda d, t, _m: self._show_progress(d, t))  # fmt: skip
 
     def open_library(self, folder: str, rebuild: bool = False) -> None:
-        if self.lib is not None:
-            lib, self.lib = self.lib, None
-            run_task(lib.close)
+        self._retire_library()
         self.statusBar().showMessage(f"Opening {folder}...")
         self._run("open", open_library, self.tool, folder, rebuild,
                   on_result=self._library_opened, on_error=self._library_failed)  # fmt: skip
 
     def _library_opened(self, lib) -> None:
+        if lib.tool is not self.tool:  # opened for a model that has since been replaced
+            run_task(lib.close)
+            return
         self.lib = lib
         self.settings.setValue("library", str(lib.root))
         self.rescan()
@@ -537,6 +586,7 @@ class MainWindow(QMainWindow):
         else:
             self.welcome.setText(f"<h2>The library could not be opened</h2><p>{msg}</p>")
         self.stack.setCurrentIndex(0)
+        self.stuck.emit(msg)
 
     def _rebuild(self, folder: str) -> None:
         self.open_button.setText("Open sample folder...")
@@ -547,6 +597,9 @@ class MainWindow(QMainWindow):
 
     def rescan(self) -> None:
         if self.lib is None:
+            return
+        if "scan" in self._tasks:
+            self.statusBar().showMessage("Already indexing", 3000)
             return
         self.statusBar().showMessage(f"Indexing {self.lib.root}...")
         self._show_progress(0, 0, cancellable=True)
@@ -567,6 +620,9 @@ class MainWindow(QMainWindow):
     def _scanned(self, result) -> None:
         report, snapshot = result
         self._hide_progress()
+        known = {p for p, _ in snapshot.failures}
+        snapshot.failures += [(f["path"], f["reason"]) for f in report.failed
+                              if f["path"] not in known]  # fmt: skip
         parts = [f"{len(snapshot)} samples"]
         if report.cancelled:
             parts.append("scan cancelled: the next scan carries on")
@@ -576,6 +632,7 @@ class MainWindow(QMainWindow):
     def _scan_failed(self, error: BaseException) -> None:
         self._hide_progress()
         self.statusBar().showMessage(f"Indexing failed: {message_of(error)}")
+        self.stuck.emit(message_of(error))
 
     def show_snapshot(self, snapshot) -> None:
         self.snapshot = snapshot
@@ -607,15 +664,15 @@ class MainWindow(QMainWindow):
             return
         self._run("umap", slow_projection, snapshot.vectors,
                   on_result=lambda xy2: self._refine_map(snapshot, xy2),
-                  on_error=lambda e: self.statusBar().showMessage(
+                  on_error=lambda e: (self.statusBar().showMessage(
                       f"The detailed map could not be computed: {message_of(e)}", 8000),
+                      self.stuck.emit(message_of(e))),
                   progress=lambda *_: None)  # fmt: skip
 
     def _refine_map(self, snapshot, xy: np.ndarray) -> None:
         if snapshot is not self.snapshot:
             return
-        self.latent_map.animate_to(xy, 700)
-        QTimer.singleShot(720, self.latent_map.reset_view)
+        self.latent_map.animate_to(xy, 700)  # the view follows unless the user moved it
         QTimer.singleShot(800, self.map_refined.emit)
 
     def show_failures(self) -> None:
@@ -661,7 +718,16 @@ class MainWindow(QMainWindow):
             self.latent_map.select_ids([int(self.snapshot.ids[row])])
         self.waveform.load(ref.path, onsets, ref.name)
         self._playing_ref = ref
-        self.player.play_file(ref.path, ref.onset)
+        self._play_file(ref.path, ref.onset)
+
+    def _play_file(self, path: str, at: float) -> None:
+        """Read the excerpt on a worker (latest request wins), then play it."""
+        if not self.player.available:
+            return
+        self._run("audio", read_for_playback, path, at,
+                  on_result=lambda r: self.player.play_excerpt(r[0], r[1], at),
+                  on_error=lambda e: self.statusBar().showMessage(
+                      f"Cannot play {Path(path).name}: {message_of(e)}", 8000))  # fmt: skip
 
     def _toggle_play(self) -> None:
         if self.player.is_playing:
@@ -674,7 +740,7 @@ class MainWindow(QMainWindow):
     def _play_from(self, seconds: float) -> None:
         ref = getattr(self, "_playing_ref", None)
         if ref is not None:
-            self.player.play_file(ref.path, max(0.0, seconds))
+            self._play_file(ref.path, max(0.0, seconds))
         elif getattr(self, "_generated", None) is not None:
             audio, sr = self._generated
             self.player.play(audio, sr, max(0.0, seconds))
@@ -725,6 +791,7 @@ class MainWindow(QMainWindow):
         popup.set_query(ref)
         popup.popup_at(QCursor.pos())
         row = self._row_of(ref)
+        self._drop_tasks("classify")  # an older answer must not replace this one
         if self.snapshot is not None and row is not None and self.snapshot.probs is not None:
             popup.show_probabilities(ref, self.snapshot.class_names, self.snapshot.probs[row])
             return
@@ -772,6 +839,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.wait_indexed and window.library:
             window.map_refined.connect(shoot)
             window.engine_ready.connect(lambda ok: None if ok else shoot())
+            window.stuck.connect(shoot)  # the library could not be opened or indexed
+            window.library_ready.connect(
+                lambda: None if window.refine_map and len(window.snapshot or ()) else shoot()
+            )
+            QTimer.singleShot(900_000, shoot)  # whatever happens, do not hang
         else:
             window.engine_ready.connect(shoot)
     code = app.exec()

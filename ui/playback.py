@@ -163,6 +163,13 @@ class Player(QObject):
             return False
         return self._play(audio, sr, round(max(0.0, float(onset)) * sr) / sr)
 
+    def play_excerpt(self, audio: np.ndarray, sample_rate: int, at: float = 0.0) -> bool:
+        """Play audio read from a file elsewhere (off the GUI thread); `at` is the file time of
+        its first frame, so `position` reports file time as with `play_file`."""
+        if self._reason:
+            return False
+        return self._play(np.asarray(audio), sample_rate, max(0.0, float(at)))
+
     def stop(self) -> None:
         """Stop the sound playing, if any."""
         if self._backend is not None and self._playing:

@@ -33,6 +33,7 @@ class Task(QRunnable):
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.pass_control = pass_control
         self.cancel_event = threading.Event()
+        self.done_event = threading.Event()  # set once fn has returned or raised
         self.signals = TaskSignals()
 
     def cancel(self) -> None:
@@ -55,6 +56,7 @@ class Task(QRunnable):
         else:
             self._emit(self.signals.result, result)
         finally:
+            self.done_event.set()
             self._emit(self.signals.finished)
 
     @staticmethod
@@ -108,5 +110,9 @@ def run_task(
     if _synchronous:
         task.run()
     else:
-        QThreadPool.globalInstance().start(task)
+        pool = QThreadPool.globalInstance()
+        # A scan or a map projection can run for minutes: leave threads for the short work
+        # (waveforms, searches, blends) that must not queue behind them.
+        pool.setMaxThreadCount(max(pool.maxThreadCount(), 8))
+        pool.start(task)
     return task

@@ -253,6 +253,15 @@ class Library:
         with self._lock:
             if self._saved_generation != cat.generation():
                 self.index = self._open_index()  # another process wrote since we loaded
+        # A folder that is gone (an unplugged drive) or cannot be listed must not read as
+        # "every file was deleted": that would drop the whole catalogue.
+        if not self.root.is_dir():
+            raise LibraryError(f"library folder {self.root} is not there any more (moved, "
+                               "deleted, or on a drive that is not connected)")  # fmt: skip
+        try:
+            os.listdir(self.root)
+        except OSError as e:
+            raise LibraryError(f"library folder {self.root} cannot be read ({e.strerror})") from None
         walk_errors: list[tuple[str, str]] = []
         found = find_audio_files(self.root, walk_errors)
         report.failed += [{"path": p, "reason": r} for p, r in walk_errors]

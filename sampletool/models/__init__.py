@@ -25,5 +25,7 @@ def build_model(config: ModelConfig, audio: AudioConfig) -> VAE:
             dropout=config.dropout,
             num_classes=config.num_classes,
             classifier_input=config.classifier_input,
+            prior=config.prior,
+            prior_scale=config.prior_scale,
         )
     raise ValueError(f"no builder for model kind {getattr(config, 'kind', config)!r}")

@@ -23,6 +23,8 @@ class VAEConfig:
     dropout: float = 0.2
     num_classes: int = 0
     classifier_input: str = "hidden"  # or "latent": see VAE
+    prior: str = "standard"  # or "class": see VAE
+    prior_scale: float = 3.0
     # Loss weights: loss = recon + kl_weight * KL + class_weight * cross-entropy.
     kl_weight: float = 1.0
     class_weight: float = 100.0
@@ -43,6 +45,10 @@ class VAEConfig:
             raise ValueError("flow_length and num_classes must be >= 0")
         if self.num_classes == 1:
             raise ValueError("a classifier needs at least 2 classes")
+        if self.prior not in ("standard", "class"):
+            raise ValueError("prior must be 'standard' or 'class'")
+        if self.prior == "class" and self.num_classes > self.latent:
+            raise ValueError("a class prior needs at least as many latent dimensions as classes")
         if self.classifier_input not in ("hidden", "latent"):
             raise ValueError("classifier_input must be 'hidden' or 'latent'")
         if not 0.0 <= self.dropout < 1.0:

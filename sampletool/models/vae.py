@@ -102,6 +102,11 @@ class VAE(nn.Module):
         classifier_input: "hidden" (the dense hidden state, as in SampleVAE) or "latent" (the
             posterior mean: the cross-entropy then shapes the search space itself, so
             neighbours and the map group by class).
+        prior: "standard" (N(0, I)) or "class": a labelled clip's prior is N(c_y, I), with
+            class centres c_y = prior_scale * (unit vector y): the KL term then pulls each
+            class's posterior means around its own centre, so Euclidean neighbours share a
+            class. Unlabelled clips keep N(0, I).
+        prior_scale: distance of each class centre from the origin.
     """
 
     def __init__(
@@ -118,8 +123,20 @@ class VAE(nn.Module):
         dropout: float = 0.2,
         num_classes: int = 0,
         classifier_input: str = "hidden",
+        prior: str = "standard",
+        prior_scale: float = 3.0,
     ) -> None:
         super().__init__()
+        if prior not in ("standard", "class"):
+            raise ValueError(f"prior must be 'standard' or 'class', not {prior!r}")
+        if prior == "class" and num_classes > latent:
+            raise ValueError("a class prior needs at least as many latent dimensions as classes")
+        centres = torch.zeros(max(num_classes, 1), latent)
+        if prior == "class":
+            centres[:num_classes, :num_classes] = prior_scale * torch.eye(num_classes)
+        # Derived from the config, so not part of the saved weights.
+        self.register_buffer("class_centres", centres, persistent=False)
+        self.prior = prior
         if classifier_input not in ("hidden", "latent"):
             raise ValueError(
                 f"classifier_input must be 'hidden' or 'latent', not {classifier_input!r}"
@@ -197,10 +214,21 @@ class VAE(nn.Module):
         """
         return self.encode(features).mean
 
+    def prior_mean(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor | float:
+        """The prior's mean for each clip: its class centre (class prior, labelled), else 0."""
+        if self.prior != "class" or labels is None:
+            return 0.0
+        centres = self.class_centres[labels.clamp_min(0)]
+        return torch.where((labels >= 0)[:, None], centres, torch.zeros_like(centres))
+
     def sample_posterior(
-        self, post: Posterior, generator: torch.Generator | None = None
+        self,
+        post: Posterior,
+        generator: torch.Generator | None = None,
+        labels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw z through the flows. Returns (z [B, latent], KL estimate [B])."""
+        """Draw z through the flows. Returns (z [B, latent], KL estimate [B]); `labels` (-1 for
+        none) choose each clip's prior under a class prior."""
         eps = torch.randn(post.mean.shape, generator=generator, device=post.mean.device)
         z = post.mean + torch.exp(0.5 * post.logvar) * eps
         log_q = -0.5 * (eps.square() + _LOG_2PI + post.logvar).sum(-1)
@@ -209,7 +237,7 @@ class VAE(nn.Module):
                 z = z.flip(-1)  # alternate the autoregressive order; a permutation has det 1
             z, logdet = step(z, post.hidden)
             log_q = log_q - logdet
-        log_p = -0.5 * (z.square() + _LOG_2PI).sum(-1)
+        log_p = -0.5 * ((z - self.prior_mean(labels, len(z))).square() + _LOG_2PI).sum(-1)
         return z, log_q - log_p
 
     # -- decoder and heads ----------------------------------------------------------------------
@@ -234,10 +262,13 @@ class VAE(nn.Module):
         return self.class_logits(self.encode(features))
 
     def forward(
-        self, features: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        features: torch.Tensor,
+        generator: torch.Generator | None = None,
+        labels: torch.Tensor | None = None,
     ) -> VAEOutput:
         post = self.encode(features)
-        z, kl = self.sample_posterior(post, generator)
+        z, kl = self.sample_posterior(post, generator, labels)
         logits = self.class_logits(post) if self.classifier is not None else None
         return VAEOutput(self.decode(z), post, z, kl, logits)
 
@@ -257,7 +288,7 @@ class VAE(nn.Module):
         clips without a class. `forward` replaces `self.forward` (DistributedDataParallel's
         wrapper, so gradients are synchronised). Returns (loss, its parts as floats).
         """
-        out = (forward or self.forward)(features)
+        out = (forward or self.forward)(features, None, labels)
         recon = (out.recon - features).square().sum((1, 2)).mean()
         kl = out.kl.mean()
         total = recon + kl_weight * kl

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     run = work / "run"
     config = TrainConfig(
         dataset=str(dataset),
-        model={"kind": "vae", "classifier_input": "latent"},
+        model={"kind": "vae", "classifier_input": "latent", "prior": "class", "prior_scale": 4.0},
         augment={
             "mode": "additive",
             "noise": "gaussian",
@@ -267,9 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     meta = doc.setdefault("metadata", {})
     meta["name"] = "default"
     meta["description"] = (
-        "Sample Tool's built-in model: a VAE with IAF posterior and a classifier on the latent "
-        "mean, trained by sampletool/training/recipe.py on synthesised one-shots and real drum "
-        "recordings from Debian packages ("
+        "Sample Tool's built-in model: a VAE with IAF posterior, a class-conditional prior and a "
+        "classifier on the latent mean, trained by sampletool/training/recipe.py on "
+        "synthesised one-shots and real drum recordings from Debian packages ("
         + ", ".join(HYDROGEN_PACKAGES + SOUNDFONT_PACKAGES)
         + ")"
     )

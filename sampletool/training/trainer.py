@@ -288,7 +288,9 @@ class Trainer:
         for s in range(0, len(self.val_idx), 256):
             x, y = self._batch(self.val_idx[s : s + 256], None)
             post = model.encode(x)
-            eps_model = model.sample_posterior(post, gen if x.device.type == "cpu" else None)
+            eps_model = model.sample_posterior(
+                post, gen if x.device.type == "cpu" else None, y if k else None
+            )
             z, kl = eps_model
             recon = model.decode(z)
             rec = (recon - x).square().sum((1, 2))

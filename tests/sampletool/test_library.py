@@ -435,3 +435,24 @@ def test_snapshot_holds_every_entry_with_vector_probs_and_failures(tmp_path, tin
         pytest.approx(0.8, abs=0.01)
     )
     assert [p.rsplit("/", 1)[-1] for p, _ in snap.failures] == ["bad.wav"]
+
+
+def test_a_rescan_of_a_folder_that_is_gone_keeps_the_catalogue(tmp_path, tiny_bundle):
+    from sampletool.library.library import Library, LibraryError
+    from sampletool.tool import SoundSampleTool
+    from tests.helpers import tone, write
+
+    root = tmp_path / "drive" / "lib"
+    write(root / "a.wav", tone(110, 0.5, decay=4))
+    write(root / "b.wav", tone(220, 0.5, decay=4))
+    tool = SoundSampleTool(tiny_bundle)
+    lib = Library(root, tool, db_path=tmp_path / "db" / "cat.sqlite")
+    try:
+        lib.scan(workers=1)
+        assert len(lib.snapshot()) == 2
+        (tmp_path / "drive").rename(tmp_path / "unplugged")
+        with pytest.raises(LibraryError, match="not there any more"):
+            lib.scan(workers=1)
+        assert len(lib.snapshot()) == 2  # nothing was dropped
+    finally:
+        lib.close()

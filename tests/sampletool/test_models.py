@@ -270,3 +270,32 @@ def test_weights_file_has_no_mask_buffers(tiny_bundle):
     assert all(
         np.dtype("float32") == v.dtype for v in load_file(str(tiny_bundle / WEIGHTS_FILE)).values()
     )
+
+
+def test_class_prior_pulls_each_class_to_its_centre():
+    import torch
+
+    from sampletool.features import AudioConfig
+    from sampletool.models import VAEConfig, build_model
+
+    cfg = VAEConfig(conv_channels=(4, 4), pool_sizes=((4, 4), (4, 4)), hidden=16, latent=8,
+                    flow_length=1, flow_hidden=8, num_classes=3, prior="class",
+                    prior_scale=2.0, classifier_input="latent")  # fmt: skip
+    model = build_model(cfg, AudioConfig())
+    assert torch.equal(model.class_centres[1], torch.tensor([0, 2.0, 0, 0, 0, 0, 0, 0]))
+    x = torch.rand(4, 128, 125)
+    post = model.encode(x)
+    gen = torch.Generator().manual_seed(0)
+    z, kl_std = model.sample_posterior(post, torch.Generator().manual_seed(0))
+    z2, kl_cls = model.sample_posterior(post, gen, torch.tensor([0, 1, 2, -1]))
+    assert torch.equal(z, z2)
+    # log p under N(c, I) vs N(0, I): KL differs by 0.5(|z-c|^2 - |z|^2) for labelled clips only.
+    c = model.class_centres[torch.tensor([0, 1, 2])]
+    expected = 0.5 * ((z[:3] - c).square().sum(-1) - z[:3].square().sum(-1))
+    assert torch.allclose(kl_cls[:3] - kl_std[:3], expected, atol=1e-4)
+    assert torch.allclose(kl_cls[3], kl_std[3])
+    loss, parts = model.loss(x, torch.tensor([0, 1, 2, -1]), class_weight=1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and "ce" in parts
+    with pytest.raises(ValueError, match="latent dimensions"):
+        VAEConfig(latent=2, num_classes=3, prior="class")

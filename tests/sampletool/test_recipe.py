@@ -135,7 +135,7 @@ def test_recipe_end_to_end_writes_a_described_bundle(tmp_path):
     assert real["timgm6mb-soundfont"] == {}
     assert meta["data"]["synthesised_per_class"] == 3
     assert "val_loss" in meta["metrics"] and meta["trained_steps"] == 2
-    assert doc["model"]["classifier_input"] == "latent"
+    assert doc["model"]["classifier_input"] == "latent" and doc["model"]["prior"] == "class"
     assert set(doc["class_names"]) == set(synth.CLASSES)
 
     from sampletool.tool import SoundSampleTool

@@ -230,6 +230,8 @@ def test_cancel_indexing_keeps_what_was_done_and_a_rescan_finishes(qtbot, tiny_b
         write(root / f"s{i:03d}.wav", tone(50 + 7 * i, 0.3, decay=6))
     w, _ = open_window(qtbot, tiny_bundle, root)
     qtbot.waitUntil(lambda: w.cancel_button.isVisible(), timeout=60_000)
+    w.rescan()  # F5 while indexing: one scan at a time
+    assert w.statusBar().currentMessage() == "Already indexing"
     w.cancel_button.click()
     wait_ready(qtbot, w)
     assert w.library_view.model.rowCount() < 300
@@ -330,3 +332,17 @@ def test_drag_mime_from_the_table_carries_files_and_onsets(qtbot, tiny_bundle, l
     mime = model.mimeData([model.index(0, 0), model.index(1, 0)])
     assert len(mime.urls()) == 2 and all(u.isLocalFile() for u in mime.urls())
     assert mime.hasFormat("application/x-sampletool-samples")
+
+
+def test_a_bad_model_switch_keeps_the_current_model_and_library(qtbot, tiny_bundle, library,
+                                                                 tmp_path):  # fmt: skip
+    w, _ = open_window(qtbot, tiny_bundle, library)
+    wait_ready(qtbot, w)
+    tool, rows = w.tool, w.library_view.model.rowCount()
+    w.switch_model(str(tmp_path))  # not a model
+    qtbot.waitUntil(lambda: "could not be loaded" in w.statusBar().currentMessage(),
+                    timeout=60_000)  # fmt: skip
+    assert w.tool is tool and w.lib is not None and w.library_view.model.rowCount() == rows
+    assert w.settings.value("model") in (None, str(tiny_bundle))
+    w.switch_model(str(tiny_bundle))  # the model in use: nothing to do
+    assert "model" not in w._tasks and w.lib is not None

@@ -224,3 +224,13 @@ def test_importing_the_player_and_waveform_view_loads_neither_torch_nor_sounddev
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_play_excerpt_reports_file_time(qtbot):
+    out = RecordingOutput()
+    player = Player(backend=out)
+    got = recorder(player)
+    audio = np.zeros(1600, np.float32)
+    assert player.play_excerpt(audio, 16000, at=2.5)
+    assert out.played and got["position"][0] == pytest.approx(2.5)
+    player.stop()

@@ -137,8 +137,15 @@ class LibraryTableModel(QAbstractTableModel):
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         self.layoutAboutToBeChanged.emit()
+        old = self.persistentIndexList()
+        entries = [int(self.rows[ix.row()]) if ix.isValid() else -1 for ix in old]
         self._sort = (column, order)
         self._apply()
+        # The selection and current row follow their entries, not their old row numbers.
+        where = {int(e): r for r, e in enumerate(self.rows.tolist())}
+        new = [self.index(where[e], ix.column()) if e in where else QModelIndex()
+               for e, ix in zip(entries, old, strict=True)]  # fmt: skip
+        self.changePersistentIndexList(old, new)
         self.layoutChanged.emit()
 
     # -- Qt model API ----------------------------------------------------------------------------

@@ -506,6 +506,12 @@ class SimilarPanel(QWidget):
     def _stopped(self) -> None:
         self._playing = None
 
+    def set_playing(self, playing: bool) -> None:
+        """The player started or stopped (connect to Player.state_changed), so Space knows
+        whether to play or stop even when a sound ended by itself."""
+        if not playing:
+            self._playing = None
+
     def _context_menu(self, pos: QPoint) -> None:
         tree = self.results_view
         item = tree.itemAt(pos)

@@ -1,0 +1,133 @@
+"""The library browser: filtering, sorting, keys, selection sync and drags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from sampletool.library.library import Snapshot
+from ui.actions import SampleActions
+from ui.dnd import MIME_TYPE, SampleRef, samples_from_mime
+from ui.widgets.library_view import LibraryView
+
+CLASSES = ["kick", "snare", "hihat"]
+
+
+def snapshot(root: str, n: int = 6) -> Snapshot:
+    names = ["Kicks/boom.wav", "Kicks/thud.wav", "Snares/crack.wav", "Snares/Deep/rim.wav",
+             "Hats/tick.wav", "loop.wav"][:n]  # fmt: skip
+    probs = np.array([[0.9, 0.05, 0.05], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1],
+                      [0.1, 0.1, 0.8], [0.4, 0.3, 0.3]], np.float32)[:n]  # fmt: skip
+    return Snapshot(
+        ids=np.arange(10, 10 + n, dtype=np.int64),
+        paths=[f"{root}/{p}" for p in names],
+        onsets=np.array([0, 0, 0, 0, 0, 1.5][:n], np.float64),
+        durations=np.array([0.5, 0.8, 0.3, 0.2, 0.1, 4.0][:n]),
+        vectors=np.zeros((n, 4), np.float32),
+        probs=probs,
+        class_names=CLASSES,
+        failures=[],
+    )
+
+
+@pytest.fixture
+def view(qtbot, tmp_path):
+    actions = SampleActions()
+    v = LibraryView(actions)
+    qtbot.addWidget(v)
+    v.resize(900, 500)
+    v.show()
+    v.set_snapshot(snapshot(str(tmp_path)), tmp_path)
+    return v
+
+
+def names(v: LibraryView) -> list[str]:
+    m = v.model
+    return [m.data(m.index(r, 0)) for r in range(m.rowCount())]
+
+
+def test_rows_columns_and_segment_names(view):
+    m = view.model
+    assert m.rowCount() == 6 and m.columnCount() == 5
+    row = names(view).index("boom.wav")
+    assert [m.data(m.index(row, c)) for c in range(5)] == ["boom.wav", "kick", "90%", "0.50 s",
+                                                          "Kicks"]  # fmt: skip
+    assert "loop.wav @ 1.50 s" in names(view)
+
+
+def test_text_class_and_folder_filters_combine(view):
+    view.filter_edit.setText("snares")  # folder names match too
+    assert sorted(names(view)) == ["crack.wav", "rim.wav"]
+    view.filter_edit.setText("")
+    view.class_combo.setCurrentText("kick")
+    assert sorted(names(view)) == ["boom.wav", "loop.wav @ 1.50 s", "thud.wav"]
+    view.class_combo.setCurrentIndex(0)
+    top = view.tree.topLevelItem(0)
+    snares = next(top.child(i) for i in range(top.childCount()) if top.child(i).text(0) == "Snares")
+    view.tree.setCurrentItem(snares)  # a folder includes its sub-folders
+    assert sorted(names(view)) == ["crack.wav", "rim.wav"]
+    view.tree.setCurrentItem(snares.child(0))
+    assert names(view) == ["rim.wav"]
+
+
+def test_sorting_by_each_column_and_the_selection_follows_its_entries(view):
+    view.table.sortByColumn(3, Qt.SortOrder.AscendingOrder)  # length
+    assert names(view)[0] == "tick.wav" and names(view)[-1] == "loop.wav @ 1.50 s"
+    view.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)  # confidence
+    assert names(view)[0] == "boom.wav"
+    view.select_ids([12])  # crack.wav
+    view.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+    assert [r.path.rsplit("/", 1)[-1] for r in view.selected_refs()] == ["crack.wav"]
+    assert view.current_ref().path.endswith("crack.wav")
+
+
+def test_keys_audition_play_toggle_and_find_similar(view, qtbot):
+    heard, similar, toggles = [], [], []
+    view.actions.audition.connect(heard.append)
+    view.actions.find_similar.connect(similar.append)
+    view.play_toggled.connect(lambda: toggles.append(1))
+    view.table.setFocus()
+    view.table.selectRow(0)
+    first = view.model.ref(0)
+    assert heard[-1] == first
+    QTest.keyClick(view.table, Qt.Key.Key_Down)
+    assert heard[-1] == view.model.ref(1)
+    QTest.keyClick(view.table, Qt.Key.Key_Space)
+    assert toggles == [1]
+    QTest.keyClick(view.table, Qt.Key.Key_Return)
+    assert similar == [view.model.ref(1)]
+
+
+def test_select_ids_from_the_map_does_not_echo_or_audition(view):
+    echoed, heard = [], []
+    view.selection_ids_changed.connect(echoed.append)
+    view.actions.audition.connect(heard.append)
+    view.select_ids([11, 14])
+    assert echoed == [] and heard == []
+    assert sorted(r.path.rsplit("/", 1)[-1] for r in view.selected_refs()) == ["thud.wav",
+                                                                            "tick.wav"]  # fmt: skip
+    view.table.selectRow(0)  # a user selection does go to the map
+    assert echoed and echoed[-1] == [view.model.entry_id(0)]
+
+
+def test_drag_carries_files_and_onsets(view):
+    m = view.model
+    row = names(view).index("loop.wav @ 1.50 s")
+    mime = m.mimeData([m.index(row, 0), m.index(row, 3)])
+    assert mime.hasFormat(MIME_TYPE) and [u.isLocalFile() for u in mime.urls()] == [True]
+    assert samples_from_mime(mime) == [SampleRef(m.ref(row).path, 1.5)]
+
+
+def test_a_new_snapshot_keeps_filter_and_selection(view, tmp_path):
+    view.filter_edit.setText("k")
+    view.select_ids([10])
+    view.set_snapshot(snapshot(str(tmp_path)), tmp_path)
+    assert view.filter_edit.text() == "k" and "boom.wav" in names(view)
+    assert view.selected_refs()[0].path.endswith("boom.wav")
+    view.set_snapshot(snapshot(str(tmp_path), n=0), tmp_path)  # an empty library is fine
+    assert view.model.rowCount() == 0
