@@ -150,6 +150,17 @@ def lsd_db(reference: np.ndarray, estimate: np.ndarray, cfg: AudioConfig) -> np.
 # -- blends --------------------------------------------------------------------------------------
 
 
+def band_shares(clip: np.ndarray, cfg: AudioConfig) -> tuple[float, float]:
+    """(share of energy below 200 Hz, share above 2 kHz): a kick lives low, a snare's or a
+    hat's noise high, so a blend of both should have some of each."""
+    spec = np.abs(np.fft.rfft(clip)) ** 2
+    f = np.fft.rfftfreq(len(clip), 1 / cfg.sample_rate)
+    total = spec.sum() + 1e-20
+    return round(float(spec[f < 200].sum() / total), 3), round(
+        float(spec[f > 2000].sum() / total), 3
+    )
+
+
 def write_blends(tool, files: list[Path], labels: list[str], out: Path, cfg: AudioConfig) -> list:
     import matplotlib
 
@@ -182,7 +193,10 @@ def write_blends(tool, files: list[Path], labels: list[str], out: Path, cfg: Aud
             ax.set_title(title, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-        done.append({"a": a.name, "b": b.name, "wav": name})
+        shares = [band_shares(c, cfg) for c in clips]
+        done.append({"a": a.name, "b": b.name, "wav": name,
+                     "low_high_energy_share": {"a": shares[0], "b": shares[1],
+                                               "blend": shares[2]}})  # fmt: skip
     fig.tight_layout()
     fig.savefig(out / "blends.png", dpi=80)
     plt.close(fig)
@@ -323,7 +337,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{lsd_model.mean():.2f}")  # fmt: skip
         print(f"  oracle (Griffin-Lim from the true mel)   {np.median(lsd_oracle):.2f} / "
               f"{lsd_oracle.mean():.2f}")  # fmt: skip
-        print(f"blends written to {args.out}/ (blends.png shows each pair and its blend)")
+        print(f"blends written to {args.out}/ (blends.png shows each pair and its blend);")
+        print("  energy share below 200 Hz / above 2 kHz (a, b, blend):")
+        for bl in blends:
+            sh = bl["low_high_energy_share"]
+            print(f"  {bl['a']} + {bl['b']}: {sh['a']}  {sh['b']}  -> {sh['blend']}")
         print(f"({result['seconds']:.0f} s)")
     if args.write_metadata:
         path = model_dir / CONFIG_FILE

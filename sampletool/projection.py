@@ -175,3 +175,65 @@ def _scale_unit(xy: np.ndarray) -> np.ndarray:
     if peak > 0:
         xy = xy / peak
     return xy.astype(np.float32)
+
+
+def _umap_child(conn, vectors: np.ndarray, seed: int | None) -> None:
+    try:
+        conn.send(("ok", umap_2d(vectors, seed=seed)))
+    except BaseException as e:  # sent back to the parent as a message
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        conn.close()
+
+
+def umap_2d_isolated(
+    vectors: np.ndarray,
+    seed: int | None = 0,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    poll_seconds: float = 0.1,
+) -> np.ndarray:
+    """`umap_2d` in a child process, so an app's own threads never wait for it.
+
+    UMAP compiles its kernels with numba on first use, which holds Python's global lock for
+    hundreds of milliseconds at a time; in a thread of the GUI's process that froze the window.
+    In a child process nothing of it reaches the caller, and cancel really stops it (the child
+    is terminated).
+
+    Raises:
+        Cancelled: `cancel` was set.
+        RuntimeError: the child failed (its message) or died.
+    """
+    import multiprocessing as mp
+
+    x = _as_matrix(vectors)
+    if len(x) < 10:
+        return umap_2d(x, seed=seed)
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_umap_child, args=(child, x, seed), daemon=True)
+    proc.start()
+    child.close()
+    if progress is not None:
+        progress(1, 3, "Computing the map layout")
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("map layout cancelled")
+            if parent.poll(poll_seconds):
+                try:
+                    status, value = parent.recv()
+                except EOFError:
+                    raise RuntimeError("the map layout process ended unexpectedly") from None
+                if status == "error":
+                    raise RuntimeError(value)
+                if progress is not None:
+                    progress(3, 3, "Map ready")
+                return value
+            if not proc.is_alive() and not parent.poll():
+                raise RuntimeError(f"the map layout process died (exit code {proc.exitcode})")
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+        proc.join(5)
+        parent.close()

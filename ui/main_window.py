@@ -77,9 +77,16 @@ def message_of(error: BaseException) -> str:
 
 
 def load_tool(model: str | None):
+    import gc
+
     from sampletool.tool import SoundSampleTool
 
-    return SoundSampleTool(model)
+    tool = SoundSampleTool(model)
+    # torch brings a few million long-lived objects; a full garbage collection walks them all
+    # (100-500 ms with the global lock held: the window froze). Freeze what exists now so the
+    # collector skips it from here on.
+    gc.freeze()
+    return tool
 
 
 def open_library(tool, root: str, rebuild: bool = False):
@@ -112,9 +119,9 @@ def fast_projection(vectors: np.ndarray) -> np.ndarray:
 
 
 def slow_projection(vectors: np.ndarray, progress=None, cancel=None) -> np.ndarray:
-    from sampletool.projection import umap_2d
+    from sampletool.projection import umap_2d_isolated
 
-    return umap_2d(vectors, progress=progress, cancel=cancel)
+    return umap_2d_isolated(vectors, progress=progress, cancel=cancel)
 
 
 def search(library, ref: SampleRef, k: int) -> list[tuple[SampleRef, float]]:

@@ -261,7 +261,9 @@ class Library:
         try:
             os.listdir(self.root)
         except OSError as e:
-            raise LibraryError(f"library folder {self.root} cannot be read ({e.strerror})") from None
+            raise LibraryError(
+                f"library folder {self.root} cannot be read ({e.strerror})"
+            ) from None
         walk_errors: list[tuple[str, str]] = []
         found = find_audio_files(self.root, walk_errors)
         report.failed += [{"path": p, "reason": r} for p, r in walk_errors]

@@ -161,3 +161,17 @@ def test_umap_reports_progress_and_can_be_cancelled(data):
     cancel.clear()
     with pytest.raises(Cancelled):
         umap_2d(x[:40], progress=cancel_during_fit, cancel=cancel)
+
+
+def test_umap_in_a_child_process_matches_and_cancels():
+    import threading
+
+    from sampletool.projection import Cancelled, umap_2d, umap_2d_isolated
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(c, 0.3, (30, 8)) for c in (0.0, 5.0)]).astype(np.float32)
+    np.testing.assert_allclose(umap_2d_isolated(x, seed=0), umap_2d(x, seed=0), atol=1e-5)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        umap_2d_isolated(x, seed=0, cancel=cancel)

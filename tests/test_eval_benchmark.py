@@ -1,0 +1,60 @@
+"""The measuring functions of benchmarks/eval_default_model.py: a wrong ruler is worse."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sampletool.features import AudioConfig, log_mel
+
+spec = importlib.util.spec_from_file_location(
+    "eval_default_model", Path(__file__).parents[1] / "benchmarks" / "eval_default_model.py"
+)
+ev = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ev)
+CFG = AudioConfig()
+
+
+def test_precision_at_k_and_its_ceiling():
+    rng = np.random.default_rng(0)
+    labels = ["a"] * 12 + ["b"] * 12 + ["c"] * 3
+    centres = {"a": 0.0, "b": 100.0, "c": 200.0}
+    v = np.stack([rng.normal(centres[c], 1.0, 4) for c in labels])
+    p, ceiling = ev.precision_at_k(v, labels, k=10)
+    # a and b: all 10 neighbours share the class; c has only 2 others, so at most 2/10.
+    assert p == pytest.approx(ceiling) and ceiling == pytest.approx((24 * 1.0 + 3 * 0.2) / 27)
+    shuffled = list(np.random.default_rng(1).permutation(labels))
+    assert ev.precision_at_k(v, shuffled, k=10)[0] < 0.6
+
+
+def test_balanced_accuracy_weights_classes_equally():
+    bal, per = ev.balanced_accuracy(["kick"] * 9 + ["snare"], ["kick"] * 9 + ["kick"])
+    assert per == {"kick": 1.0, "snare": 0.0} and bal == 0.5
+
+
+def test_lsd_is_zero_for_the_same_audio_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    t = np.arange(CFG.num_samples) / CFG.sample_rate
+    x = (np.sin(2 * np.pi * 220 * t) * np.exp(-t * 3)).astype(np.float32)[None]
+    assert ev.lsd_db(x, x, CFG)[0] == pytest.approx(0.0, abs=1e-4)
+    small = ev.lsd_db(x, x + 0.001 * rng.standard_normal(x.shape).astype(np.float32), CFG)[0]
+    large = ev.lsd_db(x, x + 0.1 * rng.standard_normal(x.shape).astype(np.float32), CFG)[0]
+    assert 0 < small < large
+
+
+def test_mfcc_stats_and_band_shares():
+    t = np.arange(CFG.num_samples) / CFG.sample_rate
+    low = np.sin(2 * np.pi * 60 * t).astype(np.float32)
+    noise = np.random.default_rng(0).standard_normal(CFG.num_samples).astype(np.float32)
+    feats = log_mel(torch.from_numpy(np.stack([low, noise])), CFG).numpy()
+    stats = ev.mfcc_stats(feats, CFG)
+    assert stats.shape == (2, 80) and np.isfinite(stats).all()
+    assert not np.allclose(stats[0], stats[1])
+    lo_share, hi_share = ev.band_shares(low, CFG)
+    assert lo_share > 0.99 and hi_share < 0.01
+    lo_share, hi_share = ev.band_shares(noise, CFG)
+    assert lo_share < 0.05 and hi_share > 0.7
