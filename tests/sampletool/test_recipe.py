@@ -158,9 +158,12 @@ def test_default_model_ships_with_its_description_and_measured_metrics():
     meta = doc["metadata"]
     assert meta["data"]["real_drums"]["hydrogen-drumkits"] and meta["data"]["synthesised_per_class"]
     assert meta["metrics"]["val_accuracy"] > 0.8
+    # The real-drum evaluation is recorded (benchmarks/eval_default_model.py --write-metadata),
+    # and the model beats the classic MFCC baseline on both counts.
     ev = meta["evaluation"]
-    assert ev["classification"]["balanced_accuracy"] >= 0.85
-    assert ev["similarity"]["precision_at_10"] > ev["similarity"]["baseline_mfcc_precision_at_10"]
+    c, sim = ev["classification"], ev["similarity"]
+    assert c["balanced_accuracy"] > c["baseline_mfcc_logreg"]["balanced_accuracy"]
+    assert sim["precision_at_10"] > sim["baseline_mfcc_precision_at_10"]
 
 
 def test_default_model_classifies_fresh_synthesised_sounds():
