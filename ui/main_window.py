@@ -96,8 +96,20 @@ def open_library(tool, root: str, rebuild: bool = False):
 
 
 def scan_library(library, progress=None, cancel=None):
+    """Scan, then prepare everything the window shows of the result (the table's columns and
+    the lookups), so the GUI thread only swaps it in."""
+    from ui.widgets.library_view import table_columns
+
     report = library.scan(progress=progress, cancel=cancel)
-    return report, library.snapshot()
+    snapshot = library.snapshot()
+    columns = table_columns(snapshot.paths, snapshot.onsets, library.root)
+    onsets = snapshot.onsets.tolist()
+    lookups = (
+        {(p, float(o)): i for i, (p, o) in enumerate(zip(snapshot.paths, onsets, strict=True))},
+        {int(i): k for k, i in enumerate(snapshot.ids.tolist())},
+        [Path(p).name for p in snapshot.paths],
+    )
+    return report, snapshot, columns, lookups
 
 
 def close_when_idle(library, done: threading.Event | None) -> None:
@@ -625,7 +637,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Cancelling the scan...")
 
     def _scanned(self, result) -> None:
-        report, snapshot = result
+        report, snapshot, columns, lookups = result
         self._hide_progress()
         known = {p for p, _ in snapshot.failures}
         snapshot.failures += [(f["path"], f["reason"]) for f in report.failed
@@ -634,19 +646,25 @@ class MainWindow(QMainWindow):
         if report.cancelled:
             parts.append("scan cancelled: the next scan carries on")
         self.statusBar().showMessage(" · ".join(parts), 8000)
-        self.show_snapshot(snapshot)
+        self.show_snapshot(snapshot, columns, lookups)
 
     def _scan_failed(self, error: BaseException) -> None:
         self._hide_progress()
         self.statusBar().showMessage(f"Indexing failed: {message_of(error)}")
         self.stuck.emit(message_of(error))
 
-    def show_snapshot(self, snapshot) -> None:
+    def show_snapshot(self, snapshot, columns=None, lookups=None) -> None:
         self.snapshot = snapshot
-        pairs = zip(snapshot.paths, snapshot.onsets.tolist(), strict=True)
-        self._ref_index = {(p, float(o)): i for i, (p, o) in enumerate(pairs)}
-        self._id_row = {int(i): k for k, i in enumerate(snapshot.ids.tolist())}
-        self.library_view.set_snapshot(snapshot, self.lib.root if self.lib else "")
+        if lookups is None:
+            pairs = zip(snapshot.paths, snapshot.onsets.tolist(), strict=True)
+            lookups = (
+                {(p, float(o)): i for i, (p, o) in enumerate(pairs)},
+                {int(i): k for k, i in enumerate(snapshot.ids.tolist())},
+                [Path(p).name for p in snapshot.paths],
+            )
+        self._ref_index, self._id_row, self._labels = lookups
+        root = self.lib.root if self.lib else ""
+        self.library_view.set_snapshot(snapshot, root, columns)
         n_failed = len(snapshot.failures)
         self.count_label.setText(f"{len(snapshot)} samples")
         self.failures_button.setText(f"{n_failed} could not be read")
@@ -663,7 +681,7 @@ class MainWindow(QMainWindow):
     def _show_map(self, snapshot, xy: np.ndarray) -> None:
         if snapshot is not self.snapshot:
             return
-        labels = [Path(p).name for p in snapshot.paths]
+        labels = self._labels
         self.latent_map.set_points(snapshot.ids, xy, snapshot.predicted, snapshot.class_names,
                                    labels)  # fmt: skip
         self.library_ready.emit()

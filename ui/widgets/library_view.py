@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,37 @@ COLUMNS = ("Name", "Class", "Conf.", "Length", "Folder")
 ALL_CLASSES = "All classes"
 
 
+@dataclass
+class TableColumns:
+    """The table's text columns for a snapshot. Building them is a Python loop over every
+    entry (half a second at 100k), so the window builds them on a worker with `table_columns`."""
+
+    names: np.ndarray  # object [n], as displayed
+    names_lower: np.ndarray  # str [n], for the filter
+    folders: np.ndarray  # object [n], relative to the library root ("" at the top)
+    folders_lower: np.ndarray  # str [n]
+
+
+def table_columns(paths: Sequence[str], onsets: np.ndarray, root) -> TableColumns:
+    """Plain Python and numpy (no Qt): safe to run off the GUI thread."""
+    root = Path(root)
+    names, folders = [], []
+    for p, onset in zip(paths, np.asarray(onsets, np.float64).tolist(), strict=True):
+        path = Path(p)
+        names.append(f"{path.name} @ {onset:.2f} s" if onset else path.name)
+        try:
+            folder = path.parent.relative_to(root).as_posix()
+        except ValueError:
+            folder = str(path.parent)
+        folders.append("" if folder == "." else folder)
+    return TableColumns(
+        names=np.array(names, dtype=object),
+        names_lower=np.array([n.lower() for n in names], dtype=str).reshape(-1),
+        folders=np.array(folders, dtype=object),
+        folders_lower=np.array([f.lower() for f in folders], dtype=str).reshape(-1),
+    )
+
+
 class LibraryTableModel(QAbstractTableModel):
     """Rows of a library snapshot; `rows` maps view rows to entries (filtered and sorted)."""
 
@@ -55,8 +87,9 @@ class LibraryTableModel(QAbstractTableModel):
         self.paths: list[str] = []
         self.onsets = np.empty(0)
         self.names = np.empty(0, object)
-        self.names_lower = np.empty(0, object)
+        self.names_lower = np.empty(0, str)
         self.folders = np.empty(0, object)
+        self.folders_lower = np.empty(0, str)
         self.durations = np.empty(0)
         self.classes = np.empty(0, np.int64)
         self.confidence = np.empty(0)
@@ -65,23 +98,19 @@ class LibraryTableModel(QAbstractTableModel):
         self._sort: tuple[int, Qt.SortOrder] = (0, Qt.SortOrder.AscendingOrder)
         self._filter: tuple[str, int, str] = ("", -1, "")
 
-    def set_entries(self, snapshot, root: str | os.PathLike[str]) -> None:
-        root = Path(root)
+    def set_entries(
+        self, snapshot, root: str | os.PathLike[str], columns: TableColumns | None = None
+    ) -> None:
+        if columns is None:
+            columns = table_columns(snapshot.paths, snapshot.onsets, root)
         self.beginResetModel()
         self.ids = snapshot.ids
         self.paths = list(snapshot.paths)
         self.onsets = np.asarray(snapshot.onsets, np.float64)
-        names, folders = [], []
-        for p, onset in zip(self.paths, self.onsets, strict=True):
-            path = Path(p)
-            names.append(f"{path.name} @ {onset:.2f} s" if onset else path.name)
-            try:
-                folders.append(path.parent.relative_to(root).as_posix())
-            except ValueError:
-                folders.append(str(path.parent))
-        self.names = np.array(names, dtype=object)
-        self.names_lower = np.array([n.lower() for n in names], dtype=object)
-        self.folders = np.array([("" if f == "." else f) for f in folders], dtype=object)
+        self.names = columns.names
+        self.names_lower = columns.names_lower
+        self.folders = columns.folders
+        self.folders_lower = columns.folders_lower
         self.durations = np.asarray(snapshot.durations, np.float64)
         self.class_names = list(snapshot.class_names)
         if snapshot.probs is not None and len(snapshot.ids):
@@ -107,8 +136,8 @@ class LibraryTableModel(QAbstractTableModel):
         text, cls, folder = self._filter
         if text:
             for word in text.split():
-                hits = np.char.find(self.names_lower.astype(str), word) >= 0
-                hits |= np.char.find(np.char.lower(self.folders.astype(str)), word) >= 0
+                hits = np.char.find(self.names_lower, word) >= 0
+                hits |= np.char.find(self.folders_lower, word) >= 0
                 mask &= hits
         if cls >= 0:
             mask &= self.classes == cls
@@ -125,7 +154,7 @@ class LibraryTableModel(QAbstractTableModel):
 
     def _sort_key(self, column: int) -> np.ndarray:
         if column == 0:
-            return self.names_lower.astype(str)
+            return self.names_lower
         if column == 1:
             names = np.array([*self.class_names, "~"], dtype=str)
             return names[self.classes]  # -1 (no class) sorts last
@@ -314,11 +343,14 @@ class LibraryView(QWidget):
 
     # -- data ------------------------------------------------------------------------------------
 
-    def set_snapshot(self, snapshot, root: str | os.PathLike[str]) -> None:
-        """Show a library snapshot (keeps the filter, sort and, where possible, selection)."""
+    def set_snapshot(
+        self, snapshot, root: str | os.PathLike[str], columns: TableColumns | None = None
+    ) -> None:
+        """Show a library snapshot (keeps the filter, sort and, where possible, selection);
+        `columns` from `table_columns`, if built off the GUI thread."""
         selected = [self.model.entry_id(r) for r in self._selected_rows()]
         self.root = str(root)
-        self.model.set_entries(snapshot, root)
+        self.model.set_entries(snapshot, root, columns)
         current = self.class_combo.currentText()
         self.class_combo.blockSignals(True)
         self.class_combo.clear()
