@@ -299,3 +299,15 @@ def test_class_prior_pulls_each_class_to_its_centre():
     assert torch.isfinite(loss) and "ce" in parts
     with pytest.raises(ValueError, match="latent dimensions"):
         VAEConfig(latent=2, num_classes=3, prior="class")
+
+
+def test_atomic_writes_get_the_usual_permissions_not_private_ones(tmp_path):
+    import os
+    import stat
+
+    from sampletool.fileio import atomic_write_text
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = atomic_write_text(tmp_path / "x.json", "{}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
