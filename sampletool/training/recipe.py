@@ -45,7 +45,7 @@ SOUNDFONT_PACKAGES = (  # SF2 files whose drum samples are used
     "musescore-general-soundfont-lossless",
     "timgm6mb-soundfont",
 )
-DEFAULT_STEPS = 3000
+DEFAULT_STEPS = 4500
 
 # General MIDI percussion keys, for SF2 samples whose names are cut short ("41-Ludwig16FloorTo").
 GM_DRUMS = {35: "kick", 36: "kick", 37: "percussion", 38: "snare", 39: "clap", 40: "snare",
