@@ -138,6 +138,7 @@ class Trainer:
         self._log = log or (lambda _msg: None)
         self.cache_progress = cache_progress
         self.rank, self.world, local_rank = _dist_info()
+        self._owns_group = False  # we started the process group, so we end it
         saved = self.logdir / TRAIN_CONFIG
         self.resuming = saved.is_file()
         if self.resuming:
@@ -158,6 +159,7 @@ class Trainer:
                 backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
                 # Rank 0 may spend a long time building the feature cache while the others wait.
                 dist.init_process_group(backend, timeout=datetime.timedelta(hours=6))
+                self._owns_group = True
             if dist.get_backend() == "nccl":
                 torch.cuda.set_device(local_rank)
                 self.device = torch.device("cuda", local_rank)
@@ -345,6 +347,14 @@ class Trainer:
         if failed:
             raise TrainingError(f"the main process failed during {what}; see its output")
 
+    def close(self) -> None:
+        """End the process group this trainer started (distributed runs). Leaving it to the
+        interpreter's exit let gloo's threads be torn down mid-flight: a rank could abort with
+        "terminate called without an active exception" after a successful run."""
+        if self._owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+            self._owns_group = False
+
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
@@ -486,6 +496,7 @@ class Trainer:
                 break
         if self.world > 1:
             dist.barrier()
+        self.close()
         return TrainResult(
             step=step, reason=reason, best_val_loss=state["best"], metrics=last_metrics
         )
