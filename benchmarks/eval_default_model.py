@@ -209,15 +209,12 @@ def write_blends(tool, files: list[Path], labels: list[str], out: Path, cfg: Aud
 def training_features(work: Path, cfg: AudioConfig) -> tuple[np.ndarray, list[str]]:
     """MFCC statistics and labels of the recipe's training split (built in `work` if missing)."""
     from sampletool.data.cache import DONE, FeatureCache
-    from sampletool.data.dataset import load_dataset, make_dataset
+    from sampletool.data.dataset import load_dataset
     from sampletool.training import recipe
 
-    dataset = work / "dataset"
-    if not (dataset / "manifest.csv").is_file():
-        recipe.build_data(work, 400, 0)
-        make_dataset([work / "data" / "synth", work / "data" / "real"], "default",
-                     out=dataset, classes_from_subfolders=True, seed=0)  # fmt: skip
-    ds = load_dataset(dataset)
+    if not (work / "dataset" / "manifest.csv").is_file():
+        recipe.build_data(work, recipe.DEFAULT_PER_CLASS, 0)
+    ds = load_dataset(recipe.make_default_dataset(work, 0))
     cache = FeatureCache(ds, cfg)
     if not cache.is_complete("features"):
         cache.build(False)

@@ -15,6 +15,7 @@ import argparse
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,32 @@ def open_library(tool, root: str, rebuild: bool = False):
     return Library(root, tool, rebuild=rebuild)
 
 
+@dataclass
+class Lookups:
+    """What the window looks up in a snapshot, built once per snapshot (off the GUI thread)."""
+
+    row_of: dict[tuple[str, float], int]  # (path, onset) -> row
+    row_of_id: dict[int, int]  # entry id -> row
+    labels: list[str]  # the map's hover text
+    onsets_of: dict[str, list[float]]  # path -> its entries' onsets, sorted
+
+    @classmethod
+    def of(cls, snapshot) -> Lookups:
+        onsets = snapshot.onsets.tolist()
+        onsets_of: dict[str, list[float]] = {}
+        for p, o in zip(snapshot.paths, onsets, strict=True):
+            onsets_of.setdefault(p, []).append(float(o))
+        for v in onsets_of.values():
+            v.sort()
+        return cls(
+            row_of={(p, float(o)): i for i, (p, o) in
+                    enumerate(zip(snapshot.paths, onsets, strict=True))},
+            row_of_id={int(i): k for k, i in enumerate(snapshot.ids.tolist())},
+            labels=[Path(p).name for p in snapshot.paths],
+            onsets_of=onsets_of,
+        )  # fmt: skip
+
+
 def scan_library(library, progress=None, cancel=None):
     """Scan, then prepare everything the window shows of the result (the table's columns and
     the lookups), so the GUI thread only swaps it in."""
@@ -103,13 +130,7 @@ def scan_library(library, progress=None, cancel=None):
     report = library.scan(progress=progress, cancel=cancel)
     snapshot = library.snapshot()
     columns = table_columns(snapshot.paths, snapshot.onsets, library.root)
-    onsets = snapshot.onsets.tolist()
-    lookups = (
-        {(p, float(o)): i for i, (p, o) in enumerate(zip(snapshot.paths, onsets, strict=True))},
-        {int(i): k for k, i in enumerate(snapshot.ids.tolist())},
-        [Path(p).name for p in snapshot.paths],
-    )
-    return report, snapshot, columns, lookups
+    return report, snapshot, columns, Lookups.of(snapshot)
 
 
 def close_when_idle(library, done: threading.Event | None) -> None:
@@ -192,8 +213,7 @@ class MainWindow(QMainWindow):
         self._previous_model = self.model_name
         self.library = library or self.settings.value("library", None) or None
         self._tasks: dict[str, dict] = {}  # name -> {'task': Task}, while running
-        self._ref_index: dict[tuple[str, float], int] = {}
-        self._id_row: dict[int, int] = {}
+        self.lookups = Lookups({}, {}, [], {})
 
         self.refine_map = refine_map  # compute the non-linear (UMAP) map after the PCA one
         self.actions = SampleActions(self)
@@ -466,7 +486,7 @@ class MainWindow(QMainWindow):
         self._hide_progress()
         lib, self.lib = self.lib, None
         self.snapshot = None
-        self._ref_index, self._id_row = {}, {}
+        self.lookups = Lookups({}, {}, [], {})
         self.similar.clear()
         self.latent_map.highlight([])
         if lib is not None:
@@ -653,16 +673,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Indexing failed: {message_of(error)}")
         self.stuck.emit(message_of(error))
 
-    def show_snapshot(self, snapshot, columns=None, lookups=None) -> None:
+    def show_snapshot(self, snapshot, columns=None, lookups: Lookups | None = None) -> None:
         self.snapshot = snapshot
-        if lookups is None:
-            pairs = zip(snapshot.paths, snapshot.onsets.tolist(), strict=True)
-            lookups = (
-                {(p, float(o)): i for i, (p, o) in enumerate(pairs)},
-                {int(i): k for k, i in enumerate(snapshot.ids.tolist())},
-                [Path(p).name for p in snapshot.paths],
-            )
-        self._ref_index, self._id_row, self._labels = lookups
+        self.lookups = lookups or Lookups.of(snapshot)
         root = self.lib.root if self.lib else ""
         self.library_view.set_snapshot(snapshot, root, columns)
         n_failed = len(snapshot.failures)
@@ -681,7 +694,7 @@ class MainWindow(QMainWindow):
     def _show_map(self, snapshot, xy: np.ndarray) -> None:
         if snapshot is not self.snapshot:
             return
-        labels = self._labels
+        labels = self.lookups.labels
         self.latent_map.set_points(snapshot.ids, xy, snapshot.predicted, snapshot.class_names,
                                    labels)  # fmt: skip
         self.library_ready.emit()
@@ -718,13 +731,13 @@ class MainWindow(QMainWindow):
     # -- lookups ---------------------------------------------------------------------------------
 
     def ref_for_id(self, entry_id: int) -> SampleRef | None:
-        row = self._id_row.get(int(entry_id))
+        row = self.lookups.row_of_id.get(int(entry_id))
         if row is None or self.snapshot is None:
             return None
         return SampleRef(self.snapshot.paths[row], float(self.snapshot.onsets[row]))
 
     def _row_of(self, ref: SampleRef) -> int | None:
-        return self._ref_index.get((ref.path, float(ref.onset)))
+        return self.lookups.row_of.get((ref.path, float(ref.onset)))
 
     def vector_for(self, ref: SampleRef) -> np.ndarray | None:
         """A library entry's stored vector (no re-embedding), or None for other files."""
@@ -737,9 +750,8 @@ class MainWindow(QMainWindow):
         row = self._row_of(ref)
         onsets = ()
         if row is not None and self.snapshot is not None:
-            same = [float(o) for p, o in zip(self.snapshot.paths, self.snapshot.onsets,
-                                             strict=True) if p == ref.path]  # fmt: skip
-            onsets = sorted(same) if len(same) > 1 else ()
+            same = self.lookups.onsets_of.get(ref.path, [])
+            onsets = same if len(same) > 1 else ()
             self.latent_map.select_ids([int(self.snapshot.ids[row])])
         self.waveform.load(ref.path, onsets, ref.name)
         self._playing_ref = ref

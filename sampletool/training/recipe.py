@@ -46,6 +46,7 @@ SOUNDFONT_PACKAGES = (  # SF2 files whose drum samples are used
     "timgm6mb-soundfont",
 )
 DEFAULT_STEPS = 4500
+DEFAULT_PER_CLASS = 300  # what the shipped model was trained with
 
 # General MIDI percussion keys, for SF2 samples whose names are cut short ("41-Ludwig16FloorTo").
 GM_DRUMS = {35: "kick", 36: "kick", 37: "percussion", 38: "snare", 39: "clap", 40: "snare",
@@ -192,11 +193,23 @@ def build_data(work: Path, per_class: int, seed: int, debs: dict[str, Path] | No
     return {"synthesised_per_class": per_class, "synth_seed": seed, "real_drums": sources}
 
 
+def make_default_dataset(work: Path, seed: int = 0) -> Path:
+    """The dataset folder (90/10 split) over what `build_data` wrote; kept if already there."""
+    from sampletool.data.dataset import make_dataset
+
+    dataset = work / "dataset"
+    if not (dataset / "manifest.csv").is_file():
+        make_dataset([work / "data" / "synth", work / "data" / "real"], "default", out=dataset,
+                     classes_from_subfolders=True, seed=seed, warn=print)  # fmt: skip
+    return dataset
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", required=True, type=Path, help="work folder (data, cache, run)")
     p.add_argument("--out", type=Path, default=None, help="where to copy the finished bundle")
-    p.add_argument("--per-class", type=int, default=400, help="synthesised one-shots per class")
+    p.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS,
+                   help="synthesised one-shots per class")  # fmt: skip
     p.add_argument(
         "--deb",
         type=Path,
@@ -210,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
 
-    from sampletool.data.dataset import make_dataset
     from sampletool.registry import CONFIG_FILE, WEIGHTS_FILE
     from sampletool.training.trainer import TrainConfig, Trainer
 
@@ -218,16 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     debs = {d.name.split("_", 1)[0]: d.resolve() for d in args.deb}
     description = build_data(work, args.per_class, args.seed, debs)
-    dataset = work / "dataset"
-    if not (dataset / "manifest.csv").is_file():
-        make_dataset(
-            [work / "data" / "synth", work / "data" / "real"],
-            "default",
-            out=dataset,
-            classes_from_subfolders=True,
-            seed=args.seed,
-            warn=print,
-        )
+    dataset = make_default_dataset(work, args.seed)
     run = work / "run"
     config = TrainConfig(
         dataset=str(dataset),
