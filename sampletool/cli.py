@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--logdir", required=True, metavar="DIR")
     t.add_argument("--dataset", metavar="DIR", help="dataset folder (not needed to resume)")
     t.add_argument("--model", default="vae", choices=["vae"], help="model kind")
+    t.add_argument("--init-from", metavar="MODEL", help="start from this model's weights "
+                   "(a folder or an installed model's name, e.g. default): fine-tune it on your "
+                   "library; its settings become the run's")  # fmt: skip
     t.add_argument(
         "--model-options",
         metavar="JSON",
@@ -451,6 +454,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.dataset:
             raise UsageError(f"{logdir} holds no training run yet: name a --dataset")
         model = {"kind": args.model}
+        if args.init_from:
+            from sampletool.registry import read_bundle_config, resolve_model
+
+            source = resolve_model(args.init_from)
+            doc = read_bundle_config(source)
+            model = dict(doc.get("model", {}))
+            model.pop("num_classes", None)  # the dataset's classes decide
+            audio = dict(doc.get("audio", {}))
         if args.model_options:
             try:
                 extra = json.loads(args.model_options)
@@ -477,7 +488,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             patience=args.patience,
             seed=args.seed,
             workers=args.workers,
+            init_from=str(source) if args.init_from else None,
         )
+        if args.init_from:
+            config.audio = audio
     elif args.dataset:
         print("sampletool: resuming; the dataset and settings come from the run", file=sys.stderr)
 

@@ -1,6 +1,7 @@
 """On-the-fly audio augmentation, after the NSynth experiments: additive and multiplicative
 noise (Gaussian, Laplace or a Gaussian mixture) at a random signal-to-noise ratio, plus random
-gain and small time shifts.
+gain, small time shifts and sampler-style retuning; and on the log-mel features, a rough pitch
+shift, spectral tilt, truncation and time stretch.
 
 Note: the log-mel frontend normalises every clip to its own peak, so a gain alone changes no
 feature; it matters combined with noise at a fixed level, and for other frontends.
@@ -27,13 +28,20 @@ class AugmentConfig:
     snr_db: tuple[float, float] = (10.0, 30.0)
     gain_db: tuple[float, float] = (0.0, 0.0)
     max_shift: float = 0.0  # seconds, either way
+    # Retune by up to +-pitch semitones the way a sampler does, by playing the clip faster or
+    # slower (so a higher pitch also decays sooner).
+    pitch: float = 0.0
     # On the log-mel features (cheap; they make a model trained on one set of recordings
     # generalise to others): roll the mel axis by up to +-mel_shift bins (a rough pitch
-    # shift), tilt the spectrum by up to +-tilt_db from the lowest to the highest band, and
-    # with probability `truncate` cut the sound off at a random time (short samples are common).
+    # shift: at the low end, where a band is about 14 Hz wide, 4 bands move a 50 Hz kick an
+    # octave; `pitch` is the faithful one), tilt the spectrum by up to +-tilt_db from the
+    # lowest to the highest band, with probability `truncate` cut the sound off at a random
+    # time (short samples are common), and stretch time by a factor between 1/(1+stretch) and
+    # 1+stretch (drums of one kind ring for longer or shorter from kit to kit).
     mel_shift: int = 0
     tilt_db: float = 0.0
     truncate: float = 0.0
+    stretch: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "snr_db", tuple(float(v) for v in self.snr_db))
@@ -46,19 +54,21 @@ class AugmentConfig:
             lo, hi = getattr(self, name)
             if len(getattr(self, name)) != 2 or lo > hi:
                 raise ValueError(f"{name} must be a (low, high) range")
-        if self.max_shift < 0:
-            raise ValueError("max_shift must be >= 0")
-        if self.mel_shift < 0 or self.tilt_db < 0 or not 0.0 <= self.truncate <= 1.0:
-            raise ValueError("mel_shift and tilt_db must be >= 0, truncate in [0, 1]")
+        if self.max_shift < 0 or self.pitch < 0:
+            raise ValueError("max_shift and pitch must be >= 0")
+        if (self.mel_shift < 0 or self.tilt_db < 0 or self.stretch < 0
+                or not 0.0 <= self.truncate <= 1.0):  # fmt: skip
+            raise ValueError("mel_shift, tilt_db and stretch must be >= 0, truncate in [0, 1]")
 
     @property
     def needs_clips(self) -> bool:
         """Whether it works on the audio (so training needs the clips, not only features)."""
-        return self.mode != "none" or self.max_shift > 0 or self.gain_db != (0.0, 0.0)
+        return (self.mode != "none" or self.max_shift > 0 or self.pitch > 0
+                or self.gain_db != (0.0, 0.0))  # fmt: skip
 
     @property
     def on_features(self) -> bool:
-        return self.mel_shift > 0 or self.tilt_db > 0 or self.truncate > 0
+        return self.mel_shift > 0 or self.tilt_db > 0 or self.truncate > 0 or self.stretch > 0
 
     @property
     def active(self) -> bool:
@@ -103,6 +113,14 @@ def augment(
     def uniform(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(b, 1, generator=gen)
 
+    if cfg.pitch > 0:
+        rates = 2 ** ((torch.rand(b, generator=gen) * 2 - 1) * cfg.pitch / 12)
+        played = torch.zeros_like(x)
+        for i, r in enumerate(rates.tolist()):
+            m = max(1, round(n / r))
+            y = torch.nn.functional.interpolate(x[i].view(1, 1, n), size=m, mode="linear")
+            played[i, : min(m, n)] = y[0, 0, :n]
+        x = played
     if cfg.max_shift > 0:
         max_s = int(cfg.max_shift * sample_rate)
         shifts = torch.randint(-max_s, max_s + 1, (b,), generator=gen)
@@ -142,6 +160,15 @@ def augment_features(
             elif s < 0:
                 x[i, :s] = features[i, -s:]
                 x[i, s:] = features[i, -1:]
+    if cfg.stretch > 0:
+        # Log-uniform factors; the attack stays at the start, the clip length stays the same.
+        factors = torch.exp((torch.rand(b, generator=gen) * 2 - 1) * math.log1p(cfg.stretch))
+        stretched = torch.zeros_like(x)
+        for i, f in enumerate(factors.tolist()):
+            n = max(1, round(t * f))
+            y = torch.nn.functional.interpolate(x[i : i + 1], size=n, mode="linear")
+            stretched[i, :, : min(n, t)] = y[0, :, :t]
+        x = stretched
     if cfg.tilt_db > 0:
         tilt = (torch.rand(b, 1, 1, generator=gen) * 2 - 1) * cfg.tilt_db / top_db
         ramp = torch.linspace(-0.5, 0.5, m).view(1, m, 1)

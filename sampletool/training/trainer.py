@@ -67,6 +67,15 @@ class TrainConfig:
     grad_clip: float = 10.0
     seed: int = 0
     workers: int | None = None
+    # A model bundle whose weights start the run (fine-tuning); tensors are taken where name
+    # and shape match, the classifier only when its classes are the dataset's.
+    init_from: str | None = None
+    # Relative draw weight of the training files under each folder (resolved path prefix);
+    # files under none weigh 1. Empty: every file once per epoch, in a shuffled order.
+    source_weights: dict[str, float] = field(default_factory=dict)
+    # Decay of an exponential moving average of the weights (0: off). With it, validation and
+    # the bundle use the average, which is steadier from one checkpoint to the next.
+    ema: float = 0.0
 
     def validate(self) -> None:
         if self.batch_size < 1 or self.max_steps < 1 or self.eval_every < 1:
@@ -75,6 +84,10 @@ class TrainConfig:
             raise TrainingError("--lr and min lr must be > 0 and the lr factor in (0, 1)")
         if self.patience < 1:
             raise TrainingError("patience must be >= 1")
+        if any(not (isinstance(w, int | float) and w >= 0) for w in self.source_weights.values()):
+            raise TrainingError("source weights must be numbers >= 0")
+        if not 0.0 <= self.ema < 1.0:
+            raise TrainingError("the weight average's decay must be in [0, 1)")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -176,6 +189,7 @@ class Trainer:
         try:
             self.model_config = config_from_dict(model_dict)
             self.model = build_model(self.model_config, self.audio).to(self.device)
+            self.ema: torch.optim.swa_utils.AveragedModel | None = None
         except ValueError as e:
             raise TrainingError(f"invalid model settings ({e})") from None
 
@@ -218,12 +232,63 @@ class Trainer:
             )
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self.class_names = list(self.dataset.class_names)
+        self.draw_p = self._draw_probabilities()
         self.class_balance = None
         if self.class_names:
-            counts = np.bincount(labels[self.train_idx], minlength=len(self.class_names))
+            if self.draw_p is None:
+                counts = np.bincount(labels[self.train_idx], minlength=len(self.class_names))
+            else:  # how often each class is drawn, in files per epoch
+                counts = len(self.train_idx) * np.bincount(
+                    labels[self.train_idx], self.draw_p, minlength=len(self.class_names)
+                )
             # Inverse-frequency weights, mean 1 over the training set: rare classes count more.
             w = len(self.train_idx) / (len(counts) * np.maximum(counts, 1))
             self.class_balance = torch.tensor(w, dtype=torch.float32, device=self.device)
+
+    def _draw_probabilities(self) -> np.ndarray | None:
+        """Each training file's chance of being drawn, from `source_weights` (None: none set)."""
+        if not self.config.source_weights:
+            return None
+        prefixes = [(str(Path(k).resolve()).rstrip(os.sep) + os.sep, float(v))
+                    for k, v in self.config.source_weights.items()]  # fmt: skip
+        w = np.ones(len(self.train_idx))
+        for j, i in enumerate(self.train_idx):
+            path = self.dataset.paths[i]
+            for prefix, weight in prefixes:
+                if path.startswith(prefix):
+                    w[j] = weight
+                    break
+        if w.sum() <= 0:
+            raise TrainingError("the source weights leave no training file to draw")
+        return w / w.sum()
+
+    def _init_weights(self, source: str) -> None:
+        """Start from another bundle's weights (see TrainConfig.init_from)."""
+        from sampletool.models.bundle import load_bundle
+        from sampletool.registry import resolve_model
+
+        try:
+            bundle = load_bundle(resolve_model(source))
+        except SampleToolError as e:
+            raise TrainingError(f"cannot start from {source}: {e}") from None
+        same_classes = bundle.class_names == self.class_names
+        own = self.model.state_dict()
+        taken = {}
+        for name, tensor in bundle.model.state_dict().items():
+            if name.startswith("classifier.") and not same_classes:
+                continue
+            if name in own and own[name].shape == tensor.shape:
+                taken[name] = tensor.to(own[name].device)
+        encoder = [n for n in own if not n.startswith(("classifier.", "dec", "deconv"))]
+        if not all(n in taken for n in encoder):
+            raise TrainingError(
+                f"cannot start from {source}: its model differs from this run's "
+                f"({bundle.config.kind}, settings {bundle.config.to_dict()})"
+            )
+        self.model.load_state_dict(taken, strict=False)
+        fresh = sorted({n.split(".")[0] for n in own if n not in taken})
+        self.log(f"starting from the weights of {bundle.name}"
+                 + (f" (new: {', '.join(fresh)})" if fresh else ""))  # fmt: skip
 
     def _batch(
         self, idx: np.ndarray, gen: torch.Generator | None
@@ -244,14 +309,16 @@ class Trainer:
         if not self.is_main:
             return
         checkpoint = {
-            "model": self._raw_model().state_dict(),
+            "model": self.model.state_dict(),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "optimizer": opt.state_dict(),
             "state": {k: float(v) for k, v in state.items()},
         }
         atomic_write(self.logdir / CHECKPOINT, lambda p: torch.save(checkpoint, p))
 
     def _raw_model(self) -> torch.nn.Module:
-        return self.model
+        """The model that is validated and saved: the weight average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _save_bundle(self, metrics: dict) -> None:
         ds_summary = {}
@@ -367,6 +434,7 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.rank)
         model = self.model
         model.train()
+        self.ema = None
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         state = {"step": 0, "lr": cfg.lr, "best": math.inf, "bad_evals": 0}
         ckpt = self.logdir / CHECKPOINT
@@ -376,6 +444,14 @@ class Trainer:
             opt.load_state_dict(saved["optimizer"])
             state.update(saved["state"])
             self.log(f"resuming at step {int(state['step'])}")
+        elif cfg.init_from:
+            self._init_weights(cfg.init_from)
+        if cfg.ema > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
+            if ckpt.is_file() and "ema" in saved:
+                self.ema.load_state_dict(saved["ema"])
         for g in opt.param_groups:
             g["lr"] = state["lr"]
         forward = model.forward
@@ -397,7 +473,11 @@ class Trainer:
         last_metrics: dict = {}
         while step < cfg.max_steps:
             epoch, pos = divmod(step, epoch_len)
-            order = np.random.default_rng((cfg.seed, epoch)).permutation(len(self.train_idx))
+            rng = np.random.default_rng((cfg.seed, epoch))
+            if self.draw_p is None:
+                order = rng.permutation(len(self.train_idx))
+            else:
+                order = rng.choice(len(self.train_idx), len(self.train_idx), p=self.draw_p)
             global_batch = order[(pos * per_rank * self.world) % len(order) :][
                 : per_rank * self.world
             ]
@@ -417,6 +497,8 @@ class Trainer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
+            if self.ema is not None:
+                self.ema.update_parameters(model)
             step += 1
             samples += len(mine) * self.world
             for key, v in parts.items():

@@ -376,3 +376,125 @@ def test_feature_augmentation_shifts_tilts_and_truncates_within_range():
         assert any(torch.allclose(shifted[i, 3 + s : 125 + s], x[i, 3:125]) for s in range(-3, 4))
     with pytest.raises(ValueError):
         AugmentConfig(truncate=1.5)
+
+
+def test_feature_stretch_changes_how_long_a_sound_rings_and_keeps_its_attack():
+    from sampletool.data.augment import augment_features
+
+    x = torch.zeros(64, 8, 100)
+    x[:, :, 0] = 1.0
+    x[:, :, 1:40] = torch.linspace(0.9, 0.1, 39)  # a 40-frame decay, then silence
+    cfg = AugmentConfig(stretch=0.5)
+    assert cfg.on_features and not cfg.needs_clips
+    y = augment_features(x, cfg, 80.0, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.allclose(y.amax(dim=(1, 2)), torch.ones(64))
+    assert (y[:, :, 0] == 1.0).all()  # the attack stays at the start
+    lengths = (y[:, 0] > 0).sum(1)
+    assert lengths.min() >= 40 / 1.5 - 1 and lengths.max() <= 40 * 1.5 + 1
+    assert lengths.min() < 34 and lengths.max() > 46  # both shorter and longer ones
+    with pytest.raises(ValueError):
+        AugmentConfig(stretch=-0.1)
+
+
+def test_source_weights_decide_which_files_are_drawn(tmp_path):
+    data = make_class_folders(tmp_path / "a", per_class=6, classes=("low", "high"))
+    other = make_class_folders(tmp_path / "b", per_class=6, classes=("low", "high"))
+    ds = make_dataset([data, other], "two", out=tmp_path / "ds", classes_from_subfolders=True,
+                      workers=0)  # fmt: skip
+    cfg = tiny_config(ds, source_weights={str(data): 0.0}, max_steps=6)
+    t = Trainer(tmp_path / "log", cfg, device="cpu")
+    drawn: set[str] = set()
+    batch = t._batch
+
+    def spy(idx, gen):
+        drawn.update(t.dataset.paths[i] for i in idx)
+        return batch(idx, gen)
+
+    t._batch = spy
+    t.run()
+    drawn &= {t.dataset.paths[i] for i in t.train_idx}  # validation reads only val files
+    assert len(drawn) >= 6 and all(p.startswith(str(other.resolve())) for p in drawn)
+    # Weighted: each of b's files is drawn twice as often as each of a's.
+    t = Trainer(tmp_path / "log2", tiny_config(ds, source_weights={str(other): 2.0}), device="cpu")
+    t._prepare_data()
+    in_b = np.array([t.dataset.paths[i].startswith(str(other.resolve())) for i in t.train_idx])
+    assert np.allclose(t.draw_p[in_b], 2 * t.draw_p[~in_b][0]) and t.draw_p.sum() == 1
+    with pytest.raises(Exception, match="source weights"):
+        Trainer(tmp_path / "log3", tiny_config(ds, source_weights={str(data): -1}), device="cpu")
+
+
+def test_init_from_a_bundle_starts_from_its_weights(dataset, tmp_path):
+    first = tmp_path / "first"
+    Trainer(first, tiny_config(dataset, max_steps=20), device="cpu").run()
+    t = Trainer(tmp_path / "second", tiny_config(dataset, max_steps=1, lr=1e-9,
+                                                 init_from=str(first)), device="cpu")  # fmt: skip
+    t.run()
+    before = load_bundle(first).model.state_dict()
+    after = load_bundle(tmp_path / "second").model.state_dict()
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+    # Other classes: everything but the classifier is taken.
+    data = make_class_folders(tmp_path / "d", per_class=8, classes=("x", "y"))
+    ds2 = make_dataset([data], "xy", out=tmp_path / "ds2", classes_from_subfolders=True, workers=0)
+    lines = []
+    t2 = Trainer(tmp_path / "third", tiny_config(ds2, max_steps=1, init_from=str(first)),
+                 device="cpu", log=lines.append)  # fmt: skip
+    t2.run()
+    assert any("new: classifier" in line for line in lines)
+    # A different architecture, or no model at all: a clear error.
+    bigger = tiny_config(dataset, max_steps=1, init_from=str(first))
+    bigger.model = bigger.model | {"latent": 32}
+    with pytest.raises(Exception, match="its model differs"):
+        Trainer(tmp_path / "fourth", bigger, device="cpu").run()
+    with pytest.raises(Exception, match="cannot start from"):
+        Trainer(tmp_path / "fifth", tiny_config(dataset, init_from=str(tmp_path)),
+                device="cpu").run()  # fmt: skip
+
+
+def test_cli_fine_tunes_a_model_and_refuses_a_folder_that_is_not_one(dataset, tmp_path, capsys):
+    first = tmp_path / "first"
+    Trainer(first, tiny_config(dataset, max_steps=5), device="cpu").run()
+    args = ["train", "--logdir", str(tmp_path / "ft"), "--dataset", str(dataset), "--init-from",
+            str(first), "--max-steps", "2", "--eval-every", "2", "--workers", "0"]  # fmt: skip
+    assert main(args) == 0
+    assert "starting from the weights of first" in capsys.readouterr().err
+    saved = json.loads((tmp_path / "ft" / "train_config.json").read_text())
+    assert saved["model"]["latent"] == 16 and saved["init_from"] == str(first)
+    args[2] = str(tmp_path / "ft2")
+    args[args.index("--init-from") + 1] = str(tmp_path / "nothing")
+    assert main(args) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_weight_average_is_what_is_validated_saved_and_resumed(dataset, tmp_path):
+    log = tmp_path / "log"
+    t = Trainer(log, tiny_config(dataset, max_steps=10, eval_every=10, ema=0.9), device="cpu")
+    t.run()
+    saved = load_bundle(log).model.state_dict()
+    average = t.ema.module.state_dict()
+    raw = t.model.state_dict()
+    assert all(torch.equal(saved[k], average[k].cpu()) for k in saved)  # validated at step 10
+    assert any(not torch.allclose(average[k], raw[k]) for k in raw)
+    assert int(t.ema.n_averaged) == 10
+    t2 = Trainer(log, max_steps=12, device="cpu")
+    t2.run()
+    assert int(t2.ema.n_averaged) == 12  # the average went on from the checkpoint
+    with pytest.raises(Exception, match="decay"):
+        Trainer(tmp_path / "bad", tiny_config(dataset, ema=1.0), device="cpu")
+
+
+def test_pitch_augmentation_retunes_within_range_like_a_sampler():
+    t = torch.arange(SR) / SR
+    x = (torch.sin(2 * np.pi * 440 * t) * torch.exp(-4 * t)).repeat(32, 1)
+    cfg = AugmentConfig(pitch=3.0)
+    assert cfg.needs_clips and cfg.active
+    y = augment(x, cfg, SR, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+    freqs = np.fft.rfftfreq(SR, 1 / SR)[np.abs(np.fft.rfft(y.numpy(), axis=1)).argmax(1)]
+    semis = 12 * np.log2(freqs / 440)
+    assert semis.min() >= -3.1 and semis.max() <= 3.1
+    assert semis.min() < -1 and semis.max() > 1  # down and up
+    # Played faster, a sound is also shorter: the higher ones keep less energy at the end.
+    tail = y[:, SR // 2 :].square().sum(1).numpy()
+    assert np.corrcoef(semis, tail)[0, 1] < -0.5
+    with pytest.raises(ValueError):
+        AugmentConfig(pitch=-1.0)
