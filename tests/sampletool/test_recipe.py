@@ -123,7 +123,7 @@ def test_recipe_end_to_end_writes_a_described_bundle(tmp_path):
         args += ["--deb", str(deb)]
     out = tmp_path / "bundle"
     code = recipe.main(["--work", str(tmp_path / "work"), "--out", str(out), *args,
-                        "--per-class", "3", "--steps", "2"])  # fmt: skip
+                        "--per-class", "3", "--steps", "2", "--finetune-steps", "2"])  # fmt: skip
     assert code == 0
     doc = json.loads((out / CONFIG_FILE).read_text())
     meta = doc["metadata"]
@@ -134,7 +134,14 @@ def test_recipe_end_to_end_writes_a_described_bundle(tmp_path):
     assert real["hydrogen-data"] == {} and real["fluid-soundfont-gm"] == {}
     assert real["timgm6mb-soundfont"] == {}
     assert meta["data"]["synthesised_per_class"] == 3
-    assert "val_loss" in meta["metrics"] and meta["trained_steps"] == 2
+    assert "val_loss" in meta["metrics"]
+    assert meta["trained_steps"] == {"stage_1_steps": 2, "stage_2_steps": 2}
+    # Stage 2 started from stage 1 and drew the synthesised files at their weight.
+    stage2 = json.loads((tmp_path / "work" / "finetune" / "train_config.json").read_text())
+    assert stage2["init_from"] == str((tmp_path / "work" / "run").resolve())
+    assert stage2["source_weights"] == {str((tmp_path / "work" / "data" / "synth").resolve()):
+                                        recipe.SYNTH_WEIGHT}  # fmt: skip
+    assert "weight" in meta["data"]["fine_tune"]
     assert doc["model"]["classifier_input"] == "latent" and doc["model"]["prior"] == "class"
     assert set(doc["class_names"]) == set(synth.CLASSES)
 
