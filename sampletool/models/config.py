@@ -25,9 +25,11 @@ class VAEConfig:
     classifier_input: str = "hidden"  # or "latent": see VAE
     prior: str = "standard"  # or "class": see VAE
     prior_scale: float = 3.0
-    # Loss weights: loss = recon + kl_weight * KL + class_weight * cross-entropy.
+    # Loss weights: loss = recon + kl_weight * KL + class_weight * cross-entropy
+    # + neighbour_weight * soft-nearest-neighbour loss of the latent means (see VAE.loss).
     kl_weight: float = 1.0
     class_weight: float = 100.0
+    neighbour_weight: float = 0.0
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -51,6 +53,8 @@ class VAEConfig:
             raise ValueError("a class prior needs at least as many latent dimensions as classes")
         if self.classifier_input not in ("hidden", "latent"):
             raise ValueError("classifier_input must be 'hidden' or 'latent'")
+        if self.neighbour_weight < 0:
+            raise ValueError("neighbour_weight must be >= 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
 

@@ -280,8 +280,11 @@ class VAE(nn.Module):
         class_weight: float = 1.0,
         class_balance: torch.Tensor | None = None,
         forward: Callable[[torch.Tensor], VAEOutput] | None = None,
+        neighbour_weight: float = 0.0,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Training loss: reconstruction + KL (with flows) + cross-entropy when labels are given.
+        """Training loss: reconstruction + KL (with flows) + cross-entropy when labels are given,
+        and with `neighbour_weight` the soft-nearest-neighbour loss of the posterior means (the
+        search vectors): each clip's near neighbours in the batch should share its class.
 
         Reconstruction is the squared error summed over the feature bins (a unit-variance
         Gaussian likelihood up to a constant), averaged over the batch. `labels` may hold -1 for
@@ -297,5 +300,28 @@ class VAE(nn.Module):
             ce = F.cross_entropy(out.class_logits, labels, weight=class_balance, ignore_index=-1)
             total = total + class_weight * ce
             parts["ce"] = float(ce.detach())
+            if neighbour_weight > 0:
+                nn = soft_nearest_neighbour(out.posterior.mean, labels)
+                total = total + neighbour_weight * nn
+                parts["nn"] = float(nn.detach())
         parts["loss"] = float(total.detach())
         return total, parts
+
+
+def soft_nearest_neighbour(vectors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Soft-nearest-neighbour loss (Frosst et al. 2019) of Float [B, D] vectors: the mean over
+    labelled clips with a same-class partner of -log(share of their neighbour weight,
+    exp(-squared distance / 2D), that falls on same-class clips). 0 when no clip has a partner.
+    The temperature 2D is the expected squared distance of two draws of a unit Gaussian."""
+    keep = labels >= 0
+    v, y = vectors[keep], labels[keep]
+    d = torch.cdist(v, v).square() / (2 * v.shape[1])
+    eye = torch.eye(len(v), dtype=torch.bool, device=v.device)
+    logits = (-d).masked_fill(eye, float("-inf"))
+    same = (y[:, None] == y[None, :]) & ~eye
+    has = same.any(1)
+    if not has.any():
+        return vectors.sum() * 0.0
+    log_all = torch.logsumexp(logits, 1)
+    log_same = torch.logsumexp(logits.masked_fill(~same, float("-inf")), 1)
+    return (log_all - log_same)[has].mean()

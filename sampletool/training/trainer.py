@@ -490,6 +490,7 @@ class Trainer:
                 y if self.class_names else None,
                 kl_weight=self.model_config.kl_weight,
                 class_weight=self.model_config.class_weight,
+                neighbour_weight=self.model_config.neighbour_weight,
                 class_balance=self.class_balance,
                 forward=forward,
             )

@@ -301,6 +301,30 @@ def test_class_prior_pulls_each_class_to_its_centre():
         VAEConfig(latent=2, num_classes=3, prior="class")
 
 
+def test_soft_nearest_neighbour_loss_rewards_class_clusters_and_trains_the_means():
+    from sampletool.models.vae import soft_nearest_neighbour
+
+    gen = torch.Generator().manual_seed(0)
+    v = torch.randn(48, 8, generator=gen)
+    y = torch.arange(48) % 3
+    mixed = soft_nearest_neighbour(v, y)
+    clustered = soft_nearest_neighbour(v + 6 * torch.nn.functional.one_hot(y, 8), y)
+    assert clustered < 0.05 < mixed  # near 0 when every neighbour shares the class
+    assert float(soft_nearest_neighbour(v[:3], torch.tensor([0, 1, 2]))) == 0.0  # no partner
+    assert float(soft_nearest_neighbour(v[:4], torch.tensor([0, -1, -1, 0]))) == 0.0
+    cfg = VAEConfig(**TINY, num_classes=3, classifier_input="latent", neighbour_weight=5.0)
+    model = build_model(cfg, AudioConfig())
+    x = torch.rand(6, 128, 125)
+    labels = torch.tensor([0, 0, 1, 1, 2, -1])
+    loss, parts = model.loss(x, labels, neighbour_weight=cfg.neighbour_weight)
+    loss.backward()
+    assert parts["nn"] > 0 and model.mean.weight.grad.abs().sum() > 0
+    assert "nn" not in model.loss(x, labels)[1]  # off by default
+    assert config_from_dict(cfg.to_dict()).neighbour_weight == 5.0
+    with pytest.raises(ValueError, match="neighbour_weight"):
+        VAEConfig(neighbour_weight=-1.0)
+
+
 def test_atomic_writes_get_the_usual_permissions_not_private_ones(tmp_path):
     import os
     import stat
