@@ -18,8 +18,9 @@ looks at) and trains in two stages:
    (`--steps`);
 2. a fine-tune of stage 1's best checkpoint (`--finetune-steps`, half the learning rate) that
    draws the synthesised files at `SYNTH_WEIGHT`, so real recordings make up about half of each
-   batch, retunes clips by up to 3 semitones and stretches their decay, and validates and
-   saves an exponential moving average of the weights: stage 1 learns the space of sounds from
+   batch, retunes clips by up to 3 semitones and stretches their decay, trains the latent means
+   (the search vectors) to have same-class neighbours, and validates and saves an exponential
+   moving average of the weights: stage 1 learns the space of sounds from
    the varied synthetic material, stage 2 moves it towards what real recordings sound like.
 The best stage-2 checkpoint's bundle (by validation loss) is copied to `--out` with a
 description of the data and its validation metrics in the metadata.
@@ -71,6 +72,9 @@ AUGMENT = {
 # where a mel band is about 14 Hz wide, a 4-band roll moves a 50 Hz kick up an octave, into
 # the toms), and stretches time.
 STAGE_2_AUGMENT = {"mel_shift": 0, "pitch": 3.0, "stretch": 0.25}
+# Stage 2 adds a soft-nearest-neighbour loss on the latent means, the vectors similarity search
+# uses: the class prior alone leaves classes overlapping among 64 dimensions of timbre.
+NEIGHBOUR_WEIGHT = 60.0
 
 # General MIDI percussion keys, for SF2 samples whose names are cut short ("41-Ludwig16FloorTo").
 GM_DRUMS = {35: "kick", 36: "kick", 37: "percussion", 38: "snare", 39: "clap", 40: "snare",
@@ -285,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         stage1 = run
         run = work / "finetune"
         result = train(run, TrainConfig(
-            dataset=str(dataset), model=model, augment=AUGMENT | STAGE_2_AUGMENT,
+            dataset=str(dataset), model=model | {"neighbour_weight": NEIGHBOUR_WEIGHT},
+            augment=AUGMENT | STAGE_2_AUGMENT,
             batch_size=64, lr=5e-4, max_steps=args.finetune_steps, eval_every=250, patience=2,
             seed=args.seed, init_from=str(stage1), ema=0.998,
             source_weights={str(work / "data" / "synth"): SYNTH_WEIGHT},
@@ -315,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         meta["data"]["fine_tune"] = (
             f"stage 2 draws each synthesised file at weight {SYNTH_WEIGHT} against 1 for a real "
             "recording, retunes clips by up to 3 semitones (as a sampler: faster is higher) "
-            "instead of rolling the mel axis, stretches time up to 1.25x either way, and keeps "
-            "an exponential moving average of the weights (decay 0.998)"
+            "instead of rolling the mel axis, stretches time up to 1.25x either way, adds a "
+            f"soft-nearest-neighbour loss on the latent means (weight {NEIGHBOUR_WEIGHT}), and "
+            "keeps an exponential moving average of the weights (decay 0.998)"
         )
     if args.out is not None:
         out = args.out

@@ -142,6 +142,7 @@ def test_recipe_end_to_end_writes_a_described_bundle(tmp_path):
     assert stage2["source_weights"] == {str((tmp_path / "work" / "data" / "synth").resolve()):
                                         recipe.SYNTH_WEIGHT}  # fmt: skip
     assert "weight" in meta["data"]["fine_tune"]
+    assert doc["model"]["neighbour_weight"] == recipe.NEIGHBOUR_WEIGHT
     assert doc["model"]["classifier_input"] == "latent" and doc["model"]["prior"] == "class"
     assert set(doc["class_names"]) == set(synth.CLASSES)
 
