@@ -252,12 +252,18 @@ class Trainer:
         prefixes = [(str(Path(k).resolve()).rstrip(os.sep) + os.sep, float(v))
                     for k, v in self.config.source_weights.items()]  # fmt: skip
         w = np.ones(len(self.train_idx))
+        matched = [0] * len(prefixes)
         for j, i in enumerate(self.train_idx):
             path = self.dataset.paths[i]
-            for prefix, weight in prefixes:
+            for k, (prefix, weight) in enumerate(prefixes):
                 if path.startswith(prefix):
                     w[j] = weight
+                    matched[k] += 1
                     break
+        for (prefix, weight), n in zip(prefixes, matched, strict=True):
+            self.log(f"drawing the {n} training files under {prefix} at weight {weight:g}"
+                     if n else f"warning: no training file is under {prefix}; its weight "
+                     "changes nothing")  # fmt: skip
         if w.sum() <= 0:
             raise TrainingError("the source weights leave no training file to draw")
         return w / w.sum()

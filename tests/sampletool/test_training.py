@@ -415,8 +415,13 @@ def test_source_weights_decide_which_files_are_drawn(tmp_path):
     drawn &= {t.dataset.paths[i] for i in t.train_idx}  # validation reads only val files
     assert len(drawn) >= 6 and all(p.startswith(str(other.resolve())) for p in drawn)
     # Weighted: each of b's files is drawn twice as often as each of a's.
-    t = Trainer(tmp_path / "log2", tiny_config(ds, source_weights={str(other): 2.0}), device="cpu")
+    lines: list[str] = []
+    weights = {str(other): 2.0, str(tmp_path / "typo"): 5.0}
+    t = Trainer(tmp_path / "log2", tiny_config(ds, source_weights=weights), device="cpu",
+                log=lines.append)  # fmt: skip
     t._prepare_data()
+    assert any("training files under" in line and "weight 2" in line for line in lines)
+    assert any("no training file is under" in line and "typo" in line for line in lines)
     in_b = np.array([t.dataset.paths[i].startswith(str(other.resolve())) for i in t.train_idx])
     assert np.allclose(t.draw_p[in_b], 2 * t.draw_p[~in_b][0]) and t.draw_p.sum() == 1
     with pytest.raises(Exception, match="source weights"):
