@@ -115,12 +115,7 @@ def augment(
 
     if cfg.pitch > 0:
         rates = 2 ** ((torch.rand(b, generator=gen) * 2 - 1) * cfg.pitch / 12)
-        played = torch.zeros_like(x)
-        for i, r in enumerate(rates.tolist()):
-            m = max(1, round(n / r))
-            y = torch.nn.functional.interpolate(x[i].view(1, 1, n), size=m, mode="linear")
-            played[i, : min(m, n)] = y[0, 0, :n]
-        x = played
+        x = _stretch_time(x[:, None], 1 / rates)[:, 0]
     if cfg.max_shift > 0:
         max_s = int(cfg.max_shift * sample_rate)
         shifts = torch.randint(-max_s, max_s + 1, (b,), generator=gen)
@@ -143,6 +138,18 @@ def augment(
     return x
 
 
+def _stretch_time(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Float [B, C, N] with each item's last axis stretched by its factor (linear
+    interpolation from the start), then cut or zero-padded back to N."""
+    n = x.shape[-1]
+    out = torch.zeros_like(x)
+    for i, f in enumerate(factors.tolist()):
+        m = max(1, round(n * f))
+        y = torch.nn.functional.interpolate(x[i : i + 1], size=m, mode="linear")
+        out[i, :, : min(m, n)] = y[0, :, :n]
+    return out
+
+
 def augment_features(
     features: torch.Tensor, cfg: AugmentConfig, top_db: float, generator: torch.Generator
 ) -> torch.Tensor:
@@ -163,12 +170,7 @@ def augment_features(
     if cfg.stretch > 0:
         # Log-uniform factors; the attack stays at the start, the clip length stays the same.
         factors = torch.exp((torch.rand(b, generator=gen) * 2 - 1) * math.log1p(cfg.stretch))
-        stretched = torch.zeros_like(x)
-        for i, f in enumerate(factors.tolist()):
-            n = max(1, round(t * f))
-            y = torch.nn.functional.interpolate(x[i : i + 1], size=n, mode="linear")
-            stretched[i, :, : min(n, t)] = y[0, :, :t]
-        x = stretched
+        x = _stretch_time(x, factors)
     if cfg.tilt_db > 0:
         tilt = (torch.rand(b, 1, 1, generator=gen) * 2 - 1) * cfg.tilt_db / top_db
         ramp = torch.linspace(-0.5, 0.5, m).view(1, m, 1)

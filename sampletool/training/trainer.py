@@ -189,9 +189,9 @@ class Trainer:
         try:
             self.model_config = config_from_dict(model_dict)
             self.model = build_model(self.model_config, self.audio).to(self.device)
-            self.ema: torch.optim.swa_utils.AveragedModel | None = None
         except ValueError as e:
             raise TrainingError(f"invalid model settings ({e})") from None
+        self.ema: torch.optim.swa_utils.AveragedModel | None = None  # made by run()
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -322,7 +322,7 @@ class Trainer:
         }
         atomic_write(self.logdir / CHECKPOINT, lambda p: torch.save(checkpoint, p))
 
-    def _raw_model(self) -> torch.nn.Module:
+    def _saved_model(self) -> torch.nn.Module:
         """The model that is validated and saved: the weight average when there is one."""
         return self.ema.module if self.ema is not None else self.model
 
@@ -335,7 +335,7 @@ class Trainer:
         ds_name = ds_summary.get("name") or self.dataset.root.name
         save_bundle(
             self.logdir,
-            self._raw_model(),
+            self._saved_model(),
             self.model_config,
             self.audio,
             self.class_names,
@@ -353,7 +353,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict:
         """Validation loss terms and, with classes, accuracy and the confusion matrix."""
-        model = self._raw_model()
+        model = self._saved_model()
         model.eval()
         gen = torch.Generator(device="cpu").manual_seed(1234)  # the same posterior draws each time
         totals: dict[str, float] = {}
@@ -440,7 +440,6 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.rank)
         model = self.model
         model.train()
-        self.ema = None
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         state = {"step": 0, "lr": cfg.lr, "best": math.inf, "bad_evals": 0}
         ckpt = self.logdir / CHECKPOINT
