@@ -21,10 +21,10 @@ selection only looked at the recipe's own validation split, so the whole set is 
    neighbours, itself excluded, that have its class), for the model's search vectors (Euclidean,
    as the library index) and for standardised MFCC statistics. Classes smaller than 11 cap it,
    so the ceiling is printed too.
-3. Reconstruction: log-spectral distance (dB, STFT 1024/256 at 16 kHz, each clip relative to its
-   own peak, floored at -80 dB like the features) between the real clip and (a) encode ->
-   decode -> Griffin-Lim, (b) the oracle: Griffin-Lim straight from the true log-mel. The gap is
-   what the model loses.
+3. Reconstruction: log-spectral distance (dB, the model's own STFT at its sample rate, each
+   clip relative to its own peak, floored at -80 dB like the features) between the real clip
+   and (a) encode -> decode -> Griffin-Lim, (b) the oracle: Griffin-Lim straight from the true
+   log-mel. The gap is what the model loses.
 4. Blends: kick + snare pairs (and a few others) of real samples, 50/50, written as WAVs and a
    spectrogram PNG under --out for listening and looking.
 
@@ -102,8 +102,11 @@ def balanced_accuracy(y_true: list[str], y_pred: list[str], classes=DRUMS) -> tu
     return float(np.mean(list(per.values()))), per
 
 
-def precision_at_k(vectors: np.ndarray, labels: list[str], k: int = 10) -> tuple[float, float]:
-    """(mean precision@k, its ceiling given the class sizes), Euclidean, self excluded."""
+def precision_at_k(
+    vectors: np.ndarray, labels: list[str], k: int = 10
+) -> tuple[float, float, dict]:
+    """(mean precision@k, its ceiling given the class sizes, {class: (its mean precision@k,
+    its ceiling)}), Euclidean, self excluded."""
     v = vectors.astype(np.float64)
     d = ((v[:, None, :] - v[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
@@ -112,7 +115,9 @@ def precision_at_k(vectors: np.ndarray, labels: list[str], k: int = 10) -> tuple
     precision = (lab[nn] == lab[:, None]).mean(1)
     sizes = {c: int((lab == c).sum()) for c in set(labels)}
     ceiling = np.array([min(k, sizes[c] - 1) / k for c in labels])
-    return float(precision.mean()), float(ceiling.mean())
+    order = sorted(sizes, key=lambda c: (DRUMS.index(c) if c in DRUMS else len(DRUMS), c))
+    per = {c: (float(precision[lab == c].mean()), min(k, sizes[c] - 1) / k) for c in order}
+    return float(precision.mean()), float(ceiling.mean()), per
 
 
 def confusion(y_true: list[str], y_pred: list[str], cols: list[str]) -> list[list[int]]:
@@ -270,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. similarity
     vectors = tool.embed_clips(clips)
-    p10, ceiling = precision_at_k(vectors, labels)
-    base_p10, _ = precision_at_k(StandardScaler().fit_transform(test_stats), labels)
+    p10, ceiling, p10_per = precision_at_k(vectors, labels)
+    base_p10, _, base_p10_per = precision_at_k(StandardScaler().fit_transform(test_stats), labels)
 
     # 3. reconstruction
     with torch.no_grad():
@@ -298,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             "baseline_mfcc_logreg": {"balanced_accuracy": base_bal, "per_class_recall": base_per},
         },
         "similarity": {"precision_at_10": p10, "ceiling": ceiling,
+                       "per_class": {c: v[0] for c, v in p10_per.items()},
+                       "per_class_ceiling": {c: v[1] for c, v in p10_per.items()},
                        "baseline_mfcc_precision_at_10": base_p10},
         "reconstruction": {
             "lsd_db_model_median": float(np.median(lsd_model)),
@@ -327,8 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {c[:6]:<6}" + " ".join(f"{v:>5}" for v in row))
         print(f"similarity, precision@10 (goal >= 0.85 and above the baseline; ceiling "
               f"{ceiling:.3f} from the class sizes):")  # fmt: skip
-        print(f"  model vectors         {p10:.3f}")
-        print(f"  MFCC statistics       {base_p10:.3f}")
+        rows = (("model vectors", p10, p10_per), ("MFCC statistics", base_p10, base_p10_per))
+        for name, value, per_class in rows:
+            print(f"  {name:<20}  {value:.3f}  " + _fmt({c: v[0] for c, v in per_class.items()}))
+        print(f"  {'ceiling':<20}  {ceiling:.3f}  " + _fmt({c: v[1] for c, v in p10_per.items()}))
         print("reconstruction, log-spectral distance in dB (median / mean, lower is better):")
         print(f"  model (encode -> decode -> Griffin-Lim)  {np.median(lsd_model):.2f} / "
               f"{lsd_model.mean():.2f}")  # fmt: skip

@@ -24,9 +24,10 @@ def test_precision_at_k_and_its_ceiling():
     labels = ["a"] * 12 + ["b"] * 12 + ["c"] * 3
     centres = {"a": 0.0, "b": 100.0, "c": 200.0}
     v = np.stack([rng.normal(centres[c], 1.0, 4) for c in labels])
-    p, ceiling = ev.precision_at_k(v, labels, k=10)
+    p, ceiling, per = ev.precision_at_k(v, labels, k=10)
     # a and b: all 10 neighbours share the class; c has only 2 others, so at most 2/10.
     assert p == pytest.approx(ceiling) and ceiling == pytest.approx((24 * 1.0 + 3 * 0.2) / 27)
+    assert per == {"a": (1.0, 1.0), "b": (1.0, 1.0), "c": (pytest.approx(0.2), 0.2)}
     shuffled = list(np.random.default_rng(1).permutation(labels))
     assert ev.precision_at_k(v, shuffled, k=10)[0] < 0.6
 

@@ -183,7 +183,7 @@ def test_default_model_classifies_fresh_synthesised_sounds():
     clips, truth = [], []
     for cls in synth.CLASSES:
         for seed in range(50_000, 50_006):
-            mono = synth.synthesize(cls, seed, 16000).audio.mean(1)
+            mono = synth.synthesize(cls, seed, tool.audio.sample_rate).audio.mean(1)
             clip = np.zeros(tool.audio.num_samples, np.float32)
             clip[: min(len(mono), len(clip))] = mono[: len(clip)]
             clips.append(clip)
