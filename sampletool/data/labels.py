@@ -18,9 +18,10 @@ _RULES: list[tuple[str | None, str]] = [
     ("snare", r"\b(snare|snr|sn|sd)\b"),
     ("clap", r"\b(clap|claps|handclap)\b"),
     ("hihat", r"\b(hihat|hat|hats|hh|chh|ohh|phh)\b|\bhi hat\b|\bcymbal (closed|open|pedal)\b"),
-    ("tom", r"\btom"),
+    ("tom", r"\btom(?!bourin)"),  # not "Tombourine", a common misspelling
     ("cymbal", r"\b(crash|ride|splash|china|cymbal|cym)\b"),
     ("percussion", r"\b(cowbell|clave|claves|clav|shaker|conga|bongo|maraca|tambourine|"
+                   r"tambourin|tambo|tombourine|"
                    r"woodblock|wood|cajon|djembe|sangban|dununba|kenkeni|waterglass|triangle|"
                    r"guiro|agogo|timbale|cabasa|tabla)\b"),
     ("fx", r"\b(zap|fx|laser|sweep|riser)\b"),

@@ -150,7 +150,8 @@ def test_cli_demo(tmp_path, capsys):
         ("Ride Bell", "cymbal"), ("drum_splash_soft", "cymbal"), ("Cymbal", "cymbal"),
         ("Hand Clap", "clap"), ("clap03.ogg", "clap"),
         ("Cowbell", "percussion"), ("Side Stick", None), ("rim01.ogg", None),
-        ("Djembe1 Bass", "percussion"), ("Zap 1", "fx"),
+        ("Djembe1 Bass", "percussion"), ("Zap 1", "fx"), ("054_Tombourine", "percussion"),
+        ("Tom_Low_1", "tom"), ("Brass Tambourine", "percussion"),
         ("Snare Roll", None), ("drum_roll", None), ("Drum 1", None), ("27", None), ("", None),
     ],
 )  # fmt: skip
