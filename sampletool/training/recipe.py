@@ -75,6 +75,7 @@ STAGE_2_AUGMENT = {"mel_shift": 0, "pitch": 3.0, "stretch": 0.25}
 # Stage 2 adds a soft-nearest-neighbour loss on the latent means, the vectors similarity search
 # uses: the class prior alone leaves classes overlapping among 64 dimensions of timbre.
 NEIGHBOUR_WEIGHT = 60.0
+EMA_DECAY = 0.998  # stage 2 validates and saves this moving average of the weights
 
 # General MIDI percussion keys, for SF2 samples whose names are cut short ("41-Ludwig16FloorTo").
 GM_DRUMS = {35: "kick", 36: "kick", 37: "percussion", 38: "snare", 39: "clap", 40: "snare",
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             dataset=str(dataset), model=model | {"neighbour_weight": NEIGHBOUR_WEIGHT},
             augment=AUGMENT | STAGE_2_AUGMENT,
             batch_size=64, lr=5e-4, max_steps=args.finetune_steps, eval_every=250, patience=2,
-            seed=args.seed, init_from=str(stage1), ema=0.998,
+            seed=args.seed, init_from=str(stage1), ema=EMA_DECAY,
             source_weights={str(work / "data" / "synth"): SYNTH_WEIGHT},
         ), args.finetune_steps)  # fmt: skip
         trained["stage_2_steps"] = result.step
@@ -319,10 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.finetune_steps > 0:
         meta["data"]["fine_tune"] = (
             f"stage 2 draws each synthesised file at weight {SYNTH_WEIGHT} against 1 for a real "
-            "recording, retunes clips by up to 3 semitones (as a sampler: faster is higher) "
-            "instead of rolling the mel axis, stretches time up to 1.25x either way, adds a "
-            f"soft-nearest-neighbour loss on the latent means (weight {NEIGHBOUR_WEIGHT}), and "
-            "keeps an exponential moving average of the weights (decay 0.998)"
+            f"recording, retunes clips by up to {STAGE_2_AUGMENT['pitch']:g} semitones (as a "
+            "sampler: faster is higher) instead of rolling the mel axis, stretches time up to "
+            f"{1 + STAGE_2_AUGMENT['stretch']:g}x either way, adds a soft-nearest-neighbour loss "
+            f"on the latent means (weight {NEIGHBOUR_WEIGHT}), and keeps an exponential moving "
+            f"average of the weights (decay {EMA_DECAY})"
         )
     if args.out is not None:
         out = args.out
