@@ -20,7 +20,9 @@ selection only looked at the recipe's own validation split, so the whole set is 
 2. Similarity: precision@10 among the test one-shots (the share of each one's 10 nearest
    neighbours, itself excluded, that have its class), for the model's search vectors (Euclidean,
    as the library index) and for standardised MFCC statistics. Classes smaller than 11 cap it,
-   so the ceiling is printed too.
+   so the ceiling is printed too, and so is a 95% bootstrap interval (resampling the test
+   clips) for the model's figure and for its gain over the baseline: with about 100 clips the
+   figure itself is only known to a few hundredths.
 3. Reconstruction: log-spectral distance (dB, the model's own STFT at its sample rate, each
    clip relative to its own peak, floored at -80 dB like the features) between the real clip
    and (a) encode -> decode -> Griffin-Lim, (b) the oracle: Griffin-Lim straight from the true
@@ -102,17 +104,32 @@ def balanced_accuracy(y_true: list[str], y_pred: list[str], classes=DRUMS) -> tu
     return float(np.mean(list(per.values()))), per
 
 
-def precision_at_k(
-    vectors: np.ndarray, labels: list[str], k: int = 10
-) -> tuple[float, float, dict]:
-    """(mean precision@k, its ceiling given the class sizes, {class: (its mean precision@k,
-    its ceiling)}), Euclidean, self excluded."""
+def query_precision(vectors: np.ndarray, labels: list[str], k: int = 10) -> np.ndarray:
+    """Each vector's precision@k: the share of its k nearest others (Euclidean) in its class."""
     v = vectors.astype(np.float64)
     d = ((v[:, None, :] - v[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     lab = np.array(labels)
     nn = np.argsort(d, axis=1)[:, :k]
-    precision = (lab[nn] == lab[:, None]).mean(1)
+    return (lab[nn] == lab[:, None]).mean(1)
+
+
+def bootstrap_interval(values: np.ndarray, n: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """The 95% interval of the mean of per-query `values`, resampling the queries (so it says
+    how far another set of this size from the same sources could move the mean)."""
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n, len(values)))].mean(1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def precision_at_k(
+    vectors: np.ndarray, labels: list[str], k: int = 10
+) -> tuple[float, float, dict]:
+    """(mean precision@k, its ceiling given the class sizes, {class: (its mean precision@k,
+    its ceiling)}), Euclidean, self excluded."""
+    precision = query_precision(vectors, labels, k)
+    lab = np.array(labels)
     # A class of n clips can give each of them at most n - 1 same-class neighbours.
     cap = {c: min(k, int((lab == c).sum()) - 1) / k for c in set(labels)}
     ceiling = np.array([cap[c] for c in labels])
@@ -277,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     # 2. similarity
     vectors = tool.embed_clips(clips)
     p10, ceiling, p10_per = precision_at_k(vectors, labels)
-    base_p10, _, base_p10_per = precision_at_k(StandardScaler().fit_transform(test_stats), labels)
+    base_vectors = StandardScaler().fit_transform(test_stats)
+    base_p10, _, base_p10_per = precision_at_k(base_vectors, labels)
+    model_q, base_q = query_precision(vectors, labels), query_precision(base_vectors, labels)
+    p10_interval, gain_interval = bootstrap_interval(model_q), bootstrap_interval(model_q - base_q)
 
     # 3. reconstruction
     with torch.no_grad():
@@ -303,10 +323,11 @@ def main(argv: list[str] | None = None) -> int:
                           "matrix": confusion(labels, pred, tool.class_names)},
             "baseline_mfcc_logreg": {"balanced_accuracy": base_bal, "per_class_recall": base_per},
         },
-        "similarity": {"precision_at_10": p10, "ceiling": ceiling,
+        "similarity": {"precision_at_10": p10, "interval_95": p10_interval, "ceiling": ceiling,
                        "per_class": {c: v[0] for c, v in p10_per.items()},
                        "per_class_ceiling": {c: v[1] for c, v in p10_per.items()},
-                       "baseline_mfcc_precision_at_10": base_p10},
+                       "baseline_mfcc_precision_at_10": base_p10,
+                       "gain_over_baseline_interval_95": gain_interval},
         "reconstruction": {
             "lsd_db_model_median": float(np.median(lsd_model)),
             "lsd_db_model_mean": float(lsd_model.mean()),
@@ -339,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, value, per_class in rows:
             print(f"  {name:<20}  {value:.3f}  " + _fmt({c: v[0] for c, v in per_class.items()}))
         print(f"  {'ceiling':<20}  {ceiling:.3f}  " + _fmt({c: v[1] for c, v in p10_per.items()}))
+        print(f"  95% intervals, resampling the test clips: model {p10_interval[0]:.3f} to "
+              f"{p10_interval[1]:.3f}; model minus baseline {gain_interval[0]:+.3f} to "
+              f"{gain_interval[1]:+.3f}")  # fmt: skip
         print("reconstruction, log-spectral distance in dB (median / mean, lower is better):")
         print(f"  model (encode -> decode -> Griffin-Lim)  {np.median(lsd_model):.2f} / "
               f"{lsd_model.mean():.2f}")  # fmt: skip

@@ -59,3 +59,13 @@ def test_mfcc_stats_and_band_shares():
     assert lo_share > 0.99 and hi_share < 0.01
     lo_share, hi_share = ev.band_shares(noise, CFG)
     assert lo_share < 0.05 and hi_share > 0.7
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_queries():
+    rng = np.random.default_rng(0)
+    few, many = rng.random(20), rng.random(2000)
+    lo, hi = ev.bootstrap_interval(few)
+    assert lo < few.mean() < hi
+    lo2, hi2 = ev.bootstrap_interval(many)
+    assert lo2 < many.mean() < hi2 and hi2 - lo2 < (hi - lo) / 5
+    assert ev.bootstrap_interval(np.full(50, 0.7)) == (pytest.approx(0.7), pytest.approx(0.7))
