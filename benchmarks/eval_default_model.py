@@ -128,7 +128,13 @@ def precision_at_k(
 ) -> tuple[float, float, dict]:
     """(mean precision@k, its ceiling given the class sizes, {class: (its mean precision@k,
     its ceiling)}), Euclidean, self excluded."""
-    precision = query_precision(vectors, labels, k)
+    return summarise_precision(query_precision(vectors, labels, k), labels, k)
+
+
+def summarise_precision(
+    precision: np.ndarray, labels: list[str], k: int = 10
+) -> tuple[float, float, dict]:
+    """`precision_at_k`'s figures from per-query precisions (`query_precision`)."""
     lab = np.array(labels)
     # A class of n clips can give each of them at most n - 1 same-class neighbours.
     cap = {c: min(k, int((lab == c).sum()) - 1) / k for c in set(labels)}
@@ -293,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. similarity
     vectors = tool.embed_clips(clips)
-    p10, ceiling, p10_per = precision_at_k(vectors, labels)
-    base_vectors = StandardScaler().fit_transform(test_stats)
-    base_p10, _, base_p10_per = precision_at_k(base_vectors, labels)
-    model_q, base_q = query_precision(vectors, labels), query_precision(base_vectors, labels)
+    model_q = query_precision(vectors, labels)
+    base_q = query_precision(StandardScaler().fit_transform(test_stats), labels)
+    p10, ceiling, p10_per = summarise_precision(model_q, labels)
+    base_p10, _, base_p10_per = summarise_precision(base_q, labels)
     p10_interval, gain_interval = bootstrap_interval(model_q), bootstrap_interval(model_q - base_q)
 
     # 3. reconstruction
