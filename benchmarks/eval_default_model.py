@@ -25,10 +25,13 @@ selection only looked at the recipe's own validation split, so the whole set is 
    figure itself is only known to a few hundredths.
 3. Reconstruction: log-spectral distance (dB, the model's own STFT at its sample rate, each
    clip relative to its own peak, floored at -80 dB like the features) between the real clip
-   and (a) encode -> decode -> Griffin-Lim, (b) the oracle: Griffin-Lim straight from the true
-   log-mel. The gap is what the model loses.
+   and (a) encode -> decode -> Griffin-Lim, decoding what generation decodes (the clip's
+   latent after the flows, `SoundSampleTool.latent`), (b) the oracle: Griffin-Lim straight from
+   the true log-mel. The gap is what the model loses.
 4. Blends: kick + snare pairs (and a few others) of real samples, 50/50, written as WAVs and a
-   spectrogram PNG under --out for listening and looking.
+   spectrogram PNG under --out for listening and looking; for each, its energy below 200 Hz
+   and above 2 kHz and what the classifier hears in it (its probability of each parent's
+   class), next to the parents'.
 
 --write-metadata stores the figures in the bundle's config.json ("evaluation").
 """
@@ -198,8 +201,8 @@ def write_blends(tool, files: list[Path], labels: list[str], out: Path, cfg: Aud
 
     from sampletool.tool import write_wav
 
-    def first(cls: str, n: int = 0) -> Path:
-        return [f for f, lab in zip(files, labels, strict=True) if lab == cls][n]
+    def first(cls: str, n: int = 0) -> tuple[Path, str]:
+        return [f for f, lab in zip(files, labels, strict=True) if lab == cls][n], cls
 
     pairs = [
         (first("kick"), first("snare")),
@@ -210,7 +213,7 @@ def write_blends(tool, files: list[Path], labels: list[str], out: Path, cfg: Aud
     out.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(len(pairs), 3, figsize=(12, 3 * len(pairs)))
     done = []
-    for row, (a, b) in enumerate(pairs):
+    for row, ((a, a_cls), (b, b_cls)) in enumerate(pairs):
         blend = tool.generate(None, [a, b], weights=[0.5, 0.5], seed=0)
         name = f"blend_{row}_{a.stem}+{b.stem}.wav"
         write_wav(out / name, blend, cfg.sample_rate)
@@ -223,9 +226,14 @@ def write_blends(tool, files: list[Path], labels: list[str], out: Path, cfg: Aud
             ax.set_xticks([])
             ax.set_yticks([])
         shares = [band_shares(c, cfg) for c in clips]
-        done.append({"a": a.name, "b": b.name, "wav": name,
+        probs = tool.predict_clips(clips)[:, [tool.class_names.index(a_cls),
+                                              tool.class_names.index(b_cls)]]  # fmt: skip
+        heard = {k: [round(float(v), 2) for v in row_p]
+                 for k, row_p in zip(("a", "b", "blend"), probs, strict=True)}  # fmt: skip
+        done.append({"a": a.name, "b": b.name, "wav": name, "classes": [a_cls, b_cls],
                      "low_high_energy_share": {"a": shares[0], "b": shares[1],
-                                               "blend": shares[2]}})  # fmt: skip
+                                               "blend": shares[2]},
+                     "class_probabilities": heard})  # fmt: skip
     fig.tight_layout()
     fig.savefig(out / "blends.png", dpi=80)
     plt.close(fig)
@@ -308,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     # 3. reconstruction
     with torch.no_grad():
         x = torch.from_numpy(feats)
-        recon = tool.model.decode(tool.model.embed(x))
+        recon = tool.model.decode(tool.model.decoder_latent(tool.model.encode(x)))
         audio_model = features_to_audio(recon, cfg, n_iter=32, seed=0).numpy()
         audio_oracle = features_to_audio(x, cfg, n_iter=32, seed=0).numpy()
         feat_mse = float((recon - x).square().mean())
@@ -375,10 +383,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  oracle (Griffin-Lim from the true mel)   {np.median(lsd_oracle):.2f} / "
               f"{lsd_oracle.mean():.2f}")  # fmt: skip
         print(f"blends written to {args.out}/ (blends.png shows each pair and its blend);")
-        print("  energy share below 200 Hz / above 2 kHz (a, b, blend):")
+        print("  energy share below 200 Hz / above 2 kHz (a, b, blend), and the classifier's")
+        print("  probability of (a's class, b's class) for each:")
         for bl in blends:
-            sh = bl["low_high_energy_share"]
-            print(f"  {bl['a']} + {bl['b']}: {sh['a']}  {sh['b']}  -> {sh['blend']}")
+            sh, pr, cls = bl["low_high_energy_share"], bl["class_probabilities"], bl["classes"]
+            print(f"  {bl['a']} + {bl['b']}: {sh['a']}  {sh['b']}  -> {sh['blend']};  "
+                  f"P({'/'.join(cls)}) {pr['a']}  {pr['b']}  -> {pr['blend']}")  # fmt: skip
         print(f"({result['seconds']:.0f} s)")
     if args.write_metadata:
         path = model_dir / CONFIG_FILE

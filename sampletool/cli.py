@@ -260,7 +260,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     given = list(args.weights) if args.weights else []
     for i, f in enumerate(args.files):
         try:
-            latents.append(tool.embed(f))
+            latents.append(tool.latent(f))
             if len(given) == len(args.files):
                 weights.append(given[i])
         except AudioError as err:

@@ -178,6 +178,18 @@ class SoundSampleTool:
         """
         return self.embed_clips(self._clip(audio_file_or_array, offset)[None])[0]
 
+    @torch.inference_mode()
+    def latent(self, audio_file_or_array: AudioInput, offset: float = 0.0) -> np.ndarray:
+        """The latent of one sound for generation: its point in the decoder's space (the
+        posterior mean through the flows), float32 [latent]. `generate` blends these; they are
+        not search vectors (`embed`), which are read before the flows.
+
+        Raises:
+            AudioError: the file cannot be read.
+        """
+        x = self.features(self._clip(audio_file_or_array, offset)[None])
+        return self.model.decoder_latent(self.model.encode(x))[0].float().cpu().numpy()
+
     def embed_files(
         self, files: Sequence[str | os.PathLike[str]], workers: int | None = None
     ) -> tuple[np.ndarray, list[int], list[tuple[int, str, str]]]:
@@ -263,7 +275,8 @@ class SoundSampleTool:
     def decode(
         self, latents: np.ndarray | torch.Tensor, griffin_lim_iters: int = 32, seed: int | None = 0
     ) -> np.ndarray:
-        """Latents [B, latent] -> audio float32 [B, num_samples], each peak-normalised.
+        """Latents [B, latent] in the decoder's space (`latent`, `blend_latent`) -> audio
+        float32 [B, num_samples], each peak-normalised.
 
         Never returns NaN or samples beyond +-1, whatever the latent.
         """
@@ -321,12 +334,12 @@ class SoundSampleTool:
 
         Args:
             out_file: where to write the WAV (16-bit, the model's rate); None to only return it.
-            audio_files: sounds (paths or arrays) whose latents are blended.
+            audio_files: sounds (paths or arrays) whose latents (`latent`) are blended.
             weights: one per sound (or per latent); the wrong number means equal weights.
             normalize_weights: divide the weights by their sum (equal weights if it is zero);
                 False allows any vector arithmetic, negative weights included.
             variance: variance of Gaussian noise added to the blended latent.
-            latents: blend these [K, latent] instead of the files' latents.
+            latents: blend these [K, latent] (from `latent`) instead of the files' latents.
             seed: seeds the noise, the random latent (no files, no latents) and the phase
                 reconstruction, so the same call gives the same sound.
             griffin_lim_iters: phase-reconstruction iterations (more is slower and cleaner).
@@ -339,7 +352,7 @@ class SoundSampleTool:
                 warnings.warn("both latents and audio_files given: using the latents", stacklevel=2)
             lat = np.asarray(latents, np.float32).reshape(-1, self.latent_dim)
         elif len(audio_files):
-            lat = np.stack([self.embed(f) for f in audio_files])
+            lat = np.stack([self.latent(f) for f in audio_files])
         else:
             lat = np.empty((0, self.latent_dim), np.float32)
         z = self.blend_latent(lat, weights, normalize_weights, variance, seed)

@@ -512,7 +512,6 @@ class MainWindow(QMainWindow):
             self.settings.setValue("model", self.model_name)
         b = tool.bundle
         self.blend.set_tool(tool)
-        self.blend.set_vector_provider(self.vector_for)
         self.setWindowTitle(f"{APP} — {b.name}")
         self.statusBar().showMessage(
             f"Model {b.name} loaded ({len(b.class_names)} classes, {tool.device})", 5000
@@ -738,11 +737,6 @@ class MainWindow(QMainWindow):
 
     def _row_of(self, ref: SampleRef) -> int | None:
         return self.lookups.row_of.get((ref.path, float(ref.onset)))
-
-    def vector_for(self, ref: SampleRef) -> np.ndarray | None:
-        """A library entry's stored vector (no re-embedding), or None for other files."""
-        row = self._row_of(ref)
-        return None if row is None else self.snapshot.vectors[row]
 
     # -- what the actions do ---------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from sampletool.cli import main
+from sampletool.tool import SoundSampleTool
 
 
 @pytest.fixture
@@ -97,6 +98,10 @@ def test_generate(capsys, tiny_bundle, sounds, tmp_path):
     assert code == 0 and err == "" and out.exists()
     y, sr = sf.read(out)
     assert sr == 16000 and len(y) == 32000 and np.isfinite(y).all() and np.abs(y).max() <= 1
+    # the same sound as the API's: the files' decoder latents, blended
+    t = SoundSampleTool(tiny_bundle, device="cpu")
+    api = t.generate(None, sounds[:2], [1, -0.5], normalize_weights=False, variance=0.1, seed=3)
+    assert np.abs(y - api).max() < 1e-3  # 16-bit rounding
 
 
 def test_generate_warnings_and_partial_failure(capsys, tiny_bundle, sounds, bad_file, tmp_path):

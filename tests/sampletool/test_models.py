@@ -101,6 +101,28 @@ def test_embed_is_deterministic_posterior_mean():
     assert torch.equal(model.embed(x), model.encode(x).mean)
 
 
+def test_decoder_latent_is_the_mean_through_the_flows_without_noise():
+    """What training decodes (z after the flows), with the noise taken away."""
+    from sampletool.models.vae import Posterior
+
+    torch.manual_seed(0)
+    model = build_model(CONFIGS["flows+classifier"], AudioConfig()).eval()
+    with torch.no_grad():
+        post = model.encode(torch.rand(3, 128, 125))
+        latent = model.decoder_latent(post)
+        quiet = Posterior(post.mean, torch.full_like(post.logvar, -16.0), post.hidden)
+        z, _ = model.sample_posterior(quiet, torch.Generator().manual_seed(1))
+    assert torch.allclose(latent, z, atol=1e-2)
+    assert (latent - post.mean).abs().max() > 0.1  # the flows move it: not the search vector
+
+
+def test_decoder_latent_is_the_mean_without_flows():
+    model = build_model(VAEConfig(**TINY, flow_length=0), AudioConfig()).eval()
+    with torch.no_grad():
+        post = model.encode(torch.rand(2, 128, 125))
+        assert torch.equal(model.decoder_latent(post), post.mean)
+
+
 @pytest.mark.parametrize("cfg_name", list(CONFIGS))
 def test_save_load_gives_identical_outputs(tmp_path, cfg_name):
     cfg = CONFIGS[cfg_name]

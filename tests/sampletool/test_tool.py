@@ -161,8 +161,16 @@ def test_variance_adds_noise(tool):
         tool.blend_latent(lat, variance=-1)
 
 
+def test_latent_file_and_array_agree_and_differ_from_the_search_vector(tool, sounds):
+    v = tool.latent(sounds[0])
+    assert v.shape == (tool.latent_dim,) and v.dtype == np.float32
+    assert np.allclose(tool.latent(sf.read(sounds[0], dtype="float32")[0]), v, atol=1e-5)
+    assert np.array_equal(tool.latent(sounds[0]), v)  # deterministic: no noise
+    assert np.abs(v - tool.embed(sounds[0])).max() > 1e-3  # carried through the flows
+
+
 def test_files_are_blended_like_their_latents(tool, sounds):
-    lat = np.stack([tool.embed(s) for s in sounds[:2]])
+    lat = np.stack([tool.latent(s) for s in sounds[:2]])
     from_files = tool.generate(None, audio_files=sounds[:2], weights=[2, 1], seed=0)
     from_latents = tool.generate(None, latents=lat, weights=[2, 1], seed=0)
     assert np.allclose(from_files, from_latents, atol=1e-5)

@@ -123,7 +123,7 @@ def two(make_panel, tool, sounds, qtbot):
     assert drop_files(panel, sounds[:2])
     _wait_idle(qtbot, panel)
     assert rec.audio, panel.status_text()
-    vecs = [tool.embed(str(p)) for p in sounds[:2]]
+    vecs = [tool.latent(str(p)) for p in sounds[:2]]
     return panel, rec, vecs
 
 
@@ -152,26 +152,14 @@ def test_text_drops_are_refused(make_panel):
     assert panel.samples() == [None] * MAX_SLOTS
 
 
-def test_vector_provider_is_used_instead_of_embedding(make_panel, tool, sounds, qtbot):
-    stored = tool.embed(str(sounds[2]))  # deliberately another sound's vector
-    asked = []
-
-    def provider(ref):
-        asked.append(ref)
-        if ref.path == str(sounds[0]):
-            return stored
-        if ref.path == str(sounds[1]):
-            return np.ones(tool.latent_dim + 3, np.float32)  # another model's: ignored
-        return None
-
+def test_slots_hold_decoder_latents_not_search_vectors(make_panel, tool, sounds, qtbot):
+    # The library's stored vectors are read before the flows; decoding them loses the sound.
     panel = make_panel(tool)
-    panel.set_vector_provider(provider)
-    panel.add_sample(SampleRef(str(sounds[0])))
-    panel.add_sample(SampleRef(str(sounds[1])))
-    np.testing.assert_array_equal(panel.slot_vector(0), stored)  # at once, no worker
+    panel.add_sample(SampleRef(str(sounds[0]), onset=0.0))
     _wait_idle(qtbot, panel)
-    np.testing.assert_allclose(panel.slot_vector(1), tool.embed(str(sounds[1])), atol=1e-5)
-    assert [r.path for r in asked] == [str(sounds[0]), str(sounds[1])]
+    got = panel.slot_vector(0)
+    np.testing.assert_allclose(got, tool.latent(str(sounds[0])), atol=1e-5)
+    assert np.abs(got - tool.embed(str(sounds[0]))).max() > 1e-3
 
 
 def test_ninth_sample_is_refused_with_a_message(make_panel, sounds):
@@ -200,7 +188,7 @@ def test_unreadable_file_shows_its_reason_and_the_others_still_blend(
     state = panel.findChild(QLabel, "blendSlotState1")
     assert state.isVisible() and "not an audio file" in state.text()
     assert not slider(panel, 1).isEnabled()
-    vecs = [tool.embed(str(sounds[0])), tool.embed(str(sounds[1]))]
+    vecs = [tool.latent(str(sounds[0])), tool.latent(str(sounds[1]))]
     assert_same(rec.last, direct(tool, vecs, [1.0, 1.0]))
     assert "broken.wav" not in panel.results[0].label
 

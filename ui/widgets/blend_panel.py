@@ -1,7 +1,8 @@
 """The blend panel: drop a few samples into slots, move their weights, hear the blend at once.
 
-Each slot holds one sample and its latent vector (from the window's library through a vector
-provider, else embedded on a worker thread and cached per sample). Any control change asks for
+Each slot holds one sample and its latent: the sound's point in the decoder's space, read on a
+worker thread and cached per sample. (The library's stored vectors are search vectors, read
+before the model's flows; they decode badly, so they are not used here.) Any control change asks for
 a new sound; requests are coalesced for ~40 ms and at most one generation runs at a time. While
 one runs, only the newest request is remembered (a flag: the settings are read again when it
 starts), and a finished result is shown only if no newer request is waiting, so a quick drag
@@ -57,7 +58,6 @@ SEED_MAX = 2**31 - 1
 SETTINGS_KEY = "blend/saveDir"
 HINT = "Drop samples here or right-click → Add to blend"
 
-VectorProvider = Callable[[SampleRef], "np.ndarray | None"]
 SavePathProvider = Callable[[QWidget, str, str, str], str]
 
 
@@ -82,8 +82,8 @@ def _reason(error: BaseException) -> str:
 # -- engine side (runs on a worker thread) -------------------------------------------------------
 
 
-def _embed_job(tool, path: str, onset: float) -> np.ndarray:
-    return np.asarray(tool.embed(path, onset), np.float32)
+def _latent_job(tool, path: str, onset: float) -> np.ndarray:
+    return np.asarray(tool.latent(path, onset), np.float32)
 
 
 def _blend_job(tool, latents, weights, normalize, variance, seed) -> np.ndarray:
@@ -323,10 +323,9 @@ class BlendPanel(QWidget):
 
         self._tool = None
         self._tool_state = "loading"  # "loading" until set_tool; then "ready" or "none"
-        self._provider: VectorProvider | None = None
         self._vectors: dict[SampleRef, np.ndarray] = {}
         self._errors: dict[SampleRef, str] = {}
-        self._embedding: set[SampleRef] = set()
+        self._reading: set[SampleRef] = set()
         self._tool_token = 0  # bumped by set_tool: vectors from an older model are dropped
         self._running: _Request | None = None
         self._pending = False
@@ -508,7 +507,7 @@ class BlendPanel(QWidget):
             self._tool_token += 1
             self._vectors.clear()
             self._errors.clear()
-            self._embedding.clear()
+            self._reading.clear()
         if tool is None:
             self._set_status("No model loaded: blending needs a model")
         else:
@@ -518,28 +517,8 @@ class BlendPanel(QWidget):
                 self._resolve(slot)
         self.slots_changed.emit()
 
-    def set_vector_provider(self, provider: VectorProvider | None) -> None:
-        """`provider(ref)` returns a sample's stored library vector, or None to embed it."""
-        self._provider = provider
-
-    def _provided_vector(self, ref: SampleRef) -> np.ndarray | None:
-        if self._provider is None:
-            return None
-        try:
-            vector = self._provider(ref)
-        except Exception:  # a provider's failure only means "embed it instead"
-            return None
-        if vector is None:
-            return None
-        vector = np.asarray(vector, np.float32).reshape(-1)
-        if self._tool is not None and vector.shape != (self._tool.latent_dim,):
-            return None  # a vector of another model: embed with this one
-        if not np.isfinite(vector).all():
-            return None
-        return vector
-
     def _resolve(self, slot: BlendSlot) -> None:
-        """Give a slot its vector: cached, provided, or embedded in the background."""
+        """Give a slot its latent: cached, or read in the background."""
         ref = slot.ref
         if ref is None:
             return
@@ -549,29 +528,23 @@ class BlendPanel(QWidget):
         if ref in self._errors:
             slot.set_error(self._errors[ref])
             return
-        vector = self._provided_vector(ref)
-        if vector is not None:
-            if self._tool is not None:
-                self._vectors[ref] = vector
-            slot.set_vector(vector)
-            return
         if self._tool is None:
             slot.set_waiting("waiting for the model")
             return
         slot.set_waiting("reading...")
-        if ref not in self._embedding:
-            self._embedding.add(ref)
+        if ref not in self._reading:
+            self._reading.add(ref)
             token = self._tool_token
             run_task(
-                _embed_job, self._tool, ref.path, ref.onset,
-                on_result=lambda v, ref=ref, t=token: self._embedded(ref, t, v, None),
-                on_error=lambda e, ref=ref, t=token: self._embedded(ref, t, None, e),
+                _latent_job, self._tool, ref.path, ref.onset,
+                on_result=lambda v, ref=ref, t=token: self._latent_read(ref, t, v, None),
+                on_error=lambda e, ref=ref, t=token: self._latent_read(ref, t, None, e),
             )  # fmt: skip
 
-    def _embedded(self, ref: SampleRef, token: int, vector, error) -> None:
+    def _latent_read(self, ref: SampleRef, token: int, vector, error) -> None:
         if not shiboken6.isValid(self) or token != self._tool_token:
             return
-        self._embedding.discard(ref)
+        self._reading.discard(ref)
         if error is not None:
             self._errors[ref] = _reason(error)
         else:
@@ -714,7 +687,7 @@ class BlendPanel(QWidget):
     def is_busy(self) -> bool:
         """True while vectors are being read or a sound is (or will shortly be) generated."""
         waiting = shiboken6.isValid(self._debounce) and self._debounce.isActive()
-        return bool(self._embedding or self._running is not None or self._pending or waiting)
+        return bool(self._reading or self._running is not None or self._pending or waiting)
 
     def _schedule(self, *_: object) -> None:
         """A control changed: generate after a short pause. The timer is not restarted, so a
