@@ -6,7 +6,11 @@ Usage: .venv/bin/python benchmarks/gui_responsiveness.py [--files 2000] [--model
 
 Runs offscreen (QT_QPA_PLATFORM=offscreen unless a display is set) with the built-in model and
 a library of synthesised one-shots in a temporary folder (made once, reused). The audio output
-is a silent stand-in (no sound card needed). Goal: the longest gap under 50 ms in every phase.
+is a silent stand-in (no sound card needed). Goal: the longest gap under 50 ms in every phase
+but start-up. During start-up the model loads on a worker thread, and importing torch there holds
+the GIL for ~150 ms (torch._C's initialisation, one C call) whichever thread does it, so that
+phase's baseline is the main thread's longest gap while a bare thread imports torch, measured
+in a fresh interpreter in the same run; its goal is to stay within 50 ms of that.
 """
 
 from __future__ import annotations
@@ -46,6 +50,29 @@ print(time.time() - t0, torch_loaded)
 """
 
 
+IMPORT_STALL = """
+import threading, time
+done = []
+threading.Thread(target=lambda: (__import__("torch"), done.append(1))).start()
+last, worst = time.perf_counter(), 0.0
+while not done:
+    time.sleep(0.01)
+    now = time.perf_counter()
+    worst, last = max(worst, now - last), now
+print(worst * 1000)
+"""
+
+
+def import_stall_ms() -> float:
+    """The main thread's longest gap (ms, 10 ms ticks) while another thread imports torch, in a
+    fresh interpreter: the part of the start-up phase's stall no thread arrangement avoids."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", IMPORT_STALL], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300, check=True)  # fmt: skip
+    return float(out.stdout.split()[-1])
+
+
 def startup_seconds(model: str | None) -> tuple[float, bool]:
     """Seconds from launching a fresh interpreter to the window shown (and whether torch had
     been imported by then: it must not have been)."""
@@ -72,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     torch_early = any(t for _, t in starts)
     print(f"window shown {start_s:.2f} s after launch (best of 3; torch imported by then: "
           f"{torch_early}); goal under 3 s", flush=True)  # fmt: skip
+
+    stall_ms = min(import_stall_ms() for _ in range(3))
+    print(f"importing torch on a bare thread stalls the main thread {stall_ms:.1f} ms (best of "
+          f"3): the start-up phase's baseline", flush=True)  # fmt: skip
 
     work = Path(tempfile.gettempdir()) / "sampletool-gui-bench"
     library = work / f"library-{args.files}"
@@ -182,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             "p99_gap_ms": round(g_sorted[int(0.99 * (len(g) - 1))], 1),
             "median_gap_ms": round(g_sorted[len(g) // 2], 1),
         }
-    summary = {"startup_seconds": round(start_s, 2), "phases": out,
+    summary = {"startup_seconds": round(start_s, 2), "torch_import_stall_ms": round(stall_ms, 1),
+               "phases": out,
                "index_seconds": round(index_s, 1),
                "umap_seconds": round(umap_s, 1), "blends_generated": len(results),
                "files": len(window.snapshot) if window.snapshot is not None else 0}  # fmt: skip
@@ -194,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:44s} {r['ticks']:6d} {r['median_gap_ms']:8.1f} {r['p99_gap_ms']:8.1f} "
                   f"{r['max_gap_ms']:8.1f}")  # fmt: skip
         print(f"blends generated while the slider moved: {len(results)} (40 moves)")
-        print("goal: max gap under 50 ms in every phase; the idle phase is the baseline")
+        print("goal: max gap under 50 ms in every phase but start-up, and there within 50 ms of")
+        print(f"the bare torch import's stall ({stall_ms:.1f} ms); the idle phase is the baseline")
     return 0
 
 

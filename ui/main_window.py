@@ -83,6 +83,10 @@ def load_tool(model: str | None):
     from sampletool.tool import SoundSampleTool
 
     tool = SoundSampleTool(model)
+    # The map's hover lookup needs scipy's KD-tree as soon as a library shows. Importing it
+    # there, on the GUI thread, froze the window for ~200 ms; here it costs the window nothing.
+    import scipy.spatial  # noqa: F401
+
     # torch brings a few million long-lived objects; a full garbage collection walks them all
     # (100-500 ms with the global lock held: the window froze). Freeze what exists now so the
     # collector skips it from here on.
