@@ -16,6 +16,7 @@ improving for `patience` evaluations, falls below `min_lr` (SampleVAE's auto-con
 from __future__ import annotations
 
 import datetime
+import gc
 import json
 import math
 import os
@@ -584,6 +585,10 @@ class Trainer:
                 break
         if self.world > 1:
             dist.barrier()
+            # DDP's reducer holds the process group; let both go now, while every thread is
+            # alive, rather than at interpreter exit.
+            del forward, ddp
+            gc.collect()
         self.close()
         return TrainResult(
             step=step, reason=reason, best_val_loss=state["best"], metrics=last_metrics
