@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/query.py [--sizes 100000 1000000] [--queries 1000] [--json]
        [--ef 32 64 128] [--m M] [--ef-construction EF] [--exclude 1 16 64 256 1024] [--hard]
+       [--kinds 3 9]
 
 Data, per size N: N synthetic 64-d "latent vectors" in 1000 Gaussian clusters, as a VAE's
 posterior means might lie: centres drawn from the prior N(0, I), each cluster isotropic with its
@@ -30,6 +31,13 @@ Measured, for each size:
   drawn from each query's true neighbours, so they really are in the way), once asking hnswlib
   for k + len(exclude) and dropping them, once through hnswlib's filter callback; `query`
   switches between the two at `VectorIndex.OVERFETCH_MAX_EXCLUDE`.
+
+- with --kinds, at the largest size only: "same kind only" searches (`query(only=...)`, as
+  `Library.find_similar(same_kind=True)` makes them). The clusters are dealt at random to that
+  many kinds, like a classifier's classes; each query keeps to the kind of the point it was
+  drawn from, and its allowed ids are passed as the int64 array the library passes. p50 and
+  recall@10 against the exact neighbours within the kind, next to the same queries unfiltered
+  in the same run.
 
 Goals at 1M vectors: p50 < 0.5 ms and recall@10 >= 0.95.
 """
@@ -79,8 +87,10 @@ print(json.dumps({"before": before, "after": after, "load_s": load_s, "items": l
 """
 
 
-def clustered(n: int, hard: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n clustered float32 vectors [n, DIM] and each one's cluster spread [n]."""
+def clustered(
+    n: int, hard: bool = False, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n clustered float32 vectors [n, DIM], each one's cluster spread [n] and cluster [n]."""
     centre_scale, low, high = HARD if hard else DATA
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((CLUSTERS, DIM)) * centre_scale
@@ -92,14 +102,17 @@ def clustered(n: int, hard: bool = False, seed: int = 0) -> tuple[np.ndarray, np
         lab = labels[lo : lo + 100_000]
         noise = rng.standard_normal((len(lab), DIM))
         x[lo : lo + len(lab)] = centres[lab] + noise * spreads[lab, None]
-    return x, spreads[labels]
+    return x, spreads[labels], labels
 
 
-def make_queries(x: np.ndarray, spread: np.ndarray, q: int, seed: int = 1) -> np.ndarray:
+def make_queries(
+    x: np.ndarray, spread: np.ndarray, q: int, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """q query vectors [q, DIM], each near a data point, and those points' positions [q]."""
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(x), size=q, replace=False)
     noise = rng.standard_normal((q, DIM)) * (QUERY_NOISE * spread[picks, None])
-    return (x[picks] + noise).astype(np.float32)
+    return (x[picks] + noise).astype(np.float32), picks
 
 
 def exact_knn(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -121,15 +134,18 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     )
 
 
-def time_index(index: VectorIndex, queries: np.ndarray, exclude=None) -> tuple[list, np.ndarray]:
+def time_index(
+    index: VectorIndex, queries: np.ndarray, exclude=None, only=None
+) -> tuple[list, np.ndarray]:
     """Per-query latencies (s) and the ids found; one untimed pass first."""
     ex = exclude if exclude is not None else [None] * len(queries)
-    for v, e in zip(queries, ex, strict=True):
-        index.query(v, K, exclude=e)
+    on = only if only is not None else [None] * len(queries)
+    for v, e, o in zip(queries, ex, on, strict=True):
+        index.query(v, K, exclude=e, only=o)
     times, found = [], []
-    for v, e in zip(queries, ex, strict=True):
+    for v, e, o in zip(queries, ex, on, strict=True):
         t = time.perf_counter()
-        ids, _ = index.query(v, K, exclude=e)
+        ids, _ = index.query(v, K, exclude=e, only=o)
         times.append(time.perf_counter() - t)
         found.append(ids[0])
     return times, np.asarray(found)
@@ -169,8 +185,8 @@ def loaded_rss(path: Path) -> dict:
 def run_size(n: int, args: argparse.Namespace, folder: Path, last: bool) -> dict:
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     say(f"[{n}] data...")
-    x, spread = clustered(n, hard=args.hard)
-    queries = make_queries(x, spread, args.queries)
+    x, spread, cluster = clustered(n, hard=args.hard)
+    queries, origin = make_queries(x, spread, args.queries)
     truth = exact_knn(x, queries, K)
     params = {}
     if args.m:
@@ -222,7 +238,29 @@ def run_size(n: int, args: argparse.Namespace, folder: Path, last: bool) -> dict
     if args.exclude and last:
         say(f"[{n}] exclusion strategies...")
         res["exclude"] = exclusion_runs(index, queries, truth, args.exclude)
+    if args.kinds and last:
+        say(f"[{n}] same-kind searches...")
+        res["kinds"] = kind_runs(index, x, cluster, queries, origin, args.kinds, res["p50_ms"])
     return res
+
+
+def kind_runs(index, x, cluster, queries, origin, counts, p50_ms: float) -> list:
+    """p50 latency and recall@10 of searches kept to one of `counts` kinds (clusters dealt to
+    kinds at random; a query keeps to the kind of the point it was drawn from)."""
+    out = []
+    for count in counts:
+        kind = np.random.default_rng(3).integers(0, count, cluster.max() + 1)[cluster]
+        members = [np.flatnonzero(kind == c) for c in range(count)]
+        only = [members[kind[i]] for i in origin]
+        truth = np.stack(
+            [o[exact_knn(x[o], q[None], K)[0]] for q, o in zip(queries, only, strict=True)]
+        )
+        times, found = time_index(index, queries, only=only)
+        ok = all(np.isin(f, o).all() for f, o in zip(found, only, strict=True))
+        out.append({"kinds": count, "p50_ms": pct(times, 50), "p99_ms": pct(times, 99),
+                    "recall_at_10": recall(found, truth), "unfiltered_p50_ms": p50_ms,
+                    "only_allowed": ok})  # fmt: skip
+    return out
 
 
 def exclusion_runs(index: VectorIndex, queries: np.ndarray, truth: np.ndarray, sizes) -> list:
@@ -286,6 +324,14 @@ def print_table(results: list, machine: dict) -> None:
                 f"{row['filter_p50_ms']:.3f} ms"
                 + ("" if row["overfetch_ok"] and row["filter_ok"] else "  (EXCLUDED IDS RETURNED)")
             )
+    for r in results:
+        for row in r.get("kinds", []):
+            print(
+                f"same kind of {row['kinds']} at N={r['n']}: p50 {row['p50_ms']:.3f} ms, p99 "
+                f"{row['p99_ms']:.3f} ms, recall@10 {row['recall_at_10']:.4f} (unfiltered p50 "
+                f"{row['unfiltered_p50_ms']:.3f} ms)"
+                + ("" if row["only_allowed"] else "  (IDS OF ANOTHER KIND RETURNED)")
+            )
     big = max(results, key=lambda r: r["n"])
     ok = big["p50_ms"] < GOAL_P50_MS and big["recall_at_10"] >= GOAL_RECALL
     print(
@@ -303,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ef-construction", type=int, default=0)
     ap.add_argument("--exclude", type=int, nargs="*", default=[], help="exclude-set sizes")
     ap.add_argument("--hard", action="store_true", help="heavily overlapping clusters")
+    ap.add_argument("--kinds", type=int, nargs="*", default=[], help="same-kind search, kinds")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     from importlib.metadata import version

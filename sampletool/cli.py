@@ -197,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("-k", type=int, default=10, help="how many (default 10)")
     si.add_argument("--offset", type=float, default=0.0, help="start in TARGET, seconds")
     si.add_argument(
+        "--same-kind",
+        action="store_true",
+        help="only entries the model puts in TARGET's class (needs a model with a classifier)",
+    )
+    si.add_argument(
         "--json", action="store_true", help="a JSON list of {path, onset, distance}, nearest first"
     )
 
@@ -573,7 +578,10 @@ def cmd_similar(args: argparse.Namespace) -> int:
         raise UsageError("-k must be >= 1")
     lib = _library(args)
     try:
-        files, onsets, dists = lib.find_similar(args.target, args.k, args.offset)
+        files, onsets, dists = lib.find_similar(
+            args.target, args.k, args.offset, same_kind=args.same_kind
+        )
+        kind = lib.kind_of(args.target, args.offset) if args.same_kind and not files else None
     finally:
         lib.close()
     rows = [{"path": f, "onset": o, "distance": round(d, 6)}
@@ -584,7 +592,9 @@ def cmd_similar(args: argparse.Namespace) -> int:
         for r in rows:
             at = f" @ {r['onset']:.2f} s" if r["onset"] else ""
             print(f"{r['distance']:.4f}\t{r['path']}{at}")
-        if not rows:
+        if kind:
+            print(f"no other {kind} sounds in the library")
+        elif not rows:
             print("the library is empty: index it first (sampletool index LIBRARY_DIR)")
     return EXIT_OK
 

@@ -383,9 +383,15 @@ class SoundSampleTool:
         return self.library.scan(workers, progress, cancel)
 
     def find_similar(
-        self, target: AudioInput, num_similar: int = 10, offset: float = 0.0
+        self,
+        target: AudioInput,
+        num_similar: int = 10,
+        offset: float = 0.0,
+        *,
+        same_kind: bool = False,
     ) -> tuple[list[str], list[float], list[float]]:
         """The `num_similar` library entries nearest to `target` (a library entry, itself
         excluded; any audio file; or an audio array), as (files, onsets, distances), nearest
-        first. Scan the library first (`scan_library`)."""
-        return self.library.find_similar(target, num_similar, offset)
+        first; with `same_kind`, only entries the classifier puts in the target's class. Scan
+        the library first (`scan_library`)."""
+        return self.library.find_similar(target, num_similar, offset, same_kind=same_kind)

@@ -35,6 +35,7 @@ def main() -> int:
     p.add_argument("out", type=Path)
     p.add_argument("--model", default=None)
     p.add_argument("--select", default="kick", help="a name to filter for and select")
+    p.add_argument("--same-kind", action="store_true", help="search with Same kind only on")
     args = p.parse_args()
     os.environ.setdefault("SAMPLETOOL_DATA_DIR", tempfile.mkdtemp(prefix="sampletool-shots-"))
 
@@ -69,6 +70,7 @@ def main() -> int:
         view.table.setFocus()
         view.table.selectRow(0)
         ref = model.ref(0)
+        w.similar.set_same_kind(args.same_kind)
         w.find_similar(ref)
         run_until(lambda: len(w.similar.results()) > 0, 60)
         picks = [ref] + [r for r, _ in w.similar.results()[:2]]

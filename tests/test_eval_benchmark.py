@@ -32,6 +32,18 @@ def test_precision_at_k_and_its_ceiling():
     assert ev.precision_at_k(v, shuffled, k=10)[0] < 0.6
 
 
+def test_same_kind_precision_keeps_to_the_predicted_class_and_counts_empty_places():
+    labels = ["a"] * 4 + ["b"] * 4
+    v = np.array([[0.0], [1], [2], [3], [3.5], [10], [11], [12]])
+    # the classifier calls a's last clip (3) a "b"; the rest as they are
+    kinds = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    q = ev.query_precision(v, labels, k=4, kinds=kinds)
+    # a's first three: only each other (2 hits of 4 places); clip 3: the four b's (0 hits);
+    # the b's: three other b's and clip 3 (3 of 4)
+    assert q.tolist() == [0.5, 0.5, 0.5, 0.0, 0.75, 0.75, 0.75, 0.75]
+    assert ev.query_precision(v, labels, k=4).tolist()[:3] == [0.75, 0.75, 0.75]
+
+
 def test_balanced_accuracy_weights_classes_equally():
     bal, per = ev.balanced_accuracy(["kick"] * 9 + ["snare"], ["kick"] * 9 + ["kick"])
     assert per == {"kick": 1.0, "snare": 0.0} and bal == 0.5

@@ -161,9 +161,13 @@ def slow_projection(vectors: np.ndarray, progress=None, cancel=None) -> np.ndarr
     return umap_2d_isolated(vectors, progress=progress, cancel=cancel)
 
 
-def search(library, ref: SampleRef, k: int) -> list[tuple[SampleRef, float]]:
-    files, onsets, distances = library.find_similar(ref.path, k, ref.onset)
-    return [(SampleRef(f, o), d) for f, o, d in zip(files, onsets, distances, strict=True)]
+def search(
+    library, ref: SampleRef, k: int, same_kind: bool = False
+) -> tuple[list[tuple[SampleRef, float]], str | None]:
+    """(the k entries nearest to `ref` as (sample, distance), the class they were kept to)."""
+    files, onsets, distances = library.find_similar(ref.path, k, ref.onset, same_kind=same_kind)
+    kind = library.kind_of(ref.path, ref.onset) if same_kind else None
+    return [(SampleRef(f, o), d) for f, o, d in zip(files, onsets, distances, strict=True)], kind
 
 
 def classify(tool, ref: SampleRef) -> np.ndarray:
@@ -414,6 +418,7 @@ class MainWindow(QMainWindow):
             state = s.value(key)
             if isinstance(state, QByteArray | bytes):
                 widget.restoreState(state)
+        self.similar.set_same_kind(s.value("similar/sameKind", False, type=bool))
         header = s.value("table/header")
         if isinstance(header, QByteArray | bytes):
             self.library_view.table.horizontalHeader().restoreState(header)
@@ -426,6 +431,7 @@ class MainWindow(QMainWindow):
         s.setValue("splitter/right", self.right.saveState())
         s.setValue("splitter/library", self.library_view.splitter.saveState())
         s.setValue("table/header", self.library_view.table.horizontalHeader().saveState())
+        s.setValue("similar/sameKind", self.similar.same_kind_box.isChecked())
         s.sync()
 
     def closeEvent(self, event) -> None:
@@ -516,6 +522,7 @@ class MainWindow(QMainWindow):
             self.settings.setValue("model", self.model_name)
         b = tool.bundle
         self.blend.set_tool(tool)
+        self.similar.set_same_kind(self.similar.same_kind_box.isChecked(), bool(b.class_names))
         self.setWindowTitle(f"{APP} — {b.name}")
         self.statusBar().showMessage(
             f"Model {b.name} loaded ({len(b.class_names)} classes, {tool.device})", 5000
@@ -806,8 +813,9 @@ class MainWindow(QMainWindow):
             return
         self.similar.set_query(ref)
 
-        def done(results) -> None:
-            self.similar.show_results(ref, results)
+        def done(answer) -> None:
+            results, kind = answer
+            self.similar.show_results(ref, results, kind)
             ids = [int(self.snapshot.ids[r]) for r in
                    (self._row_of(x) for x, _ in results) if r is not None]  # fmt: skip
             self.latent_map.highlight(ids)
@@ -817,7 +825,8 @@ class MainWindow(QMainWindow):
             self.similar.show_error(f"{Path(ref.path).name} could not be searched: "
                                     f"{message_of(error)}")  # fmt: skip
 
-        self._run("similar", search, self.lib, ref, NUM_SIMILAR, on_result=done, on_error=failed)
+        self._run("similar", search, self.lib, ref, NUM_SIMILAR, self.similar.same_kind(),
+                  on_result=done, on_error=failed)  # fmt: skip
 
     def classify(self, ref: SampleRef) -> None:
         from PySide6.QtGui import QCursor

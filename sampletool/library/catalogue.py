@@ -208,6 +208,21 @@ class Catalogue:
         vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
         return ids, vecs
 
+    def kinds(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(segment ids int64 [n], each one's likeliest class int64 [n], -1 where no class
+        probabilities were stored) of one model, ordered by segment id."""
+        rows = self.db.execute(
+            "SELECT segment_id, probs FROM vectors WHERE model_id = ? ORDER BY segment_id",
+            (model_id,),
+        ).fetchall()
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        kinds = np.full(len(rows), -1, np.int64)
+        have = [i for i, r in enumerate(rows) if r[1] is not None]
+        if have:  # one model's probability rows all have its number of classes
+            probs = np.frombuffer(b"".join(rows[i][1] for i in have), np.float32)
+            kinds[have] = probs.reshape(len(have), -1).argmax(1)
+        return ids, kinds
+
     def segment_info(self, segment_ids: Iterable[int]) -> dict[int, tuple[str, float]]:
         """segment id -> (absolute path, onset)."""
         ids = list(map(int, segment_ids))

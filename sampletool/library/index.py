@@ -289,7 +289,11 @@ class VectorIndex:
     # -- search ---------------------------------------------------------------------------------
 
     def query(
-        self, vectors: np.ndarray, k: int, exclude: Collection[int] | None = None
+        self,
+        vectors: np.ndarray,
+        k: int,
+        exclude: Collection[int] | None = None,
+        only: Collection[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest live items to each query vector.
 
@@ -297,6 +301,9 @@ class VectorIndex:
             vectors: one query [dim] or several [q, dim].
             k: neighbours wanted per query.
             exclude: ids never to return (for example the query's own entry).
+            only: if given, return only these ids (for example the entries of one class);
+                searched with hnswlib's filter callback, so a small share of a large index
+                costs more per query than an unfiltered search.
 
         Returns:
             (ids int64 [q, k'], distances float32 [q, k']), nearest first, with Euclidean
@@ -310,16 +317,23 @@ class VectorIndex:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
             raise ValueError(f"k must be a non-negative integer, not {k!r}")
         excl = _exclusion(exclude)
+        allowed = None if only is None else _exclusion(only) - excl
         with self._lock:
             live = len(self)
-            if not excl or live - len(excl) >= k:
+            if allowed is not None:
+                kk = self._count_live(allowed, up_to=int(k))
+            elif not excl or live - len(excl) >= k:
                 kk = min(int(k), live)
             else:
                 kk = min(int(k), live - self._count_live(excl))
             if kk <= 0 or len(q) == 0:
                 return np.empty((len(q), 0), np.int64), np.empty((len(q), 0), np.float32)
             try:
-                if not excl:
+                if allowed is not None:
+                    labels, d2 = self._index.knn_query(
+                        q, k=kk, num_threads=self._threads, filter=allowed.__contains__
+                    )
+                elif not excl:
                     labels, d2 = self._index.knn_query(q, k=kk, num_threads=self._threads)
                 elif len(excl) <= self.OVERFETCH_MAX_EXCLUDE:
                     fetch = min(kk + len(excl), live)
@@ -336,7 +350,7 @@ class VectorIndex:
             except RuntimeError:
                 # hnswlib found fewer than kk items: a graph the deletions cut apart. Rare;
                 # exact search over the live items is always right.
-                return self._exact_query(q, kk, excl)
+                return self._exact_query(q, kk, excl, allowed)
         return labels.astype(np.int64), np.sqrt(np.maximum(d2, 0)).astype(np.float32)
 
     # -- files ----------------------------------------------------------------------------------
@@ -509,10 +523,22 @@ class VectorIndex:
         held = np.asarray(self._index.get_ids_list(), dtype=np.uint64).astype(np.int64)
         return np.isin(labels, held)
 
-    def _count_live(self, excl: frozenset[int]) -> int:
-        if len(excl) <= len(self):
-            return sum(1 for i in excl if self._has(i))
-        return int(np.count_nonzero(np.isin(self.ids(), np.fromiter(excl, np.int64, len(excl)))))
+    def _count_live(self, ids: frozenset[int], up_to: int | None = None) -> int:
+        """How many of `ids` the index holds (at most `up_to`), asking about one id at a time
+        while that is cheaper than listing the whole index."""
+        few = len(ids) * 16 <= len(self)
+        if few or up_to is not None:
+            found = 0
+            for n, i in enumerate(ids):
+                if not few and n == 16 * up_to:  # many of them missing: list the index instead
+                    break
+                found += self._has(i)
+                if found == up_to:
+                    return found
+            else:
+                return found
+        count = int(np.count_nonzero(np.isin(self.ids(), np.fromiter(ids, np.int64, len(ids)))))
+        return count if up_to is None else min(count, up_to)
 
     def _deleted_array(self) -> np.ndarray:
         return np.fromiter(self._deleted, np.int64, len(self._deleted))
@@ -523,10 +549,12 @@ class VectorIndex:
         self._deleted = set(deleted[np.isin(deleted, held)].tolist())
 
     def _exact_query(
-        self, q: np.ndarray, k: int, excl: frozenset[int]
+        self, q: np.ndarray, k: int, excl: frozenset[int], allowed: frozenset[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         ids = self.ids()
-        if excl:
+        if allowed is not None:
+            ids = ids[np.isin(ids, np.fromiter(allowed, np.int64, len(allowed)))]
+        elif excl:
             ids = ids[~np.isin(ids, np.fromiter(excl, np.int64, len(excl)))]
         x = self.get(ids).astype(np.float64)
         d2 = (
@@ -565,6 +593,9 @@ def _exclusion(exclude: Collection[int] | None) -> frozenset[int]:
     """`exclude` as a set of ints, without ids that cannot be in any index (negative ones)."""
     if exclude is None:
         return frozenset()
+    if isinstance(exclude, np.ndarray) and exclude.dtype.kind in "iu":
+        arr = exclude.ravel()
+        return frozenset(arr[arr >= 0].tolist() if arr.dtype.kind == "i" else arr.tolist())
     if isinstance(exclude, np.ndarray):
         exclude = exclude.ravel().tolist()
     return frozenset(i for i in map(int, exclude) if 0 <= i <= _INT64_MAX)

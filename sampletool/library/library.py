@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from sampletool.data.dataset import find_audio_files
-from sampletool.errors import SampleToolError
+from sampletool.errors import ModelError, SampleToolError
 from sampletool.fileio import atomic_write_text
 from sampletool.library.catalogue import Catalogue, CatalogueError, rebuild_aside
 from sampletool.library.index import IndexFileError, VectorIndex
@@ -157,6 +157,7 @@ class Library:
         self.state_path = self.db_path.with_name(f"index-{self.model_id}.state.json")
         self._lock = threading.RLock()
         self._saved_generation = -1
+        self._kinds: tuple[int, np.ndarray, np.ndarray] | None = None  # (generation, ids, kinds)
         self.index = self._open_index()
 
     # -- the index ------------------------------------------------------------------------------
@@ -449,30 +450,35 @@ class Library:
         target: str | os.PathLike[str] | np.ndarray,
         num_similar: int = 10,
         offset: float = 0.0,
+        *,
+        same_kind: bool = False,
     ) -> tuple[list[str], list[float], list[float]]:
         """The library entries nearest to `target`: a library entry (itself excluded), any
         audio file, or an audio array at the model's rate.
 
+        Args:
+            same_kind: only entries the classifier puts in the target's class (`kind_of`);
+                fewer than `num_similar` come back when that class has fewer entries.
+
         Returns:
             (files, onsets in seconds, distances), nearest first.
+
+        Raises:
+            ModelError: same_kind with a model that has no classifier.
+            AudioError: the target is not in the library and cannot be read.
         """
-        exclude: set[int] = set()
-        vector = None
-        if not isinstance(target, np.ndarray):
-            p = Path(target).expanduser().absolute()
-            try:
-                rel = self.catalogue.relpath(p)
-            except ValueError:  # another drive (Windows)
-                rel = None
-            segs = self.catalogue.segments_of(rel) if rel and not rel.startswith("..") else []
-            if segs:
-                sid = min(segs, key=lambda s: abs(s[1] - offset))[0]
-                vector = self.catalogue.vector_of(sid, self.model_id)
-                exclude.add(sid)
+        sid = self._entry(target, offset)
+        vector = None if sid is None else self.catalogue.vector_of(sid, self.model_id)
         if vector is None:
             vector = self.tool.embed(target, offset)
+        only = None
+        if same_kind:
+            ids, kinds = self._entry_kinds()
+            only = ids[kinds == self._kind_index(target, offset, sid)]
         with self._lock:
-            ids, dists = self.index.query(vector, num_similar, exclude=exclude)
+            ids, dists = self.index.query(
+                vector, num_similar, exclude=() if sid is None else (sid,), only=only
+            )
         info = self.catalogue.segment_info(ids[0])
         files, onsets, distances = [], [], []
         for sid, d in zip(ids[0].tolist(), dists[0].tolist(), strict=True):
@@ -481,6 +487,49 @@ class Library:
                 onsets.append(info[sid][1])
                 distances.append(float(d))
         return files, onsets, distances
+
+    def kind_of(self, target: str | os.PathLike[str] | np.ndarray, offset: float = 0.0) -> str:
+        """The class the model puts `target` in: a library entry's stored prediction, else
+        the classifier run on the sound.
+
+        Raises:
+            ModelError: the model has no classifier.
+            AudioError: the target is not in the library and cannot be read.
+        """
+        return self.tool.class_names[self._kind_index(target, offset, self._entry(target, offset))]
+
+    def _entry(self, target, offset: float) -> int | None:
+        """The segment id of a library file's entry nearest `offset` (None for anything else)."""
+        if isinstance(target, np.ndarray):
+            return None
+        p = Path(target).expanduser().absolute()
+        try:
+            rel = self.catalogue.relpath(p)
+        except ValueError:  # another drive (Windows)
+            return None
+        segs = self.catalogue.segments_of(rel) if rel and not rel.startswith("..") else []
+        return min(segs, key=lambda s: abs(s[1] - offset))[0] if segs else None
+
+    def _entry_kinds(self) -> tuple[np.ndarray, np.ndarray]:
+        """`Catalogue.kinds` of this model, read again only after the catalogue changed."""
+        generation = self.catalogue.generation()
+        with self._lock:
+            if self._kinds is None or self._kinds[0] != generation:
+                self._kinds = (generation, *self.catalogue.kinds(self.model_id))
+            return self._kinds[1], self._kinds[2]
+
+    def _kind_index(self, target, offset: float, sid: int | None) -> int:
+        if not self.tool.class_names:
+            raise ModelError(
+                f"model {self.tool.bundle.name!r} has no classifier, so it cannot tell which "
+                "sounds are of the same kind"
+            )
+        if sid is not None:
+            ids, kinds = self._entry_kinds()
+            at = int(np.searchsorted(ids, sid))
+            if at < len(ids) and ids[at] == sid and kinds[at] >= 0:
+                return int(kinds[at])
+        return int(np.argmax(self.tool.predict(target, offset)[0]))
 
     def duplicates(self, threshold: float | None = None) -> Duplicates:
         """Exact duplicates (byte-identical files) and near-duplicate groups.

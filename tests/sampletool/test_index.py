@@ -204,6 +204,40 @@ def test_exclude_almost_everything(monkeypatch):
         assert got.shape == (1, 0)
 
 
+def test_only_searches_among_the_given_ids(data, index):
+    ids, x = data
+    keep = ids[::9]  # one item in nine, like one class of nine
+    want, want_d = _exact(x[::9], keep, x[:2], 10)
+    got, d = index.query(x[:2], 10, only=keep.tolist())
+    assert got.tolist() == want.tolist() and np.allclose(d, want_d, atol=1e-4)
+    # the query's own entry excluded too, and ids that are not in the index ignored
+    got, _ = index.query(x[0], 10, exclude=[int(ids[0])], only=set(keep.tolist()) | {10**9})
+    assert got[0].tolist() == _exact(x[::9], keep, x[:1], 11)[0][0, 1:].tolist()
+    # fewer allowed than k: all of them, nearest first; none allowed: nothing
+    got, d = index.query(x[0], 10, only=keep[:4])
+    assert sorted(got[0].tolist()) == sorted(keep[:4].tolist()) and list(d[0]) == sorted(d[0])
+    assert index.query(x[0], 10, only=[])[0].shape == (1, 0)
+
+    class Failing:  # hnswlib finding too few (see test_exact_search_when_hnswlib_finds_too_few)
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def knn_query(self, *args, **kwargs):
+            raise RuntimeError("Cannot return the results in a contiguous 2D array")
+
+    index._index = Failing(index._index)
+    got, _ = index.query(x[:2], 10, only=keep)  # the exact fallback keeps to the allowed ids
+    assert got.tolist() == want.tolist()
+    # mostly ids the index does not hold (unknown, removed): the ones it holds
+    index._index = index._index.inner
+    index.remove(keep[4:6])
+    got, _ = index.query(x[0], 10, only=np.r_[keep[:6], 10**9 + np.arange(5000)])
+    assert sorted(got[0].tolist()) == sorted(keep[:4].tolist())
+
+
 def test_bad_input_raises_value_error(index):
     with pytest.raises(ValueError, match="32 dimensions"):
         index.add([1], _data(1, dim=32))

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from sampletool.cli import main
+from sampletool.errors import ModelError
 from sampletool.library.catalogue import CatalogueError
 from sampletool.library.library import Library, LibraryError
 from sampletool.tool import SoundSampleTool
@@ -149,6 +150,40 @@ def test_find_similar_on_each_kind_of_target(tmp_path, tool):
     assert np.allclose(sorted(dists_all), ref, atol=1e-3)  # distances are Euclidean
 
 
+def test_find_similar_of_the_same_kind(tmp_path, tiny_bundle_no_classes):
+    tool = SoundSampleTool(device="cpu")  # the built-in model: its classifier tells these apart
+    root = make_library(tmp_path / "lib")
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=0)
+    snap = lib.snapshot()
+    kind = {p: tool.class_names[c] for p, c in zip(snap.paths, snap.predicted, strict=True)}
+    assert len(set(kind.values())) > 1  # the filter has something to leave out
+    for entry in (root / "kind0" / "s003.wav", root / "kind2" / "s005.wav"):
+        mine = lib.kind_of(entry)
+        assert mine == kind[str(entry)] == tool.predict(entry)[1]
+        files, _, dists = lib.find_similar(entry, 20, same_kind=True)
+        everything, _, all_dists = lib.find_similar(entry, 20)
+        same = [(f, d) for f, d in zip(everything, all_dists, strict=True) if kind[f] == mine]
+        assert list(zip(files, dists, strict=True)) == same  # the unfiltered list, filtered
+        assert len(files) == sum(k == mine for k in kind.values()) - 1  # all of them, not itself
+        assert lib.find_similar(entry, 2, same_kind=True)[0] == files[:2]
+    # a sound from outside, and the catalogue changing under the cached classes
+    import soundfile as sf
+
+    sound = sf.read(entry, dtype="float32")[0]
+    outside = write(tmp_path / "outside" / "copy.wav", sound)
+    assert lib.kind_of(outside) == mine
+    assert lib.find_similar(outside, 1, same_kind=True)[0] == [str(entry)]
+    copy = write(root / "copies" / "copy.wav", sound)
+    lib.scan(workers=0)
+    assert lib.find_similar(entry, 1, same_kind=True)[0] == [str(copy)]
+    plain = SoundSampleTool(tiny_bundle_no_classes, device="cpu")
+    with pytest.raises(ModelError, match="no classifier"):
+        Library(root, plain, db_path=tmp_path / "db2" / "c.sqlite").find_similar(
+            entry, 3, same_kind=True
+        )
+
+
 def test_tool_api_find_similar(tmp_path, tiny_bundle):
     root = make_library(tmp_path / "lib", n=6)
     t = SoundSampleTool(tiny_bundle, library_dir=root)
@@ -156,6 +191,8 @@ def test_tool_api_find_similar(tmp_path, tiny_bundle):
     t.scan_library(workers=0)
     files, onsets, dists = t.find_similar(root / "kind1" / "s001.wav", num_similar=3)
     assert len(files) == 3 and str(root / "kind1" / "s001.wav") not in files
+    same = t.find_similar(root / "kind1" / "s001.wav", 3, same_kind=True)
+    assert same == t.library.find_similar(root / "kind1" / "s001.wav", 3, same_kind=True)
 
 
 def test_duplicates(tmp_path, tool):
@@ -304,6 +341,25 @@ def test_cli_index_similar_duplicates_json(tmp_path, tool, capsys):
     assert main(["duplicates", "--library", str(root), *common, "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"exact", "near", "threshold"}
     assert main(["similar", str(tmp_path / "nope.wav"), "--library", str(root), *common]) == 2
+    capsys.readouterr()
+    # --same-kind: the API's filtered list (the tiny model puts all six in one class)
+    entry = root / "kind0" / "s000.wav"
+    assert main(["similar", str(entry), "--library", str(root), *common, "-k", "3", "--json",
+                 "--same-kind"]) == 0  # fmt: skip
+    lib = Library(root, tool, db_path=db)
+    want = lib.find_similar(entry, 3, same_kind=True)[0]
+    lib.close()
+    assert [r["path"] for r in json.loads(capsys.readouterr().out)] == want and len(want) == 3
+
+
+def test_cli_same_kind_needs_a_classifier(tmp_path, tiny_bundle_no_classes, capsys):
+    root = make_library(tmp_path / "lib", n=3)
+    common = ["--model", str(tiny_bundle_no_classes), "--db", str(tmp_path / "c.sqlite")]
+    assert main(["index", str(root), *common, "--workers", "0"]) == 0
+    capsys.readouterr()
+    assert main(["similar", str(root / "kind0" / "s000.wav"), "--library", str(root), *common,
+                 "--same-kind"]) == 2  # fmt: skip
+    assert "no classifier" in capsys.readouterr().err
 
 
 def _loop(

@@ -150,6 +150,40 @@ def test_drop_a_file_lists_similar_samples_nearest_first(qtbot, tiny_bundle, lib
     )
 
 
+def test_same_kind_only_keeps_to_the_query_class_and_is_remembered(qtbot, library):
+    from sampletool.registry import resolve_model
+
+    model = resolve_model(None)  # the built-in model: a classifier that tells these apart
+    w, _ = open_window(qtbot, model, library)
+    wait_ready(qtbot, w)
+    kinds = dict(zip(w.snapshot.paths, w.snapshot.predicted.tolist(), strict=True))
+    assert len(set(kinds.values())) > 1
+    query = SampleRef(str(library / "Kicks" / "kick0.wav"))
+    w.actions.find_similar.emit(query)
+    qtbot.waitUntil(lambda: w.similar.query() == query, timeout=60_000)
+    assert len(w.similar.results()) == 10  # the rest of the library
+    w.similar.findChild(object, "similarSameKind").setChecked(True)  # searches again
+    mine = w.snapshot.class_names[kinds[query.path]]
+    qtbot.waitUntil(lambda: mine in w.similar.status.text(), timeout=60_000)
+    same = [r.path for r, _ in w.similar.results()]
+    assert same and all(kinds[p] == kinds[query.path] for p in same)
+    assert len(same) == sum(k == kinds[query.path] for k in kinds.values()) - 1
+    w.close()
+    w2, _ = open_window(qtbot, model)
+    assert w2.similar.same_kind()  # remembered
+    with qtbot.waitSignal(w2.engine_ready, timeout=60_000):
+        pass
+    assert w2.similar.same_kind()
+
+
+def test_same_kind_is_off_for_a_model_without_a_classifier(qtbot, tiny_bundle_no_classes):
+    w, _ = open_window(qtbot, tiny_bundle_no_classes)
+    with qtbot.waitSignal(w.engine_ready, timeout=60_000):
+        pass
+    box = w.similar.findChild(object, "similarSameKind")
+    assert not box.isEnabled() and not w.similar.same_kind()
+
+
 def test_a_dropped_file_that_is_not_audio_is_a_message(qtbot, tiny_bundle, library, tmp_path):
     w, _ = open_window(qtbot, tiny_bundle, library)
     wait_ready(qtbot, w)

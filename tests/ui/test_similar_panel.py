@@ -235,3 +235,24 @@ def test_show_error_shows_the_message(panel, results):
 def test_no_results_says_so(panel):
     panel.show_results(SampleRef("/music/kick.wav"), [])
     assert "Nothing like kick.wav" in panel.status.text()
+
+
+def test_same_kind_searches_again_and_names_the_kind(panel, actions, results):
+    asked = record(actions.find_similar)
+    box = panel.findChild(object, "similarSameKind")
+    assert not panel.same_kind()
+    box.setChecked(True)  # nothing listed yet: nothing to search again
+    assert asked == [] and panel.same_kind()
+    query = SampleRef("/music/snare.wav")
+    panel.set_query(query)
+    panel.show_results(query, results[:2], kind="snare")
+    assert panel.status.text() == "2 snare sounds like snare.wav"
+    box.setChecked(False)  # the listed search again, without the filter
+    assert asked == [query]
+    panel.show_results(query, [], kind="clap")
+    assert panel.status.text() == "No other clap sounds in the library."
+    # set by the window: no search; a model without a classifier turns it off
+    panel.set_same_kind(True)
+    assert asked == [query] and panel.same_kind()
+    panel.set_same_kind(True, available=False)
+    assert not box.isEnabled() and not panel.same_kind() and "no classifier" in box.toolTip()

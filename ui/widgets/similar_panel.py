@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPoint, QRect, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QDrag,
@@ -28,6 +28,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QFrame,
     QHeaderView,
     QLabel,
@@ -54,6 +55,10 @@ PLACEHOLDER = (
     "right-click for more · drag results out to your DAW or the blend slots"
 )
 NOTE_MS = 5000  # how long a "can't drop that" note stays
+SAME_KIND_TIP = (
+    "List only sounds the model puts in the same class as the one you dropped "
+    "(only snares for a snare). Alt+K"
+)
 
 
 def _first_sound(samples: Sequence[SampleRef]) -> SampleRef | None:
@@ -356,10 +361,15 @@ class SimilarPanel(QWidget):
         self.busy.setMaximumHeight(4)
         self.busy.hide()
         self.results_view = _ResultsTree(self)
+        self.same_kind_box = QCheckBox("Same &kind only", self)
+        self.same_kind_box.setObjectName("similarSameKind")
+        self.same_kind_box.setToolTip(SAME_KIND_TIP)
+        self.same_kind_box.toggled.connect(self._same_kind_toggled)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.drop_zone)
+        layout.addWidget(self.same_kind_box)
         layout.addWidget(self.status)
         layout.addWidget(self.busy)
         layout.addWidget(self.results_view, 1)
@@ -385,9 +395,12 @@ class SimilarPanel(QWidget):
         self.status.setToolTip(ref.path)
         self.busy.show()
 
-    def show_results(self, ref: SampleRef, results: Sequence[tuple[SampleRef, float]]) -> None:
-        """The sounds nearest to `ref`, as (sample, distance). A late answer to a search that
-        has since been replaced by another is ignored."""
+    def show_results(
+        self, ref: SampleRef, results: Sequence[tuple[SampleRef, float]], kind: str | None = None
+    ) -> None:
+        """The sounds nearest to `ref`, as (sample, distance); `kind`: the class they were
+        kept to ("Same kind only"). A late answer to a search that has since been replaced by
+        another is ignored."""
         if self._query is not None and ref != self._query:
             return
         self._query = None
@@ -398,9 +411,12 @@ class SimilarPanel(QWidget):
         )
         self._results = rows
         self._fill(rows)
+        n = len(rows)
+        sounds = f"{kind} sound{'s' if n != 1 else ''}" if kind else f"sound{'s' if n != 1 else ''}"
         if rows:
-            n = len(rows)
-            self._set_status(f"{n} sound{'s' if n != 1 else ''} like {ref.name}", error=False)
+            self._set_status(f"{n} {sounds} like {ref.name}", error=False)
+        elif kind:
+            self._set_status(f"No other {kind} sounds in the library.", error=False)
         else:
             self._set_status(
                 f"Nothing like {ref.name} in the library yet: scan a sample folder first.",
@@ -427,6 +443,20 @@ class SimilarPanel(QWidget):
         self._set_status("", error=False)
         self.status.setToolTip("")
 
+    def set_same_kind(self, on: bool, available: bool = True) -> None:
+        """Set "Same kind only" (without searching again); unavailable when the model has no
+        classifier, which is then said in the tooltip."""
+        with QSignalBlocker(self.same_kind_box):
+            self.same_kind_box.setChecked(on)
+        self.same_kind_box.setEnabled(available)
+        self.same_kind_box.setToolTip(
+            SAME_KIND_TIP if available else "This model has no classifier, so it cannot tell kinds"
+        )
+
+    def same_kind(self) -> bool:
+        """Whether searches keep to the query's class (off when the model cannot classify)."""
+        return self.same_kind_box.isChecked() and self.same_kind_box.isEnabled()
+
     # -- for the window and tests ------------------------------------------------------------------
 
     def results(self) -> list[tuple[SampleRef, float]]:
@@ -444,6 +474,12 @@ class SimilarPanel(QWidget):
         return self.results_view.selected_refs()
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _same_kind_toggled(self) -> None:
+        """Search again for what is listed (or being searched for) with the new setting."""
+        query = self._query or self._shown_query
+        if query is not None:
+            self.actions.find_similar.emit(query)
 
     def _set_status(self, text: str, error: bool) -> None:
         self.status.setText(text)
