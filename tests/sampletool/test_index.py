@@ -25,6 +25,19 @@ def _exact(x: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int):
     return ids[order], np.take_along_axis(d, order, axis=1)
 
 
+class FindsTooFew:
+    """An hnswlib index whose searches raise as when they find fewer than k live items."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def knn_query(self, *args, **kwargs):
+        raise RuntimeError("Cannot return the results in a contiguous 2D array")
+
+
 @pytest.fixture(scope="module")
 def data() -> tuple[np.ndarray, np.ndarray]:
     x = _data(2000)
@@ -217,18 +230,7 @@ def test_only_searches_among_the_given_ids(data, index):
     got, d = index.query(x[0], 10, only=keep[:4])
     assert sorted(got[0].tolist()) == sorted(keep[:4].tolist()) and list(d[0]) == sorted(d[0])
     assert index.query(x[0], 10, only=[])[0].shape == (1, 0)
-
-    class Failing:  # hnswlib finding too few (see test_exact_search_when_hnswlib_finds_too_few)
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def knn_query(self, *args, **kwargs):
-            raise RuntimeError("Cannot return the results in a contiguous 2D array")
-
-    index._index = Failing(index._index)
+    index._index = FindsTooFew(index._index)  # hnswlib finding too few
     got, _ = index.query(x[:2], 10, only=keep)  # the exact fallback keeps to the allowed ids
     assert got.tolist() == want.tolist()
     # mostly ids the index does not hold (unknown, removed): the ones it holds
@@ -416,19 +418,8 @@ def test_load_of_an_index_from_another_file(tmp_path, saved):
 def test_exact_search_when_hnswlib_finds_too_few(data, index, monkeypatch):
     """hnswlib raises when it finds fewer than k live items; `query` then searches exactly."""
     ids, x = data
-
-    class Failing:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def knn_query(self, *args, **kwargs):
-            raise RuntimeError("Cannot return the results in a contiguous 2D array")
-
     index.remove(ids[1:3])
-    index._index = Failing(index._index)
+    index._index = FindsTooFew(index._index)
     got, dist = index.query(x[:4], 5, exclude={int(ids[3])})
     keep = ~np.isin(ids, ids[1:4])
     want, want_d = _exact(x[keep], ids[keep], x[:4], 5)
