@@ -178,6 +178,19 @@ class SoundSampleTool:
         """
         return self.embed_clips(self._clip(audio_file_or_array, offset)[None])[0]
 
+    def embed_and_predict(
+        self, audio_file_or_array: AudioInput, offset: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One sound's search vector (`embed`) and class probabilities (`predict`; None without
+        a classifier) from a single read and pass of the model.
+
+        Raises:
+            AudioError: the file cannot be read.
+        """
+        x = self.features(self._clip(audio_file_or_array, offset)[None])
+        vectors, probs = self.embed_features(x.cpu().numpy())
+        return vectors[0], None if probs is None else probs[0]
+
     @torch.inference_mode()
     def latent(self, audio_file_or_array: AudioInput, offset: float = 0.0) -> np.ndarray:
         """The latent of one sound for generation: its point in the decoder's space (the

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from sampletool.errors import SampleToolError
+from ui import APP, ORG, app_settings
 from ui.actions import SampleActions
 from ui.dnd import SampleRef
 from ui.playback import Player
@@ -51,14 +52,7 @@ from ui.widgets.similar_panel import SimilarPanel
 from ui.widgets.waveform_view import WaveformView
 from ui.workers import run_task, wait_for_all
 
-ORG, APP = "SampleTool", "Sample Tool"
 NUM_SIMILAR = 30
-
-
-def app_settings() -> QSettings:
-    """The app's remembered settings: an INI file in the user's config folder on every
-    platform (tests point QSettings.setPath for IniFormat at a temporary folder)."""
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
 
 
 def demo_library_dir() -> Path:

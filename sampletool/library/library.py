@@ -158,6 +158,7 @@ class Library:
         self._lock = threading.RLock()
         self._saved_generation = -1
         self._kinds: tuple[int, np.ndarray, np.ndarray] | None = None  # (generation, ids, kinds)
+        self._last_reading: tuple[tuple, tuple[np.ndarray, np.ndarray | None]] | None = None
         self.index = self._open_index()
 
     # -- the index ------------------------------------------------------------------------------
@@ -470,7 +471,7 @@ class Library:
         sid = self._entry(target, offset)
         vector = None if sid is None else self.catalogue.vector_of(sid, self.model_id)
         if vector is None:
-            vector = self.tool.embed(target, offset)
+            vector = self._reading(target, offset)[0]
         only = None
         if same_kind:
             ids, kinds = self._entry_kinds()
@@ -529,7 +530,22 @@ class Library:
             at = int(np.searchsorted(ids, sid))
             if at < len(ids) and ids[at] == sid and kinds[at] >= 0:
                 return int(kinds[at])
-        return int(np.argmax(self.tool.predict(target, offset)[0]))
+        return int(np.argmax(self._reading(target, offset)[1]))
+
+    def _reading(self, target, offset: float) -> tuple[np.ndarray, np.ndarray | None]:
+        """A sound's (search vector, class probabilities) from one read. The last file's is
+        kept, so a search and then `kind_of` on a file from outside (as the app does) read it
+        once; a file changed since is read again."""
+        try:
+            path = Path(target).expanduser().absolute()  # type: ignore[arg-type]
+            st = path.stat()
+            key = (str(path), st.st_size, st.st_mtime_ns, offset)
+        except (TypeError, OSError):  # an array; or unreadable, and the read below says why
+            return self.tool.embed_and_predict(target, offset)
+        last = self._last_reading
+        if last is None or last[0] != key:
+            last = self._last_reading = (key, self.tool.embed_and_predict(target, offset))
+        return last[1]
 
     def duplicates(self, threshold: float | None = None) -> Duplicates:
         """Exact duplicates (byte-identical files) and near-duplicate groups.

@@ -172,8 +172,16 @@ def test_find_similar_of_the_same_kind(tmp_path, tiny_bundle_no_classes):
 
     sound = sf.read(entry, dtype="float32")[0]
     outside = write(tmp_path / "outside" / "copy.wav", sound)
-    assert lib.kind_of(outside) == mine
+    reads = []
+    real_clip = tool._clip
+    tool._clip = lambda *a: reads.append(a) or real_clip(*a)  # counts; the real read runs
     assert lib.find_similar(outside, 1, same_kind=True)[0] == [str(entry)]
+    assert lib.kind_of(outside) == mine
+    assert len(reads) == 1  # the search, its filter and the app's status line share one read
+    other = write(outside, np.asarray(sf.read(root / "kind1" / "s001.wav", dtype="float32")[0]))
+    os.utime(other, ns=(1, 1))  # a different sound in the same place is read again
+    assert lib.kind_of(other) == kind[str(root / "kind1" / "s001.wav")] and len(reads) == 2
+    del tool._clip
     copy = write(root / "copies" / "copy.wav", sound)
     lib.scan(workers=0)
     assert lib.find_similar(entry, 1, same_kind=True)[0] == [str(copy)]

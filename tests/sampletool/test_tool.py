@@ -57,6 +57,14 @@ def test_predict_without_classifier_is_a_clear_error(tiny_bundle_no_classes, sou
     assert t.class_names == []
     with pytest.raises(ModelError, match="has no classifier"):
         t.predict(sounds[0])
+    vector, probs = t.embed_and_predict(sounds[0])
+    assert probs is None and np.array_equal(vector, t.embed(sounds[0]))
+
+
+def test_embed_and_predict_in_one_read(tool, sounds):
+    vector, probs = tool.embed_and_predict(sounds[1], offset=0.1)
+    assert np.allclose(vector, tool.embed(sounds[1], 0.1), atol=1e-6)
+    assert np.allclose(probs, tool.predict(sounds[1], 0.1)[0], atol=1e-6)
 
 
 def test_several_instances_in_one_process(tmp_path, sounds, tool):

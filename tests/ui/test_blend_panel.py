@@ -17,7 +17,7 @@ import soundfile as sf
 from PySide6.QtCore import QMimeData, QPoint, QSettings, Qt, QThreadPool, QUrl
 from PySide6.QtWidgets import QApplication, QCheckBox, QLabel, QSlider, QSpinBox, QWidget
 
-from ui import workers
+from ui import app_settings, workers
 from ui.dnd import SampleRef, samples_from_mime
 from ui.widgets.blend_panel import MAX_SLOTS, BlendPanel
 
@@ -364,10 +364,7 @@ def test_save_writes_a_readable_wav_and_remembers_the_folder(two, tool, tmp_path
     data, rate = sf.read(str(target), dtype="float32")
     assert rate == tool.sample_rate and data.shape == rec.last.shape
     np.testing.assert_allclose(data, rec.last, atol=1e-4)
-    settings = QSettings(
-        QSettings.Format.IniFormat, QSettings.Scope.UserScope, "SampleTool", "Sample Tool"
-    )
-    assert Path(settings.value("blend/saveDir")) == out_dir
+    assert Path(app_settings().value("blend/saveDir")) == out_dir
     assert "Saved" in panel.status_text()
     panel.save_path_provider = lambda *a: asked.append(a[2]) or ""  # cancelled
     assert panel.save() is None

@@ -23,7 +23,7 @@ import numpy as np
 
 import pyqtgraph as pg
 import shiboken6
-from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QDrag, QDragEnterEvent, QDropEvent, QMouseEvent, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 )
 
 from sampletool.errors import FileProblem
+from ui import app_settings
 from ui.dnd import SampleRef, can_accept, make_mime, samples_from_mime
 from ui.workers import run_task
 
@@ -59,12 +60,6 @@ SETTINGS_KEY = "blend/saveDir"
 HINT = "Drop samples here or right-click → Add to blend"
 
 SavePathProvider = Callable[[QWidget, str, str, str], str]
-
-
-def _settings() -> QSettings:
-    return QSettings(
-        QSettings.Format.IniFormat, QSettings.Scope.UserScope, "SampleTool", "Sample Tool"
-    )
 
 
 def _ask_save_path(parent: QWidget, caption: str, start: str, filters: str) -> str:
@@ -914,7 +909,7 @@ class BlendPanel(QWidget):
         if self._current is None:
             self._set_status("Nothing to save yet: generate a sound first", error=True)
             return None
-        settings = _settings()
+        settings = app_settings()
         if path is None:
             folder = str(settings.value(SETTINGS_KEY, "") or "") or str(Path.home())
             start = str(Path(folder) / f"blend-{self._current.number}.wav")
