@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("library", metavar="LIBRARY_DIR")
     _model_arg(ix)
     _db_arg(ix)
-    ix.add_argument("--segment", action="store_true", help="split long files at onsets")
+    ix.add_argument("--segment", action=argparse.BooleanOptionalAction,
+                    help="split long files at onsets into separate entries (the library "
+                    "remembers it; default: as last time, else off)")  # fmt: skip
     ix.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
     ix.add_argument("--json", action="store_true", help="print the summary as JSON")
     ix.add_argument(
@@ -541,7 +543,7 @@ def _library(args: argparse.Namespace, rebuild: bool = False):
     from sampletool.library.library import Library
 
     return Library(args.library, _tool(args), db_path=args.db,
-                   segmentation=getattr(args, "segment", False), rebuild=rebuild)  # fmt: skip
+                   segmentation=getattr(args, "segment", None), rebuild=rebuild)  # fmt: skip
 
 
 def cmd_index(args: argparse.Namespace) -> int:

@@ -62,7 +62,8 @@ class SoundSampleTool:
         model_dir: a bundle folder or an installed bundle's name; None for the built-in default.
         library_dir: the sample library this tool searches (used by `find_similar`, which comes
             with the library index).
-        library_segmentation: split long library files at onsets into separate entries.
+        library_segmentation: split long library files at onsets into separate entries (None:
+            as the library was last scanned).
         device: 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'.
 
     Several instances, with different models, may live in one process.
@@ -75,7 +76,7 @@ class SoundSampleTool:
         self,
         model_dir: str | os.PathLike[str] | None = None,
         library_dir: str | os.PathLike[str] | None = None,
-        library_segmentation: bool = False,
+        library_segmentation: bool | None = None,
         device: str | torch.device = "auto",
     ) -> None:
         self.device = resolve_device(device)

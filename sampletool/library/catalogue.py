@@ -113,6 +113,13 @@ class Catalogue:
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('root', ?)", (str(self.root),))
             self.db.execute("SELECT count(*) FROM files").fetchone()
         except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError) and "readonly" in str(e):
+                raise CatalogueError(
+                    f"{self.path} is read-only: Sample Tool writes to its catalogue even to "
+                    "search it; allow writing to that file and its folder",
+                    self.path,
+                    rebuildable=False,
+                ) from None
             raise CatalogueError(
                 f"{self.path} is not a usable catalogue ({e}); rebuild it "
                 "(sampletool index --rebuild) to scan the library again",
@@ -163,6 +170,15 @@ class Catalogue:
     def generation(self) -> int:
         """A counter bumped by every write; the index records the one it was saved at."""
         return int(self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+
+    def setting(self, key: str) -> str | None:
+        """A library setting the catalogue remembers (None if never set)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", ("setting." + key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("setting." + key, value))
 
     def bump_generation(self, db: sqlite3.Connection) -> None:
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")

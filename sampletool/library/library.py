@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 COMMIT_FILES = 64  # files per transaction: a crash loses at most this much work
+CATALOGUE_FILE = "catalogue.sqlite"  # its default name, in a folder of its own
 
 
 class LibraryError(SampleToolError):
@@ -74,7 +75,7 @@ def default_db_path(root: Path) -> Path:
     root = Path(root).resolve()
     key = hashlib.sha1(str(root).encode()).hexdigest()[:10]
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in root.name)[:40] or "root"
-    return user_data_dir() / "libraries" / f"{name}-{key}" / "catalogue.sqlite"
+    return user_data_dir() / "libraries" / f"{name}-{key}" / CATALOGUE_FILE
 
 
 @dataclass
@@ -120,7 +121,8 @@ class Library:
         tool: the SoundSampleTool whose model embeds the samples.
         db_path: the catalogue file (default: in the user's data folder, keyed by root); the
             vector index of each model lives beside it.
-        segmentation: split files longer than a clip at onsets into separate entries.
+        segmentation: split files longer than a clip at onsets into separate entries; the
+            library remembers it (None: as last set for this catalogue, off for a new one).
         rebuild: move a damaged catalogue aside and start a fresh one instead of failing.
 
     Raises:
@@ -133,7 +135,7 @@ class Library:
         root: str | os.PathLike[str],
         tool: SoundSampleTool,
         db_path: str | os.PathLike[str] | None = None,
-        segmentation: bool = False,
+        segmentation: bool | None = None,
         rebuild: bool = False,
     ) -> None:
         self.root = Path(root).expanduser().absolute()
@@ -143,18 +145,26 @@ class Library:
             raise LibraryError(f"{self.root} is not a folder")
         self.tool = tool
         self.model_id = tool.model_id
-        self.segmentation = segmentation
         self.db_path = Path(db_path) if db_path is not None else default_db_path(self.root)
         try:
             self.catalogue = Catalogue(self.db_path, self.root)
-        except CatalogueError:
-            if not rebuild:
+        except CatalogueError as e:
+            if not (rebuild and e.rebuildable):
                 raise
             aside = rebuild_aside(self.db_path)
             log.warning("damaged catalogue moved to %s; starting a fresh one", aside)
             self.catalogue = Catalogue(self.db_path, self.root)
-        self.index_path = self.db_path.with_name(f"index-{self.model_id}.hnsw")
-        self.state_path = self.db_path.with_name(f"index-{self.model_id}.state.json")
+        stored = self.catalogue.setting("segmentation") == "on"
+        if segmentation is not None and segmentation != stored:
+            self.catalogue.set_setting("segmentation", "on" if segmentation else "off")
+        self.segmentation = stored if segmentation is None else segmentation
+        # The index files and scan lock sit beside the catalogue and, unless it has the default
+        # name (kept for the libraries that already exist), are named after it: two catalogues
+        # in one folder (`--db`) must not share an index.
+        side = "" if self.db_path.name == CATALOGUE_FILE else f"{self.db_path.name}."
+        self.index_path = self.db_path.with_name(f"{side}index-{self.model_id}.hnsw")
+        self.state_path = self.db_path.with_name(f"{side}index-{self.model_id}.state.json")
+        self._lock_path = self.db_path.with_name(f"{side}scan.lock")
         self._lock = threading.RLock()
         self._saved_generation = -1
         self._kinds: tuple[int, np.ndarray, np.ndarray] | None = None  # (generation, ids, kinds)
@@ -212,7 +222,7 @@ class Library:
     # -- scanning -------------------------------------------------------------------------------
 
     def _acquire_scan_lock(self):
-        lock = open(self.db_path.with_name("scan.lock"), "a+")
+        lock = open(self._lock_path, "a+")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -30,8 +30,8 @@ def tool(tiny_bundle):
     return SoundSampleTool(tiny_bundle, device="cpu")
 
 
-def make_library(root: Path, n: int = 12) -> Path:
-    rng = np.random.default_rng(1)
+def make_library(root: Path, n: int = 12, seed: int = 1) -> Path:
+    rng = np.random.default_rng(seed)
     for i in range(n):
         kind = i % 3
         if kind == 0:
@@ -241,6 +241,43 @@ def test_missing_or_truncated_index_is_rebuilt_silently(tmp_path, tool, caplog):
     lib.index_path.unlink()
     lib3 = lib_at(tmp_path, tool)
     assert len(lib3.index) == 6 and lib.index_path.exists()
+
+
+def test_two_catalogues_in_one_folder_keep_their_own_index(tmp_path, tool):
+    roots = [make_library(tmp_path / name, n=6, seed=seed) for seed, name in enumerate("ab")]
+    dbs = [tmp_path / "db" / f"{name}.sqlite" for name in ("a", "b")]
+    for root, db in zip(roots, dbs, strict=True):
+        Library(root, tool, db_path=db).scan(workers=0)  # same generation and count: 1 and 6
+    for root, db in zip(roots, dbs, strict=True):
+        lib = Library(root, tool, db_path=db)  # loads its index from disk
+        target = root / "kind0" / "s000.wav"
+        files, _, dists = lib.find_similar(target, 5)
+        exact = sorted((float(np.linalg.norm(tool.embed(f) - tool.embed(target))), f)
+                       for f in map(str, root.rglob("*.wav")) if f != str(target))  # fmt: skip
+        assert files == [f for _, f in exact]
+        assert np.allclose(dists, [d for d, _ in exact], atol=1e-3)
+        lib.close()
+    assert len(list((tmp_path / "db").glob("*.hnsw"))) == 2
+
+
+def test_a_read_only_catalogue_is_not_called_damaged(tmp_path, tool):
+    root = make_library(tmp_path / "lib", n=3)
+    db = tmp_path / "db" / "cat.sqlite"
+    lib_at(tmp_path, tool).scan(workers=0)
+    db.chmod(0o444)
+    kept = db.read_bytes()
+    # Root writes anyway; drop the capabilities that let it, as for an ordinary user.
+    drop = "-dac_override,-dac_read_search"
+    cmd = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", sys.executable, "-m",
+           "sampletool", "index", str(root), "--model", str(tool.bundle.path), "--db", str(db),
+           "--workers", "0"]  # fmt: skip
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root's setpriv to take write access away from root")
+    for extra in ([], ["--rebuild"]):
+        run = subprocess.run(cmd + extra, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and "is read-only" in run.stderr, run.stderr
+        assert "--rebuild" not in run.stderr  # a fresh catalogue would not help
+    assert db.read_bytes() == kept and not list(db.parent.glob("*.damaged-*"))
 
 
 def test_corrupt_or_newer_catalogue(tmp_path, tool, capsys):
@@ -464,6 +501,21 @@ def test_turning_segmentation_on_resegments_indexed_files(tmp_path, tool):
     assert r.indexed == 1 and len(lib.catalogue.segments_of("beat.wav")) == len(onsets)
     assert lib.scan(workers=0).skipped_unchanged == 1  # and then it is stable
     consistent(lib)
+    lib.close()
+    # The library remembers it: opened without saying (the app, a plain `index`), it keeps
+    # the segments; turned off, it goes back to one entry per file.
+    again = lib_at(tmp_path, tool)
+    assert again.segmentation and again.scan(workers=0).skipped_unchanged == 1
+    again.close()
+    off = lib_at(tmp_path, tool, segmentation=False)
+    assert off.scan(workers=0).indexed == 1 and len(off.catalogue.segments_of("beat.wav")) == 1
+    off.close()
+    assert not lib_at(tmp_path, tool).segmentation
+    db = str(tmp_path / "db" / "cat.sqlite")
+    common = ["--model", str(tool.bundle.path), "--db", db, "--workers", "0", "--json"]
+    for flags, entries in (["--segment"], len(onsets)), ([], len(onsets)), (["--no-segment"], 1):
+        assert main(["index", str(tmp_path / "lib"), *common, *flags]) == 0
+        assert len(lib_at(tmp_path, tool).catalogue.segments_of("beat.wav")) == entries
 
 
 def test_a_scan_cancelled_before_embedding_says_so(tmp_path, tool):
