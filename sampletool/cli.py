@@ -584,6 +584,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
             args.target, args.k, args.offset, same_kind=args.same_kind
         )
         kind = lib.kind_of(args.target, args.offset) if args.same_kind and not files else None
+        counts = lib.catalogue.count(lib.model_id)
     finally:
         lib.close()
     rows = [{"path": f, "onset": o, "distance": round(d, 6)}
@@ -596,8 +597,18 @@ def cmd_similar(args: argparse.Namespace) -> int:
             print(f"{r['distance']:.4f}\t{r['path']}{at}")
         if kind:
             print(f"no other {kind} sounds in the library")
-        elif not rows:
-            print("the library is empty: index it first (sampletool index LIBRARY_DIR)")
+    if rows or kind:
+        return EXIT_OK
+    if not counts["segments"]:
+        raise UsageError("the library is empty: index it first (sampletool index LIBRARY_DIR)")
+    if not counts["vectors"]:
+        raise UsageError(
+            f"the library's {counts['segments']} entries are indexed with other models, not "
+            f"{lib.tool.bundle.name!r}: index it with this one first (sampletool index "
+            "LIBRARY_DIR --model ...)"
+        )
+    if not args.json:
+        print("no other entries in the library")
     return EXIT_OK
 
 

@@ -5,6 +5,7 @@ A crash at any moment leaves either the old file or the new one, never half of o
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -15,6 +16,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
     """Call `write(tmp)` on a temporary path beside `path` (same suffix, so writers that infer
     the format from it still do), then rename it to `path`. The temp file is removed on error."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)

@@ -35,7 +35,12 @@ _PEAK = 10 ** (-0.3 / 20)  # peak-normalise to -0.3 dBFS: headroom for DAC and c
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' picks CUDA, then Apple's MPS, then the CPU; anything else is passed to torch."""
     if str(device) != "auto":
-        dev = torch.device(device)
+        try:
+            dev = torch.device(str(device).strip().lower())
+        except RuntimeError:
+            raise ValueError(
+                f"unknown device {str(device)!r}: use auto, cpu, cuda, cuda:N or mps"
+            ) from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but no CUDA GPU is available")
         if dev.type == "mps" and not torch.backends.mps.is_available():

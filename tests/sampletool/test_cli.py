@@ -131,6 +131,14 @@ def test_generate_warnings_and_partial_failure(capsys, tiny_bundle, sounds, bad_
     assert code == 1 and "nothing generated" in err and not out.exists()
 
 
+def test_generate_into_a_folder_says_so(capsys, tiny_bundle, sounds, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = run(capsys, "generate", sounds[0], "-o", str(out), "--model", str(tiny_bundle))
+    assert code == 2 and err == f"sampletool: error: {out}: is a folder; give a file name\n"
+    assert not list(out.iterdir())  # no temporary file left behind
+
+
 def test_random_generation_without_files(capsys, tiny_bundle, tmp_path):
     out = tmp_path / "r.wav"
     assert run(capsys, "generate", "--model", tiny_bundle, "-o", out, "--seed", "1")[0] == 0
@@ -145,6 +153,8 @@ def test_random_generation_without_files(capsys, tiny_bundle, tmp_path):
         (["classify"], "required"),
         (["classify", "x.wav", "--offset", "-2"], "--offset"),
         (["frobnicate"], "invalid choice"),
+        (["classify", "x.wav", "--device", "gpu0"], "unknown device 'gpu0'"),
+        (["generate", "--device", ""], "unknown device ''"),
         (["embed", "a.wav"], "required"),
         ([], "required"),
     ],

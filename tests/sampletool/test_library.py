@@ -407,6 +407,25 @@ def test_cli_same_kind_needs_a_classifier(tmp_path, tiny_bundle_no_classes, caps
     assert "no classifier" in capsys.readouterr().err
 
 
+def test_cli_similar_on_an_empty_or_other_models_library(tmp_path, tool, tiny_bundle_no_classes,
+                                                        capsys):  # fmt: skip
+    root = tmp_path / "lib"
+    root.mkdir()
+    common = ["--model", str(tool.bundle.path), "--db", str(tmp_path / "c.sqlite")]
+    query = ["similar", str(write(tmp_path / "q.wav", tone(80, 0.3))), "--library", str(root)]
+    assert main([*query, *common]) == 2
+    assert "the library is empty: index it first" in capsys.readouterr().err
+    write(root / "only.wav", tone(90, 0.3))
+    assert main(["index", str(root), *common, "--workers", "0"]) == 0
+    capsys.readouterr()
+    assert main(["similar", str(root / "only.wav"), "--library", str(root), *common]) == 0
+    assert capsys.readouterr().out == "no other entries in the library\n"
+    other = ["--model", str(tiny_bundle_no_classes), "--db", str(tmp_path / "c.sqlite")]
+    assert main([*query, *other]) == 2
+    err = capsys.readouterr().err
+    assert "1 entries are indexed with other models, not 'plain'" in err and "--model" in err
+
+
 def _loop(
     seconds: float = 6.0, sr: int = 16000, every: float = 0.5
 ) -> tuple[np.ndarray, list[float]]:
