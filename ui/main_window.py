@@ -256,6 +256,13 @@ class MainWindow(QMainWindow):
         self.demo_button.setObjectName("createDemoButton")
         self.demo_button.setToolTip(f"Synthesise a few hundred samples into {demo_library_dir()}")
         self.demo_button.clicked.connect(lambda: self.create_demo_library())
+        self.rebuild_button = QPushButton("&Rebuild catalogue", self)
+        self.rebuild_button.setObjectName("rebuildCatalogueButton")
+        self.rebuild_button.setToolTip("Start a fresh catalogue and scan the folder again; the "
+                                       "damaged one is kept beside it")  # fmt: skip
+        self.rebuild_button.clicked.connect(lambda: self._rebuild(self.library))
+        self.rebuild_button.hide()
+        row.addWidget(self.rebuild_button)
         row.addWidget(self.open_button)
         row.addWidget(self.demo_button)
         row.addStretch()
@@ -493,6 +500,8 @@ class MainWindow(QMainWindow):
         self.lookups = Lookups({}, {}, [], {})
         self.similar.clear()
         self.latent_map.highlight([])
+        self.count_label.clear()
+        self.failures_button.hide()
         if lib is not None:
             run_task(close_when_idle, lib, scan.done_event if scan is not None else None)
 
@@ -601,6 +610,7 @@ class MainWindow(QMainWindow):
 
     def open_library(self, folder: str, rebuild: bool = False) -> None:
         self._retire_library()
+        self.rebuild_button.hide()
         self.statusBar().showMessage(f"Opening {folder}...")
         self._run("open", open_library, self.tool, folder, rebuild,
                   on_result=self._library_opened, on_error=self._library_failed)  # fmt: skip
@@ -618,23 +628,20 @@ class MainWindow(QMainWindow):
 
         msg = message_of(error)
         self.statusBar().showMessage(msg)
-        if isinstance(error, CatalogueError) and error.rebuildable:
+        rebuildable = isinstance(error, CatalogueError) and error.rebuildable
+        self.rebuild_button.setVisible(rebuildable)
+        if rebuildable:
             self.welcome.setText(
-                f"<h2>The library's catalogue cannot be used</h2><p>{msg}</p>"
-                "<p>Rebuild it to scan the folder again (your samples are not touched).</p>"
+                f"<h2>The library's catalogue cannot be used</h2><p>{error.problem}.</p>"
+                "<p>Rebuild it to scan the folder again (your samples are not touched), or "
+                "open another folder.</p>"
             )
-            self.open_button.setText("Rebuild catalogue")
-            self.open_button.clicked.disconnect()
-            self.open_button.clicked.connect(lambda: self._rebuild(self.library))
         else:
             self.welcome.setText(f"<h2>The library could not be opened</h2><p>{msg}</p>")
         self.stack.setCurrentIndex(0)
         self.stuck.emit(msg)
 
     def _rebuild(self, folder: str) -> None:
-        self.open_button.setText("Open sample folder...")
-        self.open_button.clicked.disconnect()
-        self.open_button.clicked.connect(self._choose_library)
         self.stack.setCurrentIndex(1)
         self.open_library(folder, rebuild=True)
 

@@ -57,10 +57,16 @@ CREATE INDEX IF NOT EXISTS vectors_model ON vectors(model_id);
 
 
 class CatalogueError(SampleToolError):
-    """A catalogue that cannot be used; `rebuildable` says whether starting afresh would help."""
+    """A catalogue that cannot be used. `problem` says what is wrong; `rebuildable` says
+    whether starting afresh would help, and the message then says how from the command line
+    (the app offers a button instead)."""
 
-    def __init__(self, message: str, path: Path, rebuildable: bool = True) -> None:
-        super().__init__(message)
+    def __init__(
+        self, problem: str, path: Path, rebuildable: bool = True, or_else: str = ""
+    ) -> None:
+        how = f"{or_else}rebuild it (sampletool index --rebuild) to scan the library again"
+        super().__init__(f"{problem}; {how}" if rebuildable else problem)
+        self.problem = problem
         self.path = path
         self.rebuildable = rebuildable
 
@@ -99,9 +105,9 @@ class Catalogue:
                 self.db.close()
                 raise CatalogueError(
                     f"{self.path} was written by a newer Sample Tool (catalogue version {version}, "
-                    f"this one reads {SCHEMA_VERSION}); update Sample Tool, or rebuild the "
-                    "catalogue (sampletool index --rebuild; the library is scanned again)",
+                    f"this one reads {SCHEMA_VERSION})",
                     self.path,
+                    or_else="update Sample Tool, or ",
                 )
             if version == 0:
                 self.db.executescript(_SCHEMA)  # idempotent (IF NOT EXISTS); it commits itself
@@ -121,8 +127,7 @@ class Catalogue:
                     rebuildable=False,
                 ) from None
             raise CatalogueError(
-                f"{self.path} is not a usable catalogue ({e}); rebuild it "
-                "(sampletool index --rebuild) to scan the library again",
+                f"{self.path} is not a usable catalogue ({e})",
                 self.path,
             ) from None
 
@@ -133,8 +138,7 @@ class Catalogue:
             head = f.read(16)
         if head != b"SQLite format 3\x00":
             raise CatalogueError(
-                f"{self.path} is not a catalogue (it is not an SQLite database); rebuild it "
-                "(sampletool index --rebuild) to scan the library again",
+                f"{self.path} is not a catalogue (it is not an SQLite database)",
                 self.path,
             )
 

@@ -101,6 +101,13 @@ def test_keys_audition_play_toggle_and_find_similar(view, qtbot):
     assert toggles == [1]
     QTest.keyClick(view.table, Qt.Key.Key_Return)
     assert similar == [view.model.ref(1)]
+    # Tab leaves the table for the next widget instead of walking its cells (which changed
+    # the selected row, and played it, every few presses)
+    view.activateWindow()
+    view.table.setFocus()
+    QTest.keyClick(view.table, Qt.Key.Key_Tab)
+    assert heard[-1] == view.model.ref(1) and view.table.currentIndex().row() == 1
+    assert not view.table.hasFocus()
 
 
 def test_select_ids_from_the_map_does_not_echo_or_audition(view):

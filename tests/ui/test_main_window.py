@@ -337,6 +337,28 @@ def test_a_library_folder_that_vanished_is_a_message(qtbot, tiny_bundle, tmp_pat
     assert w.stack.currentIndex() == 0
 
 
+def test_a_damaged_catalogue_offers_a_rebuild_beside_open(qtbot, tiny_bundle, library):
+    from sampletool.library.library import default_db_path
+
+    db = default_db_path(library)
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"left by a crash" * 100)
+    w, _ = open_window(qtbot, tiny_bundle, library)
+    qtbot.waitUntil(lambda: w.rebuild_button.isVisible(), timeout=60_000)
+    text = w.welcome.text()
+    assert "is not a catalogue" in text and "sampletool index" not in text  # no CLI advice
+    assert w.open_button.isVisible() and w.open_button.text() == "Open sample folder..."
+    with qtbot.waitSignal(w.library_ready, timeout=120_000):
+        w.rebuild_button.click()
+    assert w.stack.currentIndex() == 1 and not w.rebuild_button.isVisible()
+    assert w.count_label.text() == "11 samples" and list(db.parent.glob("*.damaged-*"))
+    # A folder that fails to open leaves no count of the last library behind.
+    w.set_library(str(library.parent / "gone"))
+    qtbot.waitUntil(lambda: "does not exist" in w.welcome.text(), timeout=60_000)
+    assert w.count_label.text() == "" and not w.failures_button.isVisible()
+    assert not w.rebuild_button.isVisible()
+
+
 def test_run_task_delivers_result_error_and_progress(qtbot):
     got = {}
 

@@ -253,6 +253,7 @@ class _Table(QTableView):
     def __init__(self, owner: LibraryView) -> None:
         super().__init__(owner)
         self.owner = owner
+        self.setTabKeyNavigation(False)  # Tab goes on to the next panel; arrows move in here
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()

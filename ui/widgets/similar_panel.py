@@ -256,12 +256,16 @@ class _ResultsTree(QTreeWidget):
         self.setItemDelegateForColumn(FOLDER, _FolderDelegate(self))
         self.setItemDelegateForColumn(DISTANCE, _DistanceDelegate(self))
         header = self.header()
+        # The panel is narrow: the name takes what is left after a short folder (its end is
+        # shown) and the distance, so all three fit with no horizontal scrolling.
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(FOLDER, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(FOLDER, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(DISTANCE, QHeaderView.ResizeMode.Fixed)
-        self.setColumnWidth(NAME, 220)
-        self.setColumnWidth(DISTANCE, 120)
+        self.setColumnWidth(FOLDER, 80)
+        self.setColumnWidth(DISTANCE, 100)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.placeholder = PLACEHOLDER
 
     def paintEvent(self, event: QPaintEvent) -> None:
