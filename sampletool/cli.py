@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the immediate sub-folders of each DATA_DIR are the class names",
     )
     d.add_argument("--seed", type=int, default=0, help="seed of the split")
+    d.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset already in the folder")  # fmt: skip
     d.add_argument("--workers", type=int, help="checking processes (default: one per core)")
 
     t = sub.add_parser(
@@ -395,6 +397,7 @@ def cmd_make_dataset(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=bar,
         warn=lambda msg: print(f"sampletool: warning: {msg}", file=sys.stderr),
+        overwrite=args.overwrite,
     )
     bar.close()
     summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
@@ -613,6 +616,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
+    if args.threshold is not None and not args.threshold >= 0:
+        raise UsageError("--threshold must be a distance >= 0")
     lib = _library(args)
     try:
         d = lib.duplicates(args.threshold)

@@ -673,7 +673,10 @@ class MainWindow(QMainWindow):
         known = {p for p, _ in snapshot.failures}
         snapshot.failures += [(f["path"], f["reason"]) for f in report.failed
                               if f["path"] not in known]  # fmt: skip
-        parts = [f"{len(snapshot)} samples"]
+        # The count of samples is in the status bar's corner: say what this scan did.
+        done = [f"{n} {what}" for n, what in ((report.indexed, "indexed"), (report.moved, "moved"),
+                                              (report.removed, "removed")) if n]  # fmt: skip
+        parts = [", ".join(done) if done else "Library up to date"]
         if report.cancelled:
             parts.append("scan cancelled: the next scan carries on")
         self.statusBar().showMessage(" · ".join(parts), 8000)

@@ -125,6 +125,7 @@ def make_dataset(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     warn: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Find every audio file under `data_dirs` and write a dataset folder.
 
@@ -135,12 +136,15 @@ def make_dataset(
         classes_from_subfolders: the immediate sub-folders of each data dir are the classes.
         seed: seeds the split.
         warn: called with each warning (classes dropped for having too few files...).
+        overwrite: replace a dataset already in the folder (runs trained on it, which resume
+            from its manifest, would then train on the new one).
 
     Returns:
         The dataset folder, holding manifest.csv (path, class, split) and summary.json.
 
     Raises:
-        DatasetError: no folder, no audio, only unreadable files, a single class, ...
+        DatasetError: no folder, no audio, only unreadable files, a single class, a dataset
+            already there (without `overwrite`), ...
     """
     from sampletool.paths import user_data_dir
 
@@ -150,6 +154,12 @@ def make_dataset(
         raise DatasetError(f"--train-ratio must be between 0 and 1, got {train_ratio}")
     if not data_dirs:
         raise DatasetError("no data folder given")
+    root = Path(out) if out is not None else user_data_dir() / "datasets" / name
+    if (root / MANIFEST).exists() and not overwrite:
+        raise DatasetError(
+            f"a dataset is already in {root}; choose another name (or --out), or replace it "
+            "with --overwrite"
+        )
     warn = warn or (lambda _msg: None)
     started = time.time()
     walk_errors: list[tuple[str, str]] = []
@@ -207,7 +217,6 @@ def make_dataset(
             raise DatasetError("a dataset needs at least 2 readable files")
 
     splits = _stratified_split(labels, train_ratio, np.random.default_rng(seed))
-    root = Path(out) if out is not None else user_data_dir() / "datasets" / name
     root.mkdir(parents=True, exist_ok=True)
 
     def write_manifest(tmp: Path) -> None:

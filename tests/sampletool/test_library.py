@@ -385,6 +385,8 @@ def test_cli_index_similar_duplicates_json(tmp_path, tool, capsys):
     assert [r["distance"] for r in rows] == sorted(r["distance"] for r in rows)
     assert main(["duplicates", "--library", str(root), *common, "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"exact", "near", "threshold"}
+    assert main(["duplicates", "--library", str(root), *common, "--threshold", "-1"]) == 2
+    assert "--threshold must be a distance >= 0" in capsys.readouterr().err
     assert main(["similar", str(tmp_path / "nope.wav"), "--library", str(root), *common]) == 2
     capsys.readouterr()
     # --same-kind: the API's filtered list (the tiny model puts all six in one class)

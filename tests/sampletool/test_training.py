@@ -98,6 +98,18 @@ def test_make_dataset_without_classes(tmp_path):
     assert 1 <= ds.splits.count("val") <= 3
 
 
+def test_make_dataset_does_not_replace_one_unless_asked(tmp_path, capsys):
+    data = make_class_folders(tmp_path / "data", per_class=5)
+    manifest = make_dataset([data], "d", out=tmp_path / "ds", classes_from_subfolders=True,
+                            workers=0) / "manifest.csv"  # fmt: skip
+    kept = manifest.read_bytes()
+    again = ["make-dataset", str(data / "low"), "--name", "d", "--out", str(tmp_path / "ds"),
+             "--workers", "0"]  # fmt: skip
+    assert main(again) == 2 and "--overwrite" in capsys.readouterr().err
+    assert manifest.read_bytes() == kept  # a run resuming from it still trains on what it did
+    assert main([*again, "--overwrite"]) == 0 and manifest.read_bytes() != kept
+
+
 @pytest.mark.parametrize("case", ["empty", "one-class", "unreadable", "missing", "no-subfolders"])
 def test_bad_datasets_exit_2(tmp_path, capsys, case):
     data = tmp_path / "data"

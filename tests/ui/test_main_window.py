@@ -112,6 +112,8 @@ def test_library_is_indexed_shown_in_table_and_map_with_failures_listed(
     assert w.library_view.model.rowCount() == 11
     assert len(w.latent_map.ids()) == 11
     assert w.failures_button.isVisible() and "1 could not" in w.failures_button.text()
+    assert w.count_label.text() == "11 samples"  # and the message says what the scan did
+    assert w.statusBar().currentMessage() == "11 indexed"
     w.show_failures()
     assert "broken.wav" in w.failures_dialog.text.toPlainText()
     # The folder tree filters the table; the text filter too.
