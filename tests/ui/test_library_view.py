@@ -60,6 +60,16 @@ def test_rows_columns_and_segment_names(view):
     assert "loop.wav @ 1.50 s" in names(view)
 
 
+def test_filters_that_hide_everything_say_so(view):
+    assert view.table.placeholder() == ""
+    view.filter_edit.setText("no such sample")
+    assert view.model.rowCount() == 0
+    assert view.table.placeholder() == "No samples match the filters"
+    view.table.grab()  # it paints
+    view.filter_edit.clear()
+    assert view.table.placeholder() == ""
+
+
 def test_text_class_and_folder_filters_combine(view):
     view.filter_edit.setText("snares")  # folder names match too
     assert sorted(names(view)) == ["crack.wav", "rim.wav"]

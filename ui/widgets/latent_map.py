@@ -70,10 +70,17 @@ PALETTE = (
 )
 NO_CLASS_COLOUR = "#8a8a8a"
 BACKGROUND = "#15171c"  # the map paints its own dark ground in light and dark themes alike
-HINT = (
-    "Click: play · Drag a point out · Shift+drag: box select · Ctrl/Alt+drag: lasso · "
-    "Esc: clear · Wheel: zoom · Drag: pan · Click the legend to hide or show a class"
+_HINTS = (
+    "Click: play",
+    "Drag a point out",
+    "Shift+drag: box select",
+    "Ctrl/Alt+drag: lasso",
+    "Esc: clear",
+    "Wheel: zoom",
+    "Drag: pan",
+    "Click the legend to hide or show a class",
 )
+HINT = " · ".join(h.replace(" ", "\u00a0") for h in _HINTS)  # wraps between hints only
 HOVER_INTERVAL_MS = 16  # at most ~60 hover lookups a second
 
 

@@ -25,7 +25,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QKeyEvent
+from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -254,6 +254,24 @@ class _Table(QTableView):
         super().__init__(owner)
         self.owner = owner
         self.setTabKeyNavigation(False)  # Tab goes on to the next panel; arrows move in here
+
+    def placeholder(self) -> str:
+        """What the empty table says: only when the filters hide every sample."""
+        model = self.owner.model
+        return "No samples match the filters" if len(model.ids) and not model.rowCount() else ""
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        text = self.placeholder()
+        if text:
+            painter = QPainter(self.viewport())
+            color = QColor(self.palette().text().color())
+            color.setAlpha(120)
+            painter.setPen(color)
+            rect = self.viewport().rect().adjusted(16, 16, -16, -16)
+            painter.drawText(rect, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop),
+                             text)  # fmt: skip
+            painter.end()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
