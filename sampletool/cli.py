@@ -587,9 +587,11 @@ def cmd_similar(args: argparse.Namespace) -> int:
             args.target, args.k, args.offset, same_kind=args.same_kind
         )
         kind = lib.kind_of(args.target, args.offset) if args.same_kind and not files else None
-        counts = lib.catalogue.count(lib.model_id)
+        empty = None if files or kind else _why_no_entries(lib, args)
     finally:
         lib.close()
+    if empty:
+        raise UsageError(empty)
     rows = [{"path": f, "onset": o, "distance": round(d, 6)}
             for f, o, d in zip(files, onsets, dists, strict=True)]  # fmt: skip
     if args.json:
@@ -600,19 +602,29 @@ def cmd_similar(args: argparse.Namespace) -> int:
             print(f"{r['distance']:.4f}\t{r['path']}{at}")
         if kind:
             print(f"no other {kind} sounds in the library")
-    if rows or kind:
-        return EXIT_OK
-    if not counts["segments"]:
-        raise UsageError("the library is empty: index it first (sampletool index LIBRARY_DIR)")
-    if not counts["vectors"]:
-        raise UsageError(
-            f"the library's {counts['segments']} entries are indexed with other models, not "
-            f"{lib.tool.bundle.name!r}: index it with this one first (sampletool index "
-            "LIBRARY_DIR --model ...)"
-        )
-    if not args.json:
-        print("no other entries in the library")
+        elif not rows:
+            print("no other entries in the library")
     return EXIT_OK
+
+
+def _why_no_entries(lib, args: argparse.Namespace) -> str | None:
+    """Why a search found nothing, when the library is at fault: empty, unreadable, or not
+    indexed with this model (None: it holds only the target)."""
+    import shlex
+
+    index = " ".join(shlex.quote(str(a)) for a in (
+        "sampletool", "index", args.library,
+        *(("--model", args.model) if args.model else ()), *(("--db", args.db) if args.db else ()),
+    ))  # fmt: skip
+    counts = lib.catalogue.count(lib.model_id)
+    if not counts["files"] and counts["failed"]:
+        return f"none of the library's {counts['failed']} files could be read ({index} lists them)"
+    if not counts["files"]:
+        return f"the library is empty: index it first ({index})"
+    if not counts["vectors"]:
+        return (f"the library is not indexed with model {lib.tool.bundle.name!r} yet: index it "
+                f"with this model first ({index})")  # fmt: skip
+    return None
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:

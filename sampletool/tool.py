@@ -184,6 +184,7 @@ class SoundSampleTool:
         """
         return self.embed_clips(self._clip(audio_file_or_array, offset)[None])[0]
 
+    @torch.inference_mode()
     def embed_and_predict(
         self, audio_file_or_array: AudioInput, offset: float = 0.0
     ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -626,15 +626,16 @@ class MainWindow(QMainWindow):
     def _library_failed(self, error: BaseException) -> None:
         from sampletool.library.catalogue import CatalogueError
 
-        msg = message_of(error)
-        self.statusBar().showMessage(msg)
         rebuildable = isinstance(error, CatalogueError) and error.rebuildable
+        msg = error.problem if rebuildable else message_of(error)  # no command-line advice
+        self.statusBar().showMessage(msg)
         self.rebuild_button.setVisible(rebuildable)
         if rebuildable:
+            first = "Update Sample Tool, or rebuild" if error.or_else else "Rebuild"
             self.welcome.setText(
-                f"<h2>The library's catalogue cannot be used</h2><p>{error.problem}.</p>"
-                "<p>Rebuild it to scan the folder again (your samples are not touched), or "
-                "open another folder.</p>"
+                f"<h2>The library's catalogue cannot be used</h2><p>{msg}.</p>"
+                f"<p>{first} the catalogue to scan the folder again (your samples are not "
+                "touched), or open another folder.</p>"
             )
         else:
             self.welcome.setText(f"<h2>The library could not be opened</h2><p>{msg}</p>")

@@ -56,6 +56,9 @@ CREATE INDEX IF NOT EXISTS vectors_model ON vectors(model_id);
 """
 
 
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # SQLite's primary result codes for a damaged file
+
+
 class CatalogueError(SampleToolError):
     """A catalogue that cannot be used. `problem` says what is wrong; `rebuildable` says
     whether starting afresh would help, and the message then says how from the command line
@@ -67,6 +70,7 @@ class CatalogueError(SampleToolError):
         how = f"{or_else}rebuild it (sampletool index --rebuild) to scan the library again"
         super().__init__(f"{problem}; {how}" if rebuildable else problem)
         self.problem = problem
+        self.or_else = or_else
         self.path = path
         self.rebuildable = rebuildable
 
@@ -119,17 +123,21 @@ class Catalogue:
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('root', ?)", (str(self.root),))
             self.db.execute("SELECT count(*) FROM files").fetchone()
         except sqlite3.DatabaseError as e:
-            if isinstance(e, sqlite3.OperationalError) and "readonly" in str(e):
-                raise CatalogueError(
-                    f"{self.path} is read-only: Sample Tool writes to its catalogue even to "
-                    "search it; allow writing to that file and its folder",
-                    self.path,
-                    rebuildable=False,
-                ) from None
-            raise CatalogueError(
-                f"{self.path} is not a usable catalogue ({e})",
-                self.path,
-            ) from None
+            if hasattr(self, "db"):
+                self.db.close()
+            # Only a damaged file is worth starting afresh; a catalogue that is read-only,
+            # locked, or on a full or failing disk is kept as it is.
+            code = getattr(e, "sqlite_errorcode", None)  # Python 3.11+
+            damaged = (code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB) if code is not None
+                       else "malformed" in str(e) or "not a database" in str(e))  # fmt: skip
+            if damaged:
+                raise CatalogueError(f"{self.path} is damaged ({e})", self.path) from None
+            if "readonly" in str(e):
+                problem = (f"{self.path} is read-only: Sample Tool writes to its catalogue even "
+                           "to search it; allow writing to that file and its folder")  # fmt: skip
+            else:
+                problem = f"{self.path} cannot be used now ({e}); try again, or free disk space"
+            raise CatalogueError(problem, self.path, rebuildable=False) from None
 
     def _check_file(self) -> None:
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -179,6 +187,9 @@ class Catalogue:
         """A library setting the catalogue remembers (None if never set)."""
         row = self.db.execute("SELECT value FROM meta WHERE key=?", ("setting." + key,)).fetchone()
         return None if row is None else row[0]
+
+    def any_segmented(self) -> bool:
+        return bool(self.db.execute("SELECT 1 FROM files WHERE segmented = 1 LIMIT 1").fetchone())
 
     def set_setting(self, key: str, value: str) -> None:
         with self.transaction() as db:

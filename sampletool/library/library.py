@@ -154,10 +154,8 @@ class Library:
             aside = rebuild_aside(self.db_path)
             log.warning("damaged catalogue moved to %s; starting a fresh one", aside)
             self.catalogue = Catalogue(self.db_path, self.root)
-        stored = self.catalogue.setting("segmentation") == "on"
-        if segmentation is not None and segmentation != stored:
-            self.catalogue.set_setting("segmentation", "on" if segmentation else "off")
-        self.segmentation = stored if segmentation is None else segmentation
+        self._asked_segmentation = segmentation  # saved by the next scan (which holds the lock)
+        self.segmentation = self._stored_segmentation() if segmentation is None else segmentation
         # The index files and scan lock sit beside the catalogue and, unless it has the default
         # name (kept for the libraries that already exist), are named after it: two catalogues
         # in one folder (`--db`) must not share an index.
@@ -221,6 +219,12 @@ class Library:
 
     # -- scanning -------------------------------------------------------------------------------
 
+    def _stored_segmentation(self) -> bool:
+        """The segmentation the catalogue remembers; for one from before it did, whether it
+        holds segmented files."""
+        value = self.catalogue.setting("segmentation")
+        return self.catalogue.any_segmented() if value is None else value == "on"
+
     def _acquire_scan_lock(self):
         lock = open(self._lock_path, "a+")
         try:
@@ -249,6 +253,10 @@ class Library:
         report = ScanReport()
         lock = self._acquire_scan_lock()
         try:
+            asked = self._asked_segmentation
+            self.segmentation = self._stored_segmentation() if asked is None else asked
+            if self.catalogue.setting("segmentation") != ("on" if self.segmentation else "off"):
+                self.catalogue.set_setting("segmentation", "on" if self.segmentation else "off")
             self._scan(report, workers, progress, cancel)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -545,11 +553,14 @@ class Library:
     def _reading(self, target, offset: float) -> tuple[np.ndarray, np.ndarray | None]:
         """A sound's (search vector, class probabilities) from one read. The last file's is
         kept, so a search and then `kind_of` on a file from outside (as the app does) read it
-        once; a file changed since is read again."""
+        once; a file changed or replaced since is read again."""
         try:
             path = Path(target).expanduser().absolute()  # type: ignore[arg-type]
             st = path.stat()
-            key = (str(path), st.st_size, st.st_mtime_ns, offset)
+            # ctime too: a copy that keeps the old mtime (cp -p, rsync -a, unzip) still has a
+            # new ctime, and nothing can set it back.
+            key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                   offset)  # fmt: skip
         except (TypeError, OSError):  # an array; or unreadable, and the read below says why
             return self.tool.embed_and_predict(target, offset)
         last = self._last_reading

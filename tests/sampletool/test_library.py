@@ -266,13 +266,13 @@ def test_a_read_only_catalogue_is_not_called_damaged(tmp_path, tool):
     lib_at(tmp_path, tool).scan(workers=0)
     db.chmod(0o444)
     kept = db.read_bytes()
-    # Root writes anyway; drop the capabilities that let it, as for an ordinary user.
-    drop = "-dac_override,-dac_read_search"
-    cmd = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", sys.executable, "-m",
-           "sampletool", "index", str(root), "--model", str(tool.bundle.path), "--db", str(db),
-           "--workers", "0"]  # fmt: skip
-    if os.geteuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("needs root's setpriv to take write access away from root")
+    cmd = [sys.executable, "-m", "sampletool", "index", str(root), "--model",
+           str(tool.bundle.path), "--db", str(db), "--workers", "0"]  # fmt: skip
+    if os.geteuid() == 0:  # root writes anyway: drop the capabilities that let it
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv to take write access away")
+        drop = "-dac_override,-dac_read_search"
+        cmd = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", *cmd]
     for extra in ([], ["--rebuild"]):
         run = subprocess.run(cmd + extra, capture_output=True, text=True, timeout=120)
         assert run.returncode == 2 and "is read-only" in run.stderr, run.stderr
@@ -415,8 +415,15 @@ def test_cli_similar_on_an_empty_or_other_models_library(tmp_path, tool, tiny_bu
     root.mkdir()
     common = ["--model", str(tool.bundle.path), "--db", str(tmp_path / "c.sqlite")]
     query = ["similar", str(write(tmp_path / "q.wav", tone(80, 0.3))), "--library", str(root)]
+    assert main([*query, *common, "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "the library is empty: index it first (sampletool index " in err
+    (root / "broken.wav").write_bytes(b"RIFF????WAVEjunk")
+    assert main(["index", str(root), *common, "--workers", "0"]) == 0
+    capsys.readouterr()
     assert main([*query, *common]) == 2
-    assert "the library is empty: index it first" in capsys.readouterr().err
+    assert "none of the library's 1 files could be read" in capsys.readouterr().err
+    (root / "broken.wav").unlink()
     write(root / "only.wav", tone(90, 0.3))
     assert main(["index", str(root), *common, "--workers", "0"]) == 0
     capsys.readouterr()
@@ -425,7 +432,8 @@ def test_cli_similar_on_an_empty_or_other_models_library(tmp_path, tool, tiny_bu
     other = ["--model", str(tiny_bundle_no_classes), "--db", str(tmp_path / "c.sqlite")]
     assert main([*query, *other]) == 2
     err = capsys.readouterr().err
-    assert "1 entries are indexed with other models, not 'plain'" in err and "--model" in err
+    assert "the library is not indexed with model 'plain' yet" in err
+    assert f"(sampletool index {root} --model {tiny_bundle_no_classes} --db " in err
 
 
 def _loop(
@@ -527,6 +535,13 @@ def test_turning_segmentation_on_resegments_indexed_files(tmp_path, tool):
     # the segments; turned off, it goes back to one entry per file.
     again = lib_at(tmp_path, tool)
     assert again.segmentation and again.scan(workers=0).skipped_unchanged == 1
+    # A catalogue from before the setting was kept: its segmented files say it was on.
+    with again.catalogue.transaction() as db:
+        db.execute("DELETE FROM meta WHERE key = 'setting.segmentation'")
+    again.close()
+    again = lib_at(tmp_path, tool)
+    assert again.segmentation and again.scan(workers=0).skipped_unchanged == 1
+    assert again.catalogue.setting("segmentation") == "on"
     again.close()
     off = lib_at(tmp_path, tool, segmentation=False)
     assert off.scan(workers=0).indexed == 1 and len(off.catalogue.segments_of("beat.wav")) == 1

@@ -349,6 +349,8 @@ def test_a_damaged_catalogue_offers_a_rebuild_beside_open(qtbot, tiny_bundle, li
     qtbot.waitUntil(lambda: w.rebuild_button.isVisible(), timeout=60_000)
     text = w.welcome.text()
     assert "is not a catalogue" in text and "sampletool index" not in text  # no CLI advice
+    assert "is not a catalogue" in w.statusBar().currentMessage()
+    assert "sampletool index" not in w.statusBar().currentMessage()
     assert w.open_button.isVisible() and w.open_button.text() == "Open sample folder..."
     with qtbot.waitSignal(w.library_ready, timeout=120_000):
         w.rebuild_button.click()
