@@ -25,7 +25,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QKeyEvent, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 
 from ui.actions import SampleActions
 from ui.dnd import MIME_TYPE, SampleRef, make_mime
+from ui.widgets import paint_placeholder
 
 COLUMNS = ("Name", "Class", "Conf.", "Length", "Folder")
 ALL_CLASSES = "All classes"
@@ -264,14 +265,7 @@ class _Table(QTableView):
         super().paintEvent(event)
         text = self.placeholder()
         if text:
-            painter = QPainter(self.viewport())
-            color = QColor(self.palette().text().color())
-            color.setAlpha(120)
-            painter.setPen(color)
-            rect = self.viewport().rect().adjusted(16, 16, -16, -16)
-            painter.drawText(rect, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop),
-                             text)  # fmt: skip
-            painter.end()
+            paint_placeholder(self, text)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()

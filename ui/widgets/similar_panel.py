@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 
 from ui.actions import SampleActions
 from ui.dnd import MIME_TYPE, SampleRef, can_accept, make_mime, samples_from_mime
+from ui.widgets import paint_placeholder
 
 DROP_HINT = "Drop a sound here — from your desktop, the table or the map — to find similar samples"
 NAME, FOLDER, DISTANCE = range(3)
@@ -271,14 +272,7 @@ class _ResultsTree(QTreeWidget):
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         if self.topLevelItemCount() == 0 and self.placeholder:
-            painter = QPainter(self.viewport())
-            color = QColor(self.palette().text().color())
-            color.setAlpha(120)
-            painter.setPen(color)
-            rect = self.viewport().rect().adjusted(16, 16, -16, -16)
-            flags = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
-            painter.drawText(rect, int(flags | Qt.TextFlag.TextWordWrap), self.placeholder)
-            painter.end()
+            paint_placeholder(self, self.placeholder)
 
     @staticmethod
     def ref_of(item: QTreeWidgetItem | None) -> SampleRef | None:
