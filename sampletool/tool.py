@@ -166,13 +166,19 @@ class SoundSampleTool:
         batch_size = batch_size or self.batch_size
         for i in range(0, len(features), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(features[i : i + batch_size], np.float32))
-            post = self.model.encode(x.to(self.device))
-            vecs.append(post.mean.float().cpu().numpy())
-            if self.class_names:
-                probs.append(torch.softmax(self.model.class_logits(post), -1).cpu().numpy())
+            v, p = self._vectors_and_probs(x.to(self.device))
+            vecs.append(v)
+            if p is not None:
+                probs.append(p)
         if not vecs:
             return np.empty((0, self.latent_dim), np.float32), None
         return np.concatenate(vecs), (np.concatenate(probs) if probs else None)
+
+    def _vectors_and_probs(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """Features on the device -> (search vectors, class probabilities or None)."""
+        post = self.model.encode(x)
+        probs = torch.softmax(self.model.class_logits(post), -1) if self.class_names else None
+        return post.mean.float().cpu().numpy(), None if probs is None else probs.cpu().numpy()
 
     def embed(self, audio_file_or_array: AudioInput, offset: float = 0.0) -> np.ndarray:
         """The search vector of one sound: the posterior mean, float32 [latent] (64 by default).
@@ -195,7 +201,7 @@ class SoundSampleTool:
             AudioError: the file cannot be read.
         """
         x = self.features(self._clip(audio_file_or_array, offset)[None])
-        vectors, probs = self.embed_features(x.cpu().numpy())
+        vectors, probs = self._vectors_and_probs(x)
         return vectors[0], None if probs is None else probs[0]
 
     @torch.inference_mode()

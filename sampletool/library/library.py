@@ -255,8 +255,9 @@ class Library:
         try:
             asked = self._asked_segmentation
             self.segmentation = self._stored_segmentation() if asked is None else asked
-            if self.catalogue.setting("segmentation") != ("on" if self.segmentation else "off"):
-                self.catalogue.set_setting("segmentation", "on" if self.segmentation else "off")
+            value = "on" if self.segmentation else "off"
+            if self.catalogue.setting("segmentation") != value:
+                self.catalogue.set_setting("segmentation", value)
             self._scan(report, workers, progress, cancel)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
