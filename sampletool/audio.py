@@ -1,4 +1,5 @@
-"""Audio input: one clip from any file at the model's rate, and many clips in parallel.
+"""Audio in and out: one clip from any file at the model's rate, many clips in parallel, and
+crash-safe WAV writing.
 
 This module must stay light (numpy, soundfile, soxr; no torch): it is imported by the
 worker processes of the batched loader, and their start-up time is paid on every scan.
@@ -20,6 +21,8 @@ import soundfile as sf
 import soxr
 
 from sampletool.errors import AudioError
+from sampletool.fileio import atomic_write
+from sampletool.progress import Cancelled, Progress
 
 __all__ = [
     "AudioError",
@@ -28,9 +31,8 @@ __all__ = [
     "detect_format",
     "load_clip",
     "load_clips",
+    "write_wav",
 ]
-
-Progress = Callable[[int, int, str], None]
 
 # What a file's first bytes say it is. libsndfile also probes content, but when it fails its
 # message names no format; knowing what the bytes claim lets us say "this .ogg is really a WAV".
@@ -195,6 +197,17 @@ def load_clip(
     return out
 
 
+def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> Path:
+    """Write 16-bit PCM WAV through a temporary file, so a crash never leaves half a file.
+
+    Raises:
+        OSError: the folder cannot be written (or `path` is a folder).
+    """
+    return atomic_write(
+        path, lambda p: sf.write(str(p), audio, sample_rate, subtype="PCM_16", format="WAV")
+    )
+
+
 @dataclass
 class ClipBatch:
     """Clips loaded from many files.
@@ -345,7 +358,8 @@ class ClipLoader:
     ) -> ClipBatch:
         """Load every path; bad files are listed in `failures` and the rest carry on.
 
-        Stops early (returning what it has) when `cancel` is set.
+        Raises:
+            Cancelled: `cancel` was set; its `partial` is the batch loaded so far.
         """
         n_samples = round(self.sample_rate * self.seconds)
         rows: list[np.ndarray] = []
@@ -365,6 +379,8 @@ class ClipLoader:
                 break
         if rows:
             batch.audio = np.stack(rows)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("loading cancelled", partial=batch)
         return batch
 
 

@@ -34,3 +34,7 @@ class BundleError(SampleToolError):
 
 class ModelError(SampleToolError):
     """A request the loaded model cannot serve (for example classify without a classifier)."""
+
+
+class LibraryError(SampleToolError):
+    """A library that cannot be opened or scanned, said in one sentence."""

@@ -12,17 +12,10 @@ and scaled uniformly (aspect kept) into [-1, 1].
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 import numpy as np
 
-from sampletool.errors import SampleToolError
-
-Progress = Callable[[int, int, str], None]
-
-
-class Cancelled(SampleToolError):
-    """The projection was cancelled through its cancel event."""
+from sampletool.progress import Progress, check_cancel
 
 
 def pca_2d(vectors: np.ndarray) -> np.ndarray:
@@ -108,8 +101,7 @@ def umap_2d(
     steps = 3
 
     def step(done: int, message: str) -> None:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("map layout cancelled")
+        check_cancel(cancel, "map layout cancelled")
         if progress is not None:
             progress(done, steps, message)
 
@@ -218,8 +210,7 @@ def umap_2d_isolated(
         progress(1, 3, "Computing the map layout")
     try:
         while True:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("map layout cancelled")
+            check_cancel(cancel, "map layout cancelled")
             if parent.poll(poll_seconds):
                 try:
                     status, value = parent.recv()

@@ -16,6 +16,7 @@ import numpy as np
 
 from sampletool.audio import open_audio
 from sampletool.errors import AudioError
+from sampletool.progress import Cancelled
 
 __all__ = [
     "Envelope",
@@ -130,11 +131,11 @@ def read_envelope(
     """The min/max envelope of an audio file, read `block_seconds` at a time.
 
     Memory stays constant whatever the file's length; the result equals `envelope_of` on the
-    whole file. When `cancel` is set, reading stops and the envelope so far comes back with
-    `complete=False`.
+    whole file.
 
     Raises:
         AudioError: the file is missing, unreadable, not audio, damaged or empty.
+        Cancelled: `cancel` was set; its `partial` is the envelope so far (`complete=False`).
     """
     if bins < 1 or not block_seconds > 0:
         raise ValueError(f"bins and block_seconds must be positive, got {bins}, {block_seconds}")
@@ -144,7 +145,7 @@ def read_envelope(
         block = max(1, math.ceil(block_seconds * sr))
         while builder.filled < f.frames:
             if cancel is not None and cancel.is_set():
-                return builder.result(sr, complete=False)
+                raise Cancelled("reading cancelled", partial=builder.result(sr, complete=False))
             try:
                 data = f.read(block, dtype="float32", always_2d=True)
             except Exception as e:  # libsndfile decoding errors come in several types

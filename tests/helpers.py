@@ -47,8 +47,9 @@ def make_bundle(directory: Path, num_classes: int = 3, seed: int = 0, **override
     import torch
 
     from sampletool.features import AudioConfig
-    from sampletool.models import VAEConfig, build_model
     from sampletool.models.bundle import save_bundle
+    from sampletool.models.kinds import build_model
+    from sampletool.models.vae import VAEConfig
 
     torch.manual_seed(seed)
     cfg = VAEConfig(**{**TINY_VAE, "num_classes": num_classes, **overrides})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +21,8 @@ from sampletool.audio import ClipLoader
 from sampletool.data.dataset import Dataset
 from sampletool.features import AudioConfig, LogMelTransform, log_mel
 from sampletool.fileio import atomic_write
+from sampletool.progress import Progress, check_cancel
 
-Progress = Callable[[int, int, str], None]
 PENDING, DONE, FAILED = 0, 1, 2
 CHUNK = 256
 
@@ -99,13 +98,18 @@ class FeatureCache:
         workers: int | None = None,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
-    ) -> bool:
-        """Decode and compute whatever is missing. Returns False if cancelled before the end."""
+    ) -> None:
+        """Decode and compute whatever is missing.
+
+        Raises:
+            Cancelled: `cancel` was set; what was computed is kept, and the next build goes on
+                from there.
+        """
         kinds = ["features", "clips"] if with_clips else ["features"]
         statuses = {k: self.status(k) for k in kinds}
         todo = np.flatnonzero(np.logical_or.reduce([s == PENDING for s in statuses.values()]))
         if len(todo) == 0:
-            return True
+            return
         arrays = {k: self._array(k, writable=True) for k in kinds}
         failures = dict(self.failures())
         done_before = self.n - len(todo)
@@ -141,6 +145,6 @@ class FeatureCache:
                 if progress is not None:
                     n_done = done_before + min(start + CHUNK, len(todo))
                     progress(n_done, self.n, "caching features")
-                if cancel is not None and cancel.is_set():
-                    return False
-        return True
+                check_cancel(
+                    cancel, "caching features was cancelled; the next run goes on from here"
+                )

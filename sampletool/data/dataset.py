@@ -19,6 +19,7 @@ import numpy as np
 
 from sampletool.errors import SampleToolError
 from sampletool.fileio import atomic_write, atomic_write_text
+from sampletool.progress import Progress, check_cancel
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".bwf", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".mp3", ".w64",
@@ -26,7 +27,6 @@ AUDIO_EXTENSIONS = frozenset(
 )  # fmt: skip
 MANIFEST = "manifest.csv"
 SUMMARY = "summary.json"
-Progress = Callable[[int, int, str], None]
 
 
 class DatasetError(SampleToolError):
@@ -145,6 +145,7 @@ def make_dataset(
     Raises:
         DatasetError: no folder, no audio, only unreadable files, a single class, a dataset
             already there (without `overwrite`), ...
+        Cancelled: `cancel` was set while the files were checked (nothing is written).
     """
     from sampletool.paths import user_data_dir
 
@@ -185,8 +186,7 @@ def make_dataset(
     failures: list[tuple[str, str]] = list(walk_errors)
     good: list[tuple[str, str]] = []
     reasons = _probe_all([p for p, _ in items], workers, progress, cancel)
-    if cancel is not None and cancel.is_set():
-        raise DatasetError("cancelled")
+    check_cancel(cancel, "making the dataset was cancelled")
     for (path, cls), reason in zip(items, reasons, strict=True):
         if reason is None:
             good.append((path, cls))

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sampletool.errors import SampleToolError
+from sampletool.progress import Cancelled, Progress
 
 CLASSES = ("kick", "snare", "hihat", "tom", "cymbal", "clap", "percussion", "tonal", "fx")
 SAMPLE_RATES = (22050, 32000, 44100, 44100, 48000, 48000, 96000)
@@ -534,13 +535,16 @@ def write_class_folders(
     seed: int = 0,
     classes: tuple[str, ...] = CLASSES,
     formats: tuple[str, ...] = (".wav",),
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> list[Path]:
     """Write `per_class` one-shots of each class to folder/<class>/<class>_<n>.<ext>.
 
     Sample rates and bit depths vary per file; files already there are kept (a rerun after an
     interruption only writes what is missing). Returns the paths, in order.
+
+    Raises:
+        Cancelled: `cancel` was set; its `partial` is the paths written so far.
     """
     folder = Path(folder)
     rng = np.random.default_rng([seed, 7])
@@ -550,7 +554,7 @@ def write_class_folders(
         (folder / cls).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             if cancel is not None and cancel.is_set():
-                return paths
+                raise Cancelled("writing the samples was cancelled", partial=paths)
             ext = formats[int(rng.integers(len(formats)))]
             subtype = SUBTYPES[int(rng.integers(len(SUBTYPES)))]
             path = folder / cls / f"{cls}_{i:04d}{ext}"
@@ -574,7 +578,7 @@ def write_demo_library(
     per_class: int = 30,
     loops: int = 8,
     seed: int = 0,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> list[Path]:
     """A demo library: class folders of one-shots in several formats, plus a Loops folder.
@@ -585,6 +589,8 @@ def write_demo_library(
     Raises:
         DemoLibraryError: the folder holds other files.
         OSError: the folder cannot be created or written.
+        Cancelled: `cancel` was set; its `partial` is the paths written so far (a later call
+            completes the library).
     """
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
@@ -608,7 +614,7 @@ def write_demo_library(
     (folder / "Loops").mkdir(parents=True, exist_ok=True)
     for i in range(loops):
         if cancel is not None and cancel.is_set():
-            break
+            raise Cancelled("writing the demo library was cancelled", partial=paths)
         loop = make_loop(seed * 1000 + i, bars=2)
         path = folder / "Loops" / f"loop_{i:02d}_{loop.variant}.wav"
         if not path.exists():

@@ -4,6 +4,12 @@ The catalogue is the source of truth; the hnswlib index beside it is derived dat
 here whenever it is missing, damaged or behind. Every scan batch is one transaction (file rows,
 segments, vectors together), so a crash at any moment loses at most the batch in flight and
 never leaves a file without its vectors or a vector without its file.
+
+Each vector row holds everything the model read in that segment: the search vector, the class
+probabilities and the decoder latent, so searching, classifying and blending an indexed sample
+never read its audio again. Schema history: 1 had no latents; a version 1 catalogue is migrated
+in place when opened (its vectors keep working for search, and the next scan re-embeds them to
+add their latents).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +25,7 @@ import numpy as np
 
 from sampletool.errors import SampleToolError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -28,7 +34,7 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT NOT NULL UNIQUE,          -- relative to the library root, '/'-separated
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
-    hash TEXT,                          -- quick content hash (see scanner.quick_hash)
+    hash TEXT,                          -- quick content hash (see scan_worker.quick_hash)
     duration REAL,
     sample_rate INTEGER,
     channels INTEGER,
@@ -50,6 +56,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     model_id TEXT NOT NULL,
     vector BLOB NOT NULL,               -- float32 [latent]
     probs BLOB,                         -- float32 [classes], NULL without a classifier
+    latent BLOB,                        -- float32 decoder latent; NULL if from schema 1
     PRIMARY KEY (segment_id, model_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS vectors_model ON vectors(model_id);
@@ -115,6 +122,8 @@ class Catalogue:
                 )
             if version == 0:
                 self.db.executescript(_SCHEMA)  # idempotent (IF NOT EXISTS); it commits itself
+            elif version < SCHEMA_VERSION:
+                self._migrate(version)
             with self.transaction():
                 self.db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
@@ -148,6 +157,19 @@ class Catalogue:
             raise CatalogueError(
                 f"{self.path} is not a catalogue (it is not an SQLite database)",
                 self.path,
+            )
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older catalogue up to SCHEMA_VERSION, in one transaction (another process
+        may have done it since `version` was read: the version is read again inside it)."""
+        with self.transaction() as db:
+            version = self._version()
+            if version < 2:
+                # Latents arrived in 2: old vectors keep serving search; the next scan
+                # re-embeds their files (they do not count as complete, see has_vectors).
+                db.execute("ALTER TABLE vectors ADD COLUMN latent BLOB")
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )
 
     def _version(self) -> int:
@@ -211,9 +233,9 @@ class Catalogue:
         return Path(os.path.relpath(Path(path).absolute(), self.root)).as_posix()
 
     def has_vectors(self, model_id: str) -> set[int]:
-        """File ids whose every segment has a vector for this model."""
+        """File ids whose every segment has this model's reading, latent included."""
         rows = self.db.execute(
-            """SELECT s.file_id, count(*), count(v.segment_id) FROM segments s
+            """SELECT s.file_id, count(*), count(v.latent) FROM segments s
                LEFT JOIN vectors v ON v.segment_id = s.id AND v.model_id = ?
                GROUP BY s.file_id""",
             (model_id,),
@@ -283,6 +305,14 @@ class Catalogue:
         ).fetchone()
         return np.frombuffer(row[0], np.float32).copy() if row else None
 
+    def latent_of(self, segment_id: int, model_id: str) -> np.ndarray | None:
+        """The decoder latent stored for a segment, float32 flat (None if there is none yet)."""
+        row = self.db.execute(
+            "SELECT latent FROM vectors WHERE segment_id = ? AND model_id = ?",
+            (segment_id, model_id),
+        ).fetchone()
+        return np.frombuffer(row[0], np.float32).copy() if row and row[0] is not None else None
+
     def failures(self) -> list[tuple[str, str]]:
         return [
             (str(self.abspath(p)), e)
@@ -299,15 +329,6 @@ class Catalogue:
                 "SELECT count(*) FROM vectors WHERE model_id = ?", (model_id,)
             ).fetchone()[0]
         return out
-
-    def entries(self, model_id: str) -> Iterator[tuple[int, str, float, bytes | None]]:
-        """(segment id, absolute path, onset, probs blob) for every vector of a model."""
-        for sid, path, onset, probs in self.db.execute(
-            "SELECT s.id, f.path, s.onset, v.probs FROM vectors v JOIN segments s "
-            "ON s.id = v.segment_id JOIN files f ON f.id = s.file_id WHERE v.model_id = ?",
-            (model_id,),
-        ):
-            yield sid, str(self.abspath(path)), onset, probs
 
     def snapshot_rows(self, model_id: str) -> list[tuple]:
         """(segment id, relative path, onset, file duration, vector blob, probs blob) for every
@@ -372,19 +393,23 @@ class Catalogue:
         model_id: str,
         vector: np.ndarray,
         probs: np.ndarray | None,
+        latent: np.ndarray,
     ) -> int:
+        """Add (or replace) a segment's reading by one model; returns the segment id."""
         sid = db.execute(
             "INSERT INTO segments (file_id, onset) VALUES (?, ?) "
             "ON CONFLICT(file_id, onset) DO UPDATE SET onset=excluded.onset RETURNING id",
             (file_id, float(onset)),
         ).fetchone()[0]
         db.execute(
-            "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO vectors (segment_id, model_id, vector, probs, latent) "
+            "VALUES (?, ?, ?, ?, ?)",
             (
                 sid,
                 model_id,
                 np.asarray(vector, np.float32).tobytes(),
                 None if probs is None else np.asarray(probs, np.float32).tobytes(),
+                np.asarray(latent, np.float32).tobytes(),
             ),
         )
         return int(sid)

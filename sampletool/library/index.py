@@ -19,14 +19,8 @@ at 1M (build about 2 minutes on 2 cores, 470 MB file, 560 MB in memory). M=16 re
 at ef_search 128; M=16 with ef_construction=400 matched M=24 but built 2.6x slower. ef_search is
 the knob for harder data (`set_ef`, also after `load`): recall rises and latency grows with it.
 
-Files: `save(path)` writes hnswlib's own file at `path` and a JSON sidecar beside it
-(`sidecar_path(path)`: the same name plus ".json") with the dimension, space, item counts,
-removed ids, and the file's byte length and CRC-32. Each is written to a temporary file in the
-same folder, flushed to disk and moved into place with `os.replace`, index first, sidecar last.
-`load` checks the sidecar, the length, the checksum and hnswlib's own header before handing the
-file to hnswlib, whose loader trusts its input and can crash the process on a damaged file. A
-crash between the two moves leaves a new index with the old sidecar, which `load` reports as
-damaged (the index is derived data: the caller rebuilds it from the catalogue).
+Files: `save` and `load` go through `sampletool.library.index_file`, which writes hnswlib's
+file with a checked JSON description beside it.
 
 Thread safety: every method takes the same re-entrant lock, so a GUI thread may query while a
 scan thread adds. hnswlib releases the GIL while it searches and builds.
@@ -35,44 +29,26 @@ scan thread adds. hnswlib releases the GIL while it searches and builds.
 from __future__ import annotations
 
 import json
-import math
+import logging
 import os
-import struct
-import tempfile
 import threading
-import zlib
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import hnswlib
 import numpy as np
 
-from sampletool.errors import FileProblem
+from sampletool.fileio import atomic_write_text
+from sampletool.library.catalogue import Catalogue
+from sampletool.library.index_file import IndexFileError, read_index, write_index
 
-FORMAT = "sampletool-vector-index"
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
 
 DEFAULT_M = 24
 DEFAULT_EF_CONSTRUCTION = 200
 DEFAULT_EF_SEARCH = 128
 
 _INT64_MAX = np.iinfo(np.int64).max
-# hnswlib's file header, as its saveIndex writes it on a 64-bit little-endian machine:
-# offsetLevel0, max_elements, cur_element_count, size_data_per_element, label_offset,
-# offsetData (size_t each), maxlevel (int), enterpoint_node (uint), maxM, maxM0, M (size_t),
-# mult (double), ef_construction (size_t).
-_HEADER = struct.Struct("<6QiI3QdQ")
-
-
-class IndexFileError(FileProblem):
-    """A vector index file that cannot be used: missing, truncated, damaged, or made for other
-    vectors (another dimension or distance)."""
-
-
-def sidecar_path(path: str | os.PathLike[str]) -> Path:
-    """The JSON file that `VectorIndex.save` writes beside the index file at `path`."""
-    path = Path(path)
-    return path.with_name(path.name + ".json")
 
 
 def _cpu_count() -> int:
@@ -356,106 +332,46 @@ class VectorIndex:
     # -- files ----------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the index to `path` and its sidecar beside it, each atomically.
+        """Write the index to `path` and its description beside it, each atomically.
 
         Raises:
             OSError: the folder cannot be written.
         """
-        path = Path(path)
-        side = sidecar_path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             if len(self._deleted) != self._tombstones:
                 labels = np.asarray(self._index.get_ids_list(), dtype=np.uint64)
                 self._prune_deleted(labels.astype(np.int64))
-            doc = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "space": self.SPACE,
-                "dim": self._dim,
-                "items": len(self),
-                "elements": int(self._index.element_count),
-                "capacity": int(self._index.max_elements),
-                "m": self.m,
-                "ef_construction": self.ef_construction,
-                "ef_search": self._ef,
-                "seed": self._seed,
-                "bytes": 0,
-                "crc32": 0,
-                "removed": sorted(self._deleted),
-            }
-            tmp_index = _temp_beside(path)
-            tmp_side = None
-            try:
-                self._index.save_index(str(tmp_index))
-                with open(tmp_index, "r+b") as f:
-                    os.fsync(f.fileno())
-                doc["bytes"], doc["crc32"] = _length_and_crc(tmp_index)
-                tmp_side = _temp_beside(side)
-                with open(tmp_side, "w", encoding="utf-8") as f:
-                    json.dump(doc, f, indent=1)
-                    f.write("\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp_index, path)
-                os.replace(tmp_side, side)
-            except BaseException:
-                tmp_index.unlink(missing_ok=True)
-                if tmp_side is not None:
-                    tmp_side.unlink(missing_ok=True)
-                raise
-        _fsync_folder(path.parent)
+            write_index(
+                Path(path),
+                self._index,
+                {
+                    "space": self.SPACE,
+                    "dim": self._dim,
+                    "items": len(self),
+                    "elements": int(self._index.element_count),
+                    "capacity": int(self._index.max_elements),
+                    "m": self.m,
+                    "ef_construction": self.ef_construction,
+                    "ef_search": self._ef,
+                    "seed": self._seed,
+                    "removed": sorted(self._deleted),
+                },
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], dim: int) -> VectorIndex:
         """Read an index that `save` wrote, checking it fully before hnswlib sees it.
 
         Raises:
-            IndexFileError: the file or its sidecar is missing, truncated, damaged, from a newer
-                Sample Tool, or holds vectors of another dimension or distance. One sentence
-                says which.
+            IndexFileError: the file or its description is missing, truncated, damaged, from a
+                newer Sample Tool, or holds vectors of another dimension or distance. One
+                sentence says which.
         """
         path = Path(path)
-        side = sidecar_path(path)
-        if not path.exists():
-            raise IndexFileError(path, "the index file does not exist")
-        if not path.is_file():
-            raise IndexFileError(path, "is not a file")
-        try:
-            size = path.stat().st_size
-            if size == 0:
-                raise IndexFileError(path, "the index file is empty (0 bytes)")
-            if not side.is_file():
-                raise IndexFileError(
-                    path, f"its description {side.name} is missing, so it cannot be checked"
-                )
-            doc = _read_sidecar(path, side)
-            if doc["space"] != cls.SPACE:
-                raise IndexFileError(
-                    path, f"it was built for {doc['space']!r} distance, not {cls.SPACE!r}"
-                )
-            if doc["dim"] != dim:
-                raise IndexFileError(
-                    path, f"it holds {doc['dim']}-dimensional vectors, not {dim}-dimensional"
-                )
-            if size != doc["bytes"]:
-                what = "truncated" if size < doc["bytes"] else "longer than it was saved"
-                raise IndexFileError(
-                    path, f"the index file is {what} ({size} bytes; {doc['bytes']} were saved)"
-                )
-            if _length_and_crc(path)[1] != doc["crc32"]:
-                raise IndexFileError(path, "the index file is damaged (its checksum is wrong)")
-            _check_header(path, doc, dim)
-            index = cls.__new__(cls)
-            index._dim = int(dim)
-            index._index = hnswlib.Index(space=cls.SPACE, dim=int(dim))
-            index._index.load_index(
-                str(path), max_elements=doc["capacity"], allow_replace_deleted=True
-            )
-        except OSError as e:
-            raise IndexFileError(path, f"cannot be read ({e.strerror or e})") from None
-        except (RuntimeError, MemoryError, ValueError) as e:
-            raise IndexFileError(path, f"hnswlib cannot load it ({e})") from None
+        raw, doc = read_index(path, int(dim), cls.SPACE)
+        index = cls.__new__(cls)
+        index._dim = int(dim)
+        index._index = raw
         index._ef = doc["ef_search"]
         index._index.set_ef(index._ef)
         index._seed = doc["seed"]
@@ -567,6 +483,106 @@ class VectorIndex:
         return ids[top], dist.astype(np.float32)
 
 
+class ModelIndex:
+    """One model's vector index over one catalogue, kept in step with it.
+
+    The index file (hnswlib's, written by `VectorIndex.save`) and a small state file (the
+    catalogue generation it was saved at) sit beside the catalogue. Opening reuses the file when
+    it matches the catalogue; a missing, damaged, stale or other-dimension file is rebuilt from
+    the catalogue's stored vectors (the catalogue is the source of truth). Changes go through
+    `add` and `remove` (under one lock, so a GUI may search while a scan adds) and reach disk
+    with `save`.
+
+    Args:
+        catalogue: the library's catalogue.
+        model_id: whose vectors (`Catalogue.vectors(model_id)`).
+        dim: the vectors' length.
+        path: the index file; its state file is `path` with ".state.json" for ".hnsw".
+    """
+
+    def __init__(self, catalogue: Catalogue, model_id: str, dim: int, path: Path) -> None:
+        self.catalogue = catalogue
+        self.model_id = model_id
+        self.dim = dim
+        self.path = path
+        self.state_path = path.with_name(path.name.removesuffix(".hnsw") + ".state.json")
+        self._lock = threading.RLock()
+        self._saved_generation = -1
+        self.vectors = self._open()
+
+    def _open(self) -> VectorIndex:
+        cat = self.catalogue
+        try:
+            if not self.path.exists():
+                raise FileNotFoundError(self.path)
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            if not isinstance(state, dict):
+                raise ValueError("the index state file is damaged")
+            index = VectorIndex.load(self.path, self.dim)
+            generation = cat.generation()
+            expected = cat.vector_ids(self.model_id)
+            if state.get("generation") == generation and len(index) == len(expected):
+                self._saved_generation = generation
+                return index
+            # Another model's scan moves the generation on without touching this model's
+            # vectors: the same ids (never reused) mean the same vectors.
+            if np.array_equal(np.sort(index.ids()), expected):
+                self._save_state(generation, len(index))
+                return index
+            reason = "behind the catalogue"
+        except FileNotFoundError:
+            reason = "missing"
+        except (IndexFileError, ValueError, OSError) as e:
+            reason = f"unusable ({e})"
+        ids, vecs = cat.vectors(self.model_id)
+        if len(ids):
+            log.info("vector index %s is %s: rebuilt from the catalogue", self.path, reason)
+            index = VectorIndex.build(ids, vecs)
+        else:
+            index = VectorIndex(self.dim)
+        self._save(index)
+        return index
+
+    def refresh(self) -> None:
+        """Reopen the index if another process changed the catalogue since it was saved."""
+        with self._lock:
+            if self._saved_generation != self.catalogue.generation():
+                self.vectors = self._open()
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        with self._lock:
+            self.vectors.add(ids, vectors)
+
+    def remove(self, ids: Iterable[int]) -> None:
+        with self._lock:
+            self.vectors.remove(list(ids))
+
+    def query(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        exclude: Collection[int] | None = None,
+        only: Collection[int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`VectorIndex.query` on the current index."""
+        with self._lock:
+            return self.vectors.query(vectors, k, exclude=exclude, only=only)
+
+    def save(self) -> None:
+        """Write the index and the catalogue generation it matches."""
+        with self._lock:
+            self._save(self.vectors)
+
+    def _save(self, index: VectorIndex) -> None:
+        generation = self.catalogue.generation()
+        index.save(self.path)
+        self._save_state(generation, len(index))
+
+    def _save_state(self, generation: int, items: int) -> None:
+        self._saved_generation = generation
+        atomic_write_text(self.state_path, json.dumps({"generation": generation, "items": items}))
+
+
 # -- helpers --------------------------------------------------------------------------------------
 
 
@@ -607,90 +623,3 @@ def _isin(labels: np.ndarray, ids: Collection[int]) -> np.ndarray:
         return np.isin(labels, np.fromiter(ids, np.int64, len(ids)))
     flat = labels.ravel().tolist()
     return np.fromiter((i in ids for i in flat), bool, len(flat)).reshape(labels.shape)
-
-
-def _temp_beside(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the renames durable (POSIX; Windows has no folder handles to flush)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _length_and_crc(path: Path) -> tuple[int, int]:
-    crc, n = 0, 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            crc = zlib.crc32(chunk, crc)
-            n += len(chunk)
-    return n, crc
-
-
-def _read_sidecar(path: Path, side: Path) -> dict:
-    try:
-        doc = json.loads(side.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IndexFileError(path, f"its description {side.name} is damaged ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise IndexFileError(path, f"{side.name} does not describe a Sample Tool vector index")
-    version = doc.get("format_version")
-    if isinstance(version, int) and version > FORMAT_VERSION:
-        raise IndexFileError(
-            path,
-            f"it was written by a newer Sample Tool (index format {version}; this version reads "
-            f"format {FORMAT_VERSION} and older)",
-        )
-    ints = ("dim", "items", "elements", "capacity", "m", "ef_construction", "ef_search", "seed")
-    ok = (
-        isinstance(version, int)
-        and version >= 1
-        and isinstance(doc.get("space"), str)
-        and all(_is_count(doc.get(key)) for key in (*ints, "bytes", "crc32"))
-        and isinstance(doc.get("removed"), list)
-        and all(_is_count(i) for i in doc["removed"])
-    )
-    if not ok:
-        raise IndexFileError(path, f"its description {side.name} is incomplete or damaged")
-    return doc
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _check_header(path: Path, doc: dict, dim: int) -> None:
-    """Compare hnswlib's own header with what the sidecar and the caller expect."""
-    with open(path, "rb") as f:
-        raw = f.read(_HEADER.size)
-    if len(raw) < _HEADER.size:
-        raise IndexFileError(path, "the index file is too short to be an hnswlib index")
-    (level0, max_elements, count, per_element, label_offset, data_offset, _maxlevel, entry,
-     max_m, max_m0, m, mult, _efc) = _HEADER.unpack(raw)  # fmt: skip
-    data_size = label_offset - data_offset
-    if data_size != 4 * doc["dim"] and data_size % 4 == 0 and 0 < data_size < 4 * 2**20:
-        raise IndexFileError(
-            path, f"it holds {data_size // 4}-dimensional vectors, not {dim}-dimensional"
-        )
-    sane = (
-        level0 == 0
-        and data_size == 4 * dim
-        and max_m0 == 2 * m
-        and max_m == m
-        and data_offset == max_m0 * 4 + 4
-        and per_element == data_offset + data_size + 8
-        and count == doc["elements"]
-        and count <= max_elements
-        and (count == 0 or entry < count)
-        and math.isfinite(mult)
-    )
-    if not sane:
-        raise IndexFileError(path, "the index file's header does not match its description")

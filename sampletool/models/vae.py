@@ -8,13 +8,90 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sampletool.features import AudioConfig, features_to_audio
+from sampletool.models.kinds import Loss, ModelKind
+from sampletool.models.runtime import ModelRuntime
+
 _LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """SampleVAE's VAE: conv encoder, dense hidden layer, IAF posterior, deconv decoder.
+
+    Sizes default to SampleVAE's. Every field is stored in the bundle's config.json.
+    """
+
+    kind: str = "vae"
+    conv_channels: tuple[int, ...] = (32, 64, 32, 32)
+    pool_sizes: tuple[tuple[int, int], ...] = ((4, 4), (2, 2), (2, 4), (2, 2))
+    kernel_size: int = 3
+    hidden: int = 512
+    latent: int = 64
+    flow_length: int = 5
+    flow_hidden: int = 64
+    dropout: float = 0.2
+    num_classes: int = 0
+    classifier_input: str = "hidden"  # or "latent": see VAE
+    prior: str = "standard"  # or "class": see VAE
+    prior_scale: float = 3.0
+    # Loss weights: loss = recon + kl_weight * KL + class_weight * cross-entropy
+    # + neighbour_weight * soft-nearest-neighbour loss of the latent means (see VAE.loss).
+    kl_weight: float = 1.0
+    class_weight: float = 100.0
+    neighbour_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        # JSON gives lists; normalise to tuples so configs compare and hash as values.
+        object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
+        object.__setattr__(self, "pool_sizes", tuple((int(a), int(b)) for a, b in self.pool_sizes))
+        if self.kind != "vae":
+            raise ValueError(f"VAEConfig is for kind 'vae', not {self.kind!r}")
+        if len(self.conv_channels) != len(self.pool_sizes) or not self.conv_channels:
+            raise ValueError("conv_channels and pool_sizes need the same, non-zero length")
+        for name in ("kernel_size", "hidden", "latent", "flow_hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.flow_length < 0 or self.num_classes < 0:
+            raise ValueError("flow_length and num_classes must be >= 0")
+        if self.num_classes == 1:
+            raise ValueError("a classifier needs at least 2 classes")
+        if self.prior not in ("standard", "class"):
+            raise ValueError("prior must be 'standard' or 'class'")
+        if self.prior == "class" and self.num_classes > self.latent:
+            raise ValueError("a class prior needs at least as many latent dimensions as classes")
+        if self.classifier_input not in ("hidden", "latent"):
+            raise ValueError("classifier_input must be 'hidden' or 'latent'")
+        if self.neighbour_weight < 0:
+            raise ValueError("neighbour_weight must be >= 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["conv_channels"] = list(self.conv_channels)
+        d["pool_sizes"] = [list(p) for p in self.pool_sizes]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VAEConfig:
+        d = dict(d)
+        # Bundles written before 0.2 (the built-in one among them) carry an always-empty
+        # "extra" setting that no code ever read.
+        if d.get("extra") == {}:
+            del d["extra"]
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown VAE settings: {', '.join(sorted(unknown))}")
+        return cls(**d)
 
 
 class MaskedLinear(nn.Linear):
@@ -108,6 +185,7 @@ class VAE(nn.Module):
             class's posterior means around its own centre, so Euclidean neighbours share a
             class. Unlabelled clips keep N(0, I).
         prior_scale: distance of each class centre from the origin.
+        kl_weight, class_weight, neighbour_weight: the loss's weights (see `loss`).
     """
 
     def __init__(
@@ -126,8 +204,13 @@ class VAE(nn.Module):
         classifier_input: str = "hidden",
         prior: str = "standard",
         prior_scale: float = 3.0,
+        kl_weight: float = 1.0,
+        class_weight: float = 100.0,
+        neighbour_weight: float = 0.0,
     ) -> None:
         super().__init__()
+        self.kl_weight, self.class_weight = kl_weight, class_weight
+        self.neighbour_weight = neighbour_weight
         if prior not in ("standard", "class"):
             raise ValueError(f"prior must be 'standard' or 'class', not {prior!r}")
         if prior == "class" and num_classes > latent:
@@ -294,36 +377,37 @@ class VAE(nn.Module):
         self,
         features: torch.Tensor,
         labels: torch.Tensor | None = None,
-        kl_weight: float = 1.0,
-        class_weight: float = 1.0,
         class_balance: torch.Tensor | None = None,
-        forward: Callable[[torch.Tensor], VAEOutput] | None = None,
-        neighbour_weight: float = 0.0,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Training loss: reconstruction + KL (with flows) + cross-entropy when labels are given,
-        and with `neighbour_weight` the soft-nearest-neighbour loss of the posterior means (the
-        search vectors): each clip's near neighbours in the batch should share its class.
+        forward: Callable[..., VAEOutput] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Loss:
+        """Reconstruction + kl_weight * KL (with flows) + class_weight * cross-entropy when
+        labels are given, and neighbour_weight * the soft-nearest-neighbour loss of the
+        posterior means (the search vectors): each clip's near neighbours in the batch should
+        share its class.
 
         Reconstruction is the squared error summed over the feature bins (a unit-variance
         Gaussian likelihood up to a constant), averaged over the batch. `labels` may hold -1 for
-        clips without a class. `forward` replaces `self.forward` (DistributedDataParallel's
-        wrapper, so gradients are synchronised). Returns (loss, its parts as floats).
+        clips without a class; `class_balance` weights the cross-entropy per class. `forward`
+        replaces `self.forward` (DistributedDataParallel's wrapper, so gradients are
+        synchronised); `generator` seeds the posterior draw (validation uses the same draws
+        each time).
         """
-        out = (forward or self.forward)(features, None, labels)
+        out = (forward or self.forward)(features, generator, labels)
         recon = (out.recon - features).square().sum((1, 2)).mean()
         kl = out.kl.mean()
-        total = recon + kl_weight * kl
+        total = recon + self.kl_weight * kl
         parts = {"recon": float(recon.detach()), "kl": float(kl.detach())}
         if out.class_logits is not None and labels is not None and (labels >= 0).any():
             ce = F.cross_entropy(out.class_logits, labels, weight=class_balance, ignore_index=-1)
-            total = total + class_weight * ce
+            total = total + self.class_weight * ce
             parts["ce"] = float(ce.detach())
-            if neighbour_weight > 0:
+            if self.neighbour_weight > 0:
                 nn = soft_nearest_neighbour(out.posterior.mean, labels)
-                total = total + neighbour_weight * nn
+                total = total + self.neighbour_weight * nn
                 parts["nn"] = float(nn.detach())
         parts["loss"] = float(total.detach())
-        return total, parts
+        return Loss(total, parts, out.class_logits)
 
 
 def soft_nearest_neighbour(vectors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -343,3 +427,70 @@ def soft_nearest_neighbour(vectors: torch.Tensor, labels: torch.Tensor) -> torch
     log_all = torch.logsumexp(logits, 1)
     log_same = torch.logsumexp(logits.masked_fill(~same, float("-inf")), 1)
     return (log_all - log_same)[has].mean()
+
+
+def build_vae(config: VAEConfig, audio: AudioConfig) -> VAE:
+    """The (untrained) VAE a config describes, for features of `audio`'s size."""
+    return VAE(
+        n_mels=audio.n_mels,
+        n_frames=audio.num_frames,
+        conv_channels=config.conv_channels,
+        pool_sizes=config.pool_sizes,
+        kernel_size=config.kernel_size,
+        hidden=config.hidden,
+        latent=config.latent,
+        flow_length=config.flow_length,
+        flow_hidden=config.flow_hidden,
+        dropout=config.dropout,
+        num_classes=config.num_classes,
+        classifier_input=config.classifier_input,
+        prior=config.prior,
+        prior_scale=config.prior_scale,
+        kl_weight=config.kl_weight,
+        class_weight=config.class_weight,
+        neighbour_weight=config.neighbour_weight,
+    )
+
+
+class VAERuntime(ModelRuntime):
+    """The VAE at work: log-mel in; the posterior mean (before the flows) as the search vector,
+    the mean carried through the flows as the decoder latent; log-mel out, then Griffin-Lim."""
+
+    module: VAE
+
+    @property
+    def vector_dim(self) -> int:
+        return self.module.latent_dim
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.module.latent_dim,)
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        post = self.module.encode(x)
+        probs = None
+        if self.module.classifier is not None:
+            probs = torch.softmax(self.module.class_logits(post), -1)
+        return post.mean, probs, self.module.decoder_latent(post)
+
+    def _decode(
+        self, z: torch.Tensor, *, seed: int | None, iterations: int, progress, cancel
+    ) -> torch.Tensor:
+        return features_to_audio(self.module.decode(z), self.audio, n_iter=iterations, seed=seed)
+
+    def _prior_latent(self, rng: np.random.Generator) -> np.ndarray:
+        """A standard normal draw; under a class prior, around a random class's centre."""
+        z = rng.standard_normal(self.module.latent_dim)
+        if self.module.prior == "class" and self.class_names:
+            centres = self.module.class_centres.cpu().numpy()
+            z = z + centres[rng.integers(len(self.class_names))]
+        return z
+
+
+KIND = ModelKind(
+    name="vae",
+    description="SampleVAE's VAE with inverse autoregressive flows, on log-mel spectrograms",
+    config_type=VAEConfig,
+    build=build_vae,
+    runtime_type=VAERuntime,
+)

@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
 
-    from sampletool.registry import CONFIG_FILE, WEIGHTS_FILE
+    from sampletool.models.bundle import CONFIG_FILE, WEIGHTS_FILE
     from sampletool.training.trainer import TrainConfig, Trainer
 
     work = args.work.resolve()
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     def train(run: Path, config: TrainConfig, steps: int):
         resuming = (run / "train_config.json").exists()
         result = Trainer(run, None if resuming else config, max_steps=steps, device=args.device,
-                         progress=progress, log=print).run()  # fmt: skip
+                         on_metrics=progress, log=print).run()  # fmt: skip
         print(f"{run.name}: training ended ({result.reason}) at step {result.step}")
         return result
 

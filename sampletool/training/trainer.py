@@ -36,14 +36,16 @@ from sampletool.data.dataset import DatasetError, load_dataset
 from sampletool.errors import SampleToolError
 from sampletool.features import AudioConfig, log_mel
 from sampletool.fileio import atomic_write, atomic_write_text
-from sampletool.models import build_model, config_from_dict
-from sampletool.models.bundle import save_bundle
+from sampletool.models.bundle import WEIGHTS_FILE, save_bundle
+from sampletool.models.kinds import build_model, config_from_dict
+from sampletool.models.runtime import load_runtime, resolve_device
+from sampletool.progress import Progress
 
 TRAIN_CONFIG = "train_config.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 
-ProgressFn = Callable[[int, dict], None]
+MetricsFn = Callable[[int, dict], None]
 
 
 class TrainingError(SampleToolError):
@@ -127,9 +129,11 @@ class Trainer:
         max_steps: overrides the config's limit (to train a finished run further).
         config: the run's parameters (required for a new run).
         device: 'auto', 'cpu', 'cuda', 'mps'. Under torchrun each process uses its local GPU.
-        progress: called as progress(step, metrics) after each logged step and validation.
-        stop: set it to stop cleanly (checkpoint saved) at the next step.
+        on_metrics: called as on_metrics(step, metrics) every 10 steps (training terms, lr) and
+            after each validation (with "val_loss" and the rest).
+        stop: set it to stop cleanly (checkpoint saved, a usable bundle) at the next step.
         log: called with lines worth showing (cache building, learning-rate changes...).
+        cache_progress: the feature cache's progress while it is built.
 
     Raises:
         TrainingError, DatasetError: a run that cannot start.
@@ -141,13 +145,13 @@ class Trainer:
         config: TrainConfig | None = None,
         max_steps: int | None = None,
         device: str = "auto",
-        progress: ProgressFn | None = None,
+        on_metrics: MetricsFn | None = None,
         stop: threading.Event | None = None,
         log: Callable[[str], None] | None = None,
-        cache_progress: Callable[[int, int, str], None] | None = None,
+        cache_progress: Progress | None = None,
     ) -> None:
         self.logdir = Path(logdir)
-        self.progress = progress
+        self.on_metrics = on_metrics
         self.stop = stop or threading.Event()
         self._log = log or (lambda _msg: None)
         self.cache_progress = cache_progress
@@ -165,8 +169,6 @@ class Trainer:
             config.max_steps = max_steps
         config.validate()
         self.config = config
-
-        from sampletool.tool import resolve_device
 
         if self.world > 1:
             if not dist.is_initialized():
@@ -214,8 +216,8 @@ class Trainer:
                     with_clips and not cache.is_complete("clips")
                 ):
                     self.log(f"caching features of {len(self.dataset)} files in {cache.dir}")
-                if not cache.build(with_clips, self.config.workers, self.cache_progress, self.stop):
-                    error = TrainingError("stopped while caching features; run again to continue")
+                # Stopping here raises Cancelled: the cache so far is kept for the next run.
+                cache.build(with_clips, self.config.workers, self.cache_progress, self.stop)
             except BaseException as e:
                 error = e
         # Every process learns how rank 0 fared, so none waits forever for one that gave up.
@@ -270,30 +272,26 @@ class Trainer:
         return w / w.sum()
 
     def _init_weights(self, source: str) -> None:
-        """Start from another bundle's weights (see TrainConfig.init_from)."""
-        from sampletool.models.bundle import load_bundle
-        from sampletool.registry import resolve_model
-
+        """Start from another bundle's weights (see TrainConfig.init_from): every tensor of
+        the same name and shape, the classifier only when its classes are this run's."""
         try:
-            bundle = load_bundle(resolve_model(source))
+            bundle = load_runtime(source, device="cpu")
         except SampleToolError as e:
             raise TrainingError(f"cannot start from {source}: {e}") from None
         same_classes = bundle.class_names == self.class_names
         own = self.model.state_dict()
-        taken = {}
-        for name, tensor in bundle.model.state_dict().items():
-            if name.startswith("classifier.") and not same_classes:
-                continue
-            if name in own and own[name].shape == tensor.shape:
-                taken[name] = tensor.to(own[name].device)
-        encoder = [n for n in own if not n.startswith(("classifier.", "dec", "deconv"))]
-        if not all(n in taken for n in encoder):
+        theirs = bundle.module.state_dict()
+        shared = [n for n in theirs if not (n.startswith("classifier.") and not same_classes)]
+        differ = bundle.kind != self.model_config.kind or any(
+            n not in own or own[n].shape != theirs[n].shape for n in shared
+        )
+        if differ:
             raise TrainingError(
                 f"cannot start from {source}: its model differs from this run's "
-                f"({bundle.config.kind}, settings {bundle.config.to_dict()})"
+                f"({bundle.kind}, settings {bundle.config.to_dict()})"
             )
-        self.model.load_state_dict(taken, strict=False)
-        fresh = sorted({n.split(".")[0] for n in own if n not in taken})
+        self.model.load_state_dict({n: theirs[n] for n in shared}, strict=False)
+        fresh = sorted({n.split(".")[0] for n in own if n not in shared})
         self.log(f"starting from the weights of {bundle.name}"
                  + (f" (new: {', '.join(fresh)})" if fresh else ""))  # fmt: skip
 
@@ -353,41 +351,27 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict:
-        """Validation loss terms and, with classes, accuracy and the confusion matrix."""
+        """The model's own loss terms on the validation split (the same posterior draws each
+        time) and, with classes, accuracy and the confusion matrix."""
         model = self._saved_model()
         model.eval()
-        gen = torch.Generator(device="cpu").manual_seed(1234)  # the same posterior draws each time
+        gen = torch.Generator(device="cpu").manual_seed(1234)
         totals: dict[str, float] = {}
         n = 0
         k = len(self.class_names)
         confusion = np.zeros((k, k), np.int64)
         for s in range(0, len(self.val_idx), 256):
             x, y = self._batch(self.val_idx[s : s + 256], None)
-            post = model.encode(x)
-            eps_model = model.sample_posterior(
-                post, gen if x.device.type == "cpu" else None, y if k else None
-            )
-            z, kl = eps_model
-            recon = model.decode(z)
-            rec = (recon - x).square().sum((1, 2))
-            parts = {"recon": rec.sum().item(), "kl": kl.sum().item()}
-            if k:
-                logits = model.class_logits(post)
-                ce = torch.nn.functional.cross_entropy(
-                    logits, y, weight=self.class_balance, reduction="sum"
-                )
-                parts["ce"] = ce.item()
-                pred = logits.argmax(-1).cpu().numpy()
+            out = model.loss(x, y if k else None, self.class_balance,
+                             generator=gen if x.device.type == "cpu" else None)  # fmt: skip
+            for key, v in out.parts.items():  # batch means, weighted into a split mean
+                totals[key] = totals.get(key, 0.0) + v * len(x)
+            if k and out.class_logits is not None:
+                pred = out.class_logits.argmax(-1).cpu().numpy()
                 np.add.at(confusion, (y.cpu().numpy(), pred), 1)
-            for key, v in parts.items():
-                totals[key] = totals.get(key, 0.0) + v
             n += len(x)
         model.train()
-        m = {f"val_{key}": v / n for key, v in totals.items()}
-        cfg = self.model_config
-        m["val_loss"] = (
-            m["val_recon"] + cfg.kl_weight * m["val_kl"] + cfg.class_weight * m.get("val_ce", 0.0)
-        )
+        m: dict = {f"val_{key}": v / n for key, v in totals.items()}
         if k:
             m["val_accuracy"] = float(np.trace(confusion) / max(confusion.sum(), 1))
             per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
@@ -491,17 +475,12 @@ class Trainer:
                 global_batch = np.resize(order, per_rank * self.world)
             mine = self.train_idx[global_batch[self.rank :: self.world]]
             x, y = self._batch(mine, aug_gen if self.augment_cfg.active else None)
-            loss, parts = model.loss(
-                x,
-                y if self.class_names else None,
-                kl_weight=self.model_config.kl_weight,
-                class_weight=self.model_config.class_weight,
-                neighbour_weight=self.model_config.neighbour_weight,
-                class_balance=self.class_balance,
-                forward=forward,
+            out = model.loss(
+                x, y if self.class_names else None, self.class_balance, forward=forward
             )
+            parts = out.parts
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            out.total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             if self.ema is not None:
@@ -518,8 +497,8 @@ class Trainer:
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 stop_now = bool(flag.item())
             evaluate = step % cfg.eval_every == 0 or step >= cfg.max_steps or stop_now
-            if self.progress is not None and self.is_main and (step % 10 == 0 or evaluate):
-                self.progress(
+            if self.on_metrics is not None and self.is_main and (step % 10 == 0 or evaluate):
+                self.on_metrics(
                     step,
                     {f"train_{k}": v / n_running for k, v in running.items()} | {"lr": state["lr"]},
                 )
@@ -544,7 +523,7 @@ class Trainer:
                         state["best"] = metrics["val_loss"]
                         state["bad_evals"] = 0
                         self._save_bundle({k: v for k, v in metrics.items()})
-                    elif not (self.logdir / "weights.safetensors").exists():
+                    elif not (self.logdir / WEIGHTS_FILE).exists():
                         self._save_bundle(metrics)
                     else:
                         state["bad_evals"] += 1
@@ -562,8 +541,8 @@ class Trainer:
                         f.write(json.dumps(metrics) + "\n")
                     last_metrics = metrics
                     converged = state["lr"] < cfg.min_lr
-                    if self.progress is not None:
-                        self.progress(step, metrics)
+                    if self.on_metrics is not None:
+                        self.on_metrics(step, metrics)
                 except BaseException as e:
                     error = e
             self._agree_or_raise(error, "validation")

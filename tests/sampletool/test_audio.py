@@ -20,6 +20,7 @@ import soundfile as sf
 import sampletool.audio as audio_module
 import sampletool.errors
 from sampletool.audio import AudioError, ClipLoader, detect_format, load_clip, load_clips
+from sampletool.progress import Cancelled
 from tests.helpers import noise_burst, tone, write
 
 SR = 16000
@@ -593,9 +594,10 @@ def test_cancel_stops_early(mixed, workers):
             if done == 3:
                 cancel.set()
 
-        batch = load_clips(paths, offsets, workers=workers, progress=progress, cancel=cancel)
+        with pytest.raises(Cancelled) as stopped:
+            load_clips(paths, offsets, workers=workers, progress=progress, cancel=cancel)
         assert calls == [(1, 44), (2, 44), (3, 44)]
-        check_batch(batch, paths, expected, positions=range(3))
+        check_batch(stopped.value.partial, paths, expected, positions=range(3))
 
 
 def test_a_loader_serves_a_full_load_after_a_cancelled_one(mixed):
@@ -603,8 +605,9 @@ def test_a_loader_serves_a_full_load_after_a_cancelled_one(mixed):
     with ClipLoader(workers=2) as loader:
         cancel = threading.Event()
         cancel.set()
-        first = loader.load(paths * 4, offsets * 4, cancel=cancel)
-        check_batch(first, paths, expected, positions=range(1))
+        with pytest.raises(Cancelled) as stopped:
+            loader.load(paths * 4, offsets * 4, cancel=cancel)
+        check_batch(stopped.value.partial, paths, expected, positions=range(1))
         full = loader.load(paths, offsets)  # no stray results from the cancelled job
         check_batch(full, paths, expected)
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from sampletool.errors import SampleToolError
-from sampletool.library.index import IndexFileError, VectorIndex, sidecar_path
+from sampletool.library.index import IndexFileError, VectorIndex
+from sampletool.library.index_file import sidecar_path
 
 DIM = 16
 

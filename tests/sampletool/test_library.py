@@ -19,8 +19,10 @@ import pytest
 
 from sampletool.cli import main
 from sampletool.errors import ModelError
+from sampletool.library import Library, LibraryError
 from sampletool.library.catalogue import CatalogueError
-from sampletool.library.library import Library, LibraryError
+from sampletool.library.scan import scan_lock
+from sampletool.progress import Cancelled
 from sampletool.tool import SoundSampleTool
 from tests.helpers import noise_burst, tone, write
 
@@ -45,7 +47,14 @@ def make_library(root: Path, n: int = 12, seed: int = 1) -> Path:
 
 
 def lib_at(tmp_path, tool, root=None, **kw) -> Library:
-    return Library(root or tmp_path / "lib", tool, db_path=tmp_path / "db" / "cat.sqlite", **kw)
+    return Library(root or tmp_path / "lib", tool.runtime, db_path=tmp_path / "db" / "cat.sqlite",
+                   **kw)  # fmt: skip
+
+
+def similar(lib: Library, *args, **kw) -> tuple[list[str], list[float], list[float]]:
+    """`find_similar`'s entries as (files, onsets, distances)."""
+    found = lib.find_similar(*args, **kw)
+    return found.paths, found.onsets, found.distances
 
 
 def consistent(lib: Library) -> dict:
@@ -131,19 +140,19 @@ def test_find_similar_on_each_kind_of_target(tmp_path, tool):
     lib = lib_at(tmp_path, tool)
     lib.scan(workers=0)
     entry = root / "kind0" / "s003.wav"
-    files, onsets, dists = lib.find_similar(entry, 5)
+    files, onsets, dists = similar(lib, entry, 5)
     assert len(files) == 5 and str(entry) not in files and dists == sorted(dists)
     assert all(Path(f).exists() for f in files) and onsets == [0.0] * 5
     outside = write(tmp_path / "outside" / "copy.wav", np.asarray(
         __import__("soundfile").read(entry, dtype="float32")[0]))  # fmt: skip
-    files2, _, d2 = lib.find_similar(outside, 3)
+    files2, _, d2 = similar(lib, outside, 3)
     assert files2[0] == str(entry) and d2[0] < 1e-3  # an identical sound outside the library
     import soundfile as sf
 
     arr = sf.read(entry, dtype="float32")[0]
-    files3, _, d3 = lib.find_similar(arr, 3)
+    files3, _, d3 = similar(lib, arr, 3)
     assert files3[0] == str(entry) and d3[0] < 1e-3
-    ids_all, dists_all = lib.find_similar(entry, 100)[0], lib.find_similar(entry, 100)[2]
+    ids_all, _, dists_all = similar(lib, entry, 100)
     assert len(ids_all) == 11  # everything but the entry itself
     vec = tool.embed(entry)
     ref = sorted(np.linalg.norm(tool.embed(f) - vec) for f in ids_all)
@@ -159,35 +168,39 @@ def test_find_similar_of_the_same_kind(tmp_path, tiny_bundle_no_classes):
     kind = {p: tool.class_names[c] for p, c in zip(snap.paths, snap.predicted, strict=True)}
     assert len(set(kind.values())) > 1  # the filter has something to leave out
     for entry in (root / "kind0" / "s003.wav", root / "kind2" / "s005.wav"):
-        mine = lib.kind_of(entry)
-        assert mine == kind[str(entry)] == tool.predict(entry)[1]
-        files, _, dists = lib.find_similar(entry, 20, same_kind=True)
-        everything, _, all_dists = lib.find_similar(entry, 20)
+        found = lib.find_similar(entry, 20, same_kind=True)
+        mine = found.query_class
+        assert mine == kind[str(entry)] == tool.predict(entry)[1] and found.same_kind
+        files, dists = found.paths, found.distances
+        everything, _, all_dists = similar(lib, entry, 20)
         same = [(f, d) for f, d in zip(everything, all_dists, strict=True) if kind[f] == mine]
         assert list(zip(files, dists, strict=True)) == same  # the unfiltered list, filtered
         assert len(files) == sum(k == mine for k in kind.values()) - 1  # all of them, not itself
-        assert lib.find_similar(entry, 2, same_kind=True)[0] == files[:2]
+        assert lib.find_similar(entry, 2, same_kind=True).paths == files[:2]
     # a sound from outside, and the catalogue changing under the cached classes
     import soundfile as sf
 
     sound = sf.read(entry, dtype="float32")[0]
     outside = write(tmp_path / "outside" / "copy.wav", sound)
     reads = []
-    real_clip = tool._clip
-    tool._clip = lambda *a: reads.append(a) or real_clip(*a)  # counts; the real read runs
-    assert lib.find_similar(outside, 1, same_kind=True)[0] == [str(entry)]
-    assert lib.kind_of(outside) == mine
+    runtime = lib.runtime
+    real_clip = runtime.clip
+    runtime.clip = lambda *a: reads.append(a) or real_clip(*a)  # counts; the real read runs
+    found = lib.find_similar(outside, 1, same_kind=True)
+    assert found.paths == [str(entry)] and found.query_class == mine
     assert len(reads) == 1  # the search, its filter and the app's status line share one read
     other = write(outside, np.asarray(sf.read(root / "kind1" / "s001.wav", dtype="float32")[0]))
-    os.utime(other, ns=(1, 1))  # a different sound in the same place is read again
-    assert lib.kind_of(other) == kind[str(root / "kind1" / "s001.wav")] and len(reads) == 2
-    del tool._clip
+    found = lib.find_similar(other, 1)  # a different sound in the same place is read again
+    assert found.query_class == kind[str(root / "kind1" / "s001.wav")] and len(reads) == 2
+    entry_reading = lib.find_similar(entry, 1)  # an entry's class is its stored one: no read
+    assert entry_reading.query_class == mine and len(reads) == 2
+    del runtime.clip
     copy = write(root / "copies" / "copy.wav", sound)
     lib.scan(workers=0)
-    assert lib.find_similar(entry, 1, same_kind=True)[0] == [str(copy)]
+    assert lib.find_similar(entry, 1, same_kind=True).paths == [str(copy)]
     plain = SoundSampleTool(tiny_bundle_no_classes, device="cpu")
     with pytest.raises(ModelError, match="no classifier"):
-        Library(root, plain, db_path=tmp_path / "db2" / "c.sqlite").find_similar(
+        Library(root, plain.runtime, db_path=tmp_path / "db2" / "c.sqlite").find_similar(
             entry, 3, same_kind=True
         )
 
@@ -200,7 +213,8 @@ def test_tool_api_find_similar(tmp_path, tiny_bundle):
     files, onsets, dists = t.find_similar(root / "kind1" / "s001.wav", num_similar=3)
     assert len(files) == 3 and str(root / "kind1" / "s001.wav") not in files
     same = t.find_similar(root / "kind1" / "s001.wav", 3, same_kind=True)
-    assert same == t.library.find_similar(root / "kind1" / "s001.wav", 3, same_kind=True)
+    found = t.library.find_similar(root / "kind1" / "s001.wav", 3, same_kind=True)
+    assert same == (found.paths, found.onsets, found.distances)
 
 
 def test_duplicates(tmp_path, tool):
@@ -247,11 +261,12 @@ def test_two_catalogues_in_one_folder_keep_their_own_index(tmp_path, tool):
     roots = [make_library(tmp_path / name, n=6, seed=seed) for seed, name in enumerate("ab")]
     dbs = [tmp_path / "db" / f"{name}.sqlite" for name in ("a", "b")]
     for root, db in zip(roots, dbs, strict=True):
-        Library(root, tool, db_path=db).scan(workers=0)  # same generation and count: 1 and 6
+        # the same generation and count in both: 1 and 6
+        Library(root, tool.runtime, db_path=db).scan(workers=0)
     for root, db in zip(roots, dbs, strict=True):
-        lib = Library(root, tool, db_path=db)  # loads its index from disk
+        lib = Library(root, tool.runtime, db_path=db)  # loads its index from disk
         target = root / "kind0" / "s000.wav"
-        files, _, dists = lib.find_similar(target, 5)
+        files, _, dists = similar(lib, target, 5)
         exact = sorted((float(np.linalg.norm(tool.embed(f) - tool.embed(target))), f)
                        for f in map(str, root.rglob("*.wav")) if f != str(target))  # fmt: skip
         assert files == [f for _, f in exact]
@@ -267,7 +282,7 @@ def test_a_read_only_catalogue_is_not_called_damaged(tmp_path, tool):
     db.chmod(0o444)
     kept = db.read_bytes()
     cmd = [sys.executable, "-m", "sampletool", "index", str(root), "--model",
-           str(tool.bundle.path), "--db", str(db), "--workers", "0"]  # fmt: skip
+           str(tool.runtime.path), "--db", str(db), "--workers", "0"]  # fmt: skip
     if os.geteuid() == 0:  # root writes anyway: drop the capabilities that let it
         if not shutil.which("setpriv"):
             pytest.skip("running as root without setpriv to take write access away")
@@ -288,7 +303,7 @@ def test_corrupt_or_newer_catalogue(tmp_path, tool, capsys):
     with pytest.raises(CatalogueError, match="not an SQLite database.*--rebuild") as e:
         lib_at(tmp_path, tool)
     assert e.value.rebuildable
-    args = ["index", str(tmp_path / "lib"), "--model", str(tool.bundle.path), "--db", str(db),
+    args = ["index", str(tmp_path / "lib"), "--model", str(tool.runtime.path), "--db", str(db),
             "--workers", "0"]  # fmt: skip
     assert main(args) == 2
     assert "--rebuild" in capsys.readouterr().err
@@ -305,7 +320,7 @@ def test_corrupt_or_newer_catalogue(tmp_path, tool, capsys):
 
 def test_missing_library_folder(tmp_path, tool):
     with pytest.raises(LibraryError, match="does not exist"):
-        Library(tmp_path / "nope", tool, db_path=tmp_path / "c.sqlite")
+        Library(tmp_path / "nope", tool.runtime, db_path=tmp_path / "c.sqlite")
 
 
 def test_symlink_loop_and_vanishing_files_are_not_fatal(tmp_path, tool):
@@ -336,14 +351,14 @@ def test_two_scans_at_once_and_queries_during_a_scan(tmp_path, tool):
     th.join()
     assert results["r"].indexed == 30
     reader = lib_at(tmp_path, tool)  # a fresh reader sees the finished scan
-    assert len(reader.find_similar(tmp_path / "lib" / "kind0" / "s000.wav", 5)[0]) == 5
+    assert len(reader.find_similar(tmp_path / "lib" / "kind0" / "s000.wav", 5).paths) == 5
 
 
 def test_sigkill_during_a_scan_then_resume(tmp_path, tool):
     root = make_library(tmp_path / "lib", n=200)
     db = tmp_path / "db" / "cat.sqlite"
-    cmd = [sys.executable, "-m", "sampletool", "index", str(root), "--model", str(tool.bundle.path),
-           "--db", str(db), "--workers", "2"]  # fmt: skip
+    cmd = [sys.executable, "-m", "sampletool", "index", str(root), "--model",
+           str(tool.runtime.path), "--db", str(db), "--workers", "2"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 120
@@ -373,7 +388,7 @@ def test_sigkill_during_a_scan_then_resume(tmp_path, tool):
 def test_cli_index_similar_duplicates_json(tmp_path, tool, capsys):
     root = make_library(tmp_path / "lib", n=6)
     db = tmp_path / "db" / "c.sqlite"
-    common = ["--model", str(tool.bundle.path), "--db", str(db)]
+    common = ["--model", str(tool.runtime.path), "--db", str(db)]
     assert main(["index", str(root), *common, "--json", "--workers", "0"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert {"indexed", "skipped_unchanged", "removed", "failed", "seconds"} <= set(summary)
@@ -393,8 +408,8 @@ def test_cli_index_similar_duplicates_json(tmp_path, tool, capsys):
     entry = root / "kind0" / "s000.wav"
     assert main(["similar", str(entry), "--library", str(root), *common, "-k", "3", "--json",
                  "--same-kind"]) == 0  # fmt: skip
-    lib = Library(root, tool, db_path=db)
-    want = lib.find_similar(entry, 3, same_kind=True)[0]
+    lib = Library(root, tool.runtime, db_path=db)
+    want = lib.find_similar(entry, 3, same_kind=True).paths
     lib.close()
     assert [r["path"] for r in json.loads(capsys.readouterr().out)] == want and len(want) == 3
 
@@ -413,7 +428,7 @@ def test_cli_similar_on_an_empty_or_other_models_library(tmp_path, tool, tiny_bu
                                                         capsys):  # fmt: skip
     root = tmp_path / "lib"
     root.mkdir()
-    common = ["--model", str(tool.bundle.path), "--db", str(tmp_path / "c.sqlite")]
+    common = ["--model", str(tool.runtime.path), "--db", str(tmp_path / "c.sqlite")]
     query = ["similar", str(write(tmp_path / "q.wav", tone(80, 0.3))), "--library", str(root)]
     assert main([*query, *common, "--json"]) == 2
     out, err = capsys.readouterr()
@@ -460,7 +475,7 @@ def test_segmented_scan_makes_one_entry_per_onset(tmp_path, tool):
     assert len(found) == len(onsets)
     assert np.allclose(found, onsets, atol=0.03)
     assert r.segments == len(onsets) + 1 and len(lib.catalogue.segments_of("shots/kick.wav")) == 1
-    files, offs, _ = lib.find_similar(root / "shots" / "kick.wav", 20)
+    files, offs, _ = similar(lib, root / "shots" / "kick.wav", 20)
     assert sorted(o for f, o in zip(files, offs, strict=True) if f.endswith("beat.wav")) == found
     consistent(lib)
 
@@ -476,7 +491,9 @@ def test_cancel_stops_a_scan_and_the_next_one_finishes_it(tmp_path, tool):
         if done >= 10:
             cancel.set()
 
-    r = lib.scan(workers=2, progress=progress, cancel=cancel)
+    with pytest.raises(Cancelled, match="next scan carries on") as stopped:
+        lib.scan(workers=2, progress=progress, cancel=cancel)
+    r = stopped.value.partial
     assert r.cancelled and 10 <= r.indexed < 150
     assert seen[-1] < 150 and seen == sorted(seen)
     consistent(lib)
@@ -489,13 +506,12 @@ def test_two_processes_scan_and_query_at_once(tmp_path, tool):
     root = make_library(tmp_path / "lib", n=300)
     db = tmp_path / "db" / "cat.sqlite"
     base = [sys.executable, "-m", "sampletool"]
-    common = ["--model", str(tool.bundle.path), "--db", str(db)]
+    common = ["--model", str(tool.runtime.path), "--db", str(db)]
     # A scan in this process holds the library: one in another process is refused.
     holder = lib_at(tmp_path, tool)
-    lock = holder._acquire_scan_lock()
-    second = subprocess.run([*base, "index", str(root), *common], capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
-    lock.close()
+    with scan_lock(holder._lock_path, holder.root):
+        second = subprocess.run([*base, "index", str(root), *common], capture_output=True,
+                                text=True, timeout=120)  # fmt: skip
     assert second.returncode == 2 and "another scan" in second.stderr
     # A query in another process while a scan writes: it answers from what is committed.
     first = subprocess.Popen([*base, "index", str(root), *common, "--workers", "1"],
@@ -548,7 +564,7 @@ def test_turning_segmentation_on_resegments_indexed_files(tmp_path, tool):
     off.close()
     assert not lib_at(tmp_path, tool).segmentation
     db = str(tmp_path / "db" / "cat.sqlite")
-    common = ["--model", str(tool.bundle.path), "--db", db, "--workers", "0", "--json"]
+    common = ["--model", str(tool.runtime.path), "--db", db, "--workers", "0", "--json"]
     for flags, entries in (["--segment"], len(onsets)), ([], len(onsets)), (["--no-segment"], 1):
         assert main(["index", str(tmp_path / "lib"), *common, *flags]) == 0
         assert len(lib_at(tmp_path, tool).catalogue.segments_of("beat.wav")) == entries
@@ -558,21 +574,20 @@ def test_a_scan_cancelled_before_embedding_says_so(tmp_path, tool):
     make_library(tmp_path / "lib", n=3)
     cancel = threading.Event()
     cancel.set()
-    r = lib_at(tmp_path, tool).scan(workers=0, cancel=cancel)
-    assert r.cancelled and r.indexed == 0
+    with pytest.raises(Cancelled) as stopped:
+        lib_at(tmp_path, tool).scan(workers=0, cancel=cancel)
+    assert stopped.value.partial.cancelled and stopped.value.partial.indexed == 0
 
 
 def test_snapshot_holds_every_entry_with_vector_probs_and_failures(tmp_path, tiny_bundle):
-    from sampletool.library.library import Library
     from sampletool.tool import SoundSampleTool
-    from tests.helpers import noise_burst, tone, write
 
     root = tmp_path / "lib"
     write(root / "a" / "low.wav", tone(110, 0.8, decay=4))
     write(root / "b" / "hat.wav", noise_burst())
     (root / "b" / "bad.wav").write_bytes(b"not audio")
     tool = SoundSampleTool(tiny_bundle)
-    lib = Library(root, tool, db_path=tmp_path / "db" / "cat.sqlite")
+    lib = Library(root, tool.runtime, db_path=tmp_path / "db" / "cat.sqlite")
     try:
         lib.scan(workers=1)
         snap = lib.snapshot()
@@ -590,15 +605,13 @@ def test_snapshot_holds_every_entry_with_vector_probs_and_failures(tmp_path, tin
 
 
 def test_a_rescan_of_a_folder_that_is_gone_keeps_the_catalogue(tmp_path, tiny_bundle):
-    from sampletool.library.library import Library, LibraryError
     from sampletool.tool import SoundSampleTool
-    from tests.helpers import tone, write
 
     root = tmp_path / "drive" / "lib"
     write(root / "a.wav", tone(110, 0.5, decay=4))
     write(root / "b.wav", tone(220, 0.5, decay=4))
     tool = SoundSampleTool(tiny_bundle)
-    lib = Library(root, tool, db_path=tmp_path / "db" / "cat.sqlite")
+    lib = Library(root, tool.runtime, db_path=tmp_path / "db" / "cat.sqlite")
     try:
         lib.scan(workers=1)
         assert len(lib.snapshot()) == 2

@@ -11,9 +11,21 @@ import torch
 
 from sampletool.errors import BundleError
 from sampletool.features import AudioConfig
-from sampletool.models import VAEConfig, build_model, config_from_dict
-from sampletool.models.bundle import CONFIG_FILE, WEIGHTS_FILE, load_bundle, save_bundle
-from sampletool.registry import find_bundles, resolve_model
+from sampletool.models.bundle import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    find_bundles,
+    resolve_model,
+    save_bundle,
+)
+from sampletool.models.kinds import build_model, config_from_dict
+from sampletool.models.runtime import load_runtime
+from sampletool.models.vae import VAEConfig
+
+
+def load_bundle(path):
+    return load_runtime(path, device="cpu")
+
 
 TINY = dict(conv_channels=(4, 8), pool_sizes=((4, 4), (4, 4)), hidden=32, latent=8, flow_hidden=16)
 
@@ -51,8 +63,10 @@ def test_encode_sample_flows_decode_shapes(cfg_name, audio_name):
     assert recon.shape == x.shape
     assert (recon >= 0).all() and (recon <= 1).all()
     labels = torch.tensor([0, 1, -1]) if cfg.num_classes else None
-    loss, parts = model.loss(x, labels, class_weight=1.0)
-    assert torch.isfinite(loss)
+    out = model.loss(x, labels)
+    loss, parts = out.total, out.parts
+    assert torch.isfinite(loss) and parts["loss"] == pytest.approx(float(loss.detach()))
+    assert (out.class_logits is None) == (not cfg.num_classes)
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
@@ -136,11 +150,11 @@ def test_save_load_gives_identical_outputs(tmp_path, cfg_name):
     x = torch.rand(2, 128, 125)
     z = torch.randn(2, cfg.latent)
     with torch.no_grad():
-        assert torch.equal(model.embed(x), b.model.embed(x))
-        assert torch.equal(model.decode(z), b.model.decode(z))
+        assert torch.equal(model.embed(x), b.module.embed(x))
+        assert torch.equal(model.decode(z), b.module.decode(z))
         if cfg.num_classes:
-            assert torch.equal(model.classify(x), b.model.classify(x))
-    assert not b.model.training
+            assert torch.equal(model.classify(x), b.module.classify(x))
+    assert not b.module.training
 
 
 def test_config_round_trip_and_validation():
@@ -295,14 +309,9 @@ def test_weights_file_has_no_mask_buffers(tiny_bundle):
 
 
 def test_class_prior_pulls_each_class_to_its_centre():
-    import torch
-
-    from sampletool.features import AudioConfig
-    from sampletool.models import VAEConfig, build_model
-
     cfg = VAEConfig(conv_channels=(4, 4), pool_sizes=((4, 4), (4, 4)), hidden=16, latent=8,
                     flow_length=1, flow_hidden=8, num_classes=3, prior="class",
-                    prior_scale=2.0, classifier_input="latent")  # fmt: skip
+                    prior_scale=2.0, classifier_input="latent", class_weight=1.0)  # fmt: skip
     model = build_model(cfg, AudioConfig())
     assert torch.equal(model.class_centres[1], torch.tensor([0, 2.0, 0, 0, 0, 0, 0, 0]))
     x = torch.rand(4, 128, 125)
@@ -316,9 +325,9 @@ def test_class_prior_pulls_each_class_to_its_centre():
     expected = 0.5 * ((z[:3] - c).square().sum(-1) - z[:3].square().sum(-1))
     assert torch.allclose(kl_cls[:3] - kl_std[:3], expected, atol=1e-4)
     assert torch.allclose(kl_cls[3], kl_std[3])
-    loss, parts = model.loss(x, torch.tensor([0, 1, 2, -1]), class_weight=1.0)
-    loss.backward()
-    assert torch.isfinite(loss) and "ce" in parts
+    out = model.loss(x, torch.tensor([0, 1, 2, -1]))
+    out.total.backward()
+    assert torch.isfinite(out.total) and "ce" in out.parts
     with pytest.raises(ValueError, match="latent dimensions"):
         VAEConfig(latent=2, num_classes=3, prior="class")
 
@@ -338,10 +347,11 @@ def test_soft_nearest_neighbour_loss_rewards_class_clusters_and_trains_the_means
     model = build_model(cfg, AudioConfig())
     x = torch.rand(6, 128, 125)
     labels = torch.tensor([0, 0, 1, 1, 2, -1])
-    loss, parts = model.loss(x, labels, neighbour_weight=cfg.neighbour_weight)
-    loss.backward()
-    assert parts["nn"] > 0 and model.mean.weight.grad.abs().sum() > 0
-    assert "nn" not in model.loss(x, labels)[1]  # off by default
+    out = model.loss(x, labels)
+    out.total.backward()
+    assert out.parts["nn"] > 0 and model.mean.weight.grad.abs().sum() > 0
+    default = build_model(VAEConfig(**TINY, num_classes=3), AudioConfig())
+    assert "nn" not in default.loss(x, labels).parts  # off by default
     assert config_from_dict(cfg.to_dict()).neighbour_weight == 5.0
     with pytest.raises(ValueError, match="neighbour_weight"):
         VAEConfig(neighbour_weight=-1.0)

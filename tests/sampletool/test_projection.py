@@ -7,7 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from sampletool.projection import Cancelled, pca_2d, procrustes_align, umap_2d
+from sampletool.progress import Cancelled
+from sampletool.projection import pca_2d, procrustes_align, umap_2d
 
 
 def blobs(per: int = 100, d: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +167,7 @@ def test_umap_reports_progress_and_can_be_cancelled(data):
 def test_umap_in_a_child_process_matches_and_cancels():
     import threading
 
-    from sampletool.projection import Cancelled, umap_2d, umap_2d_isolated
+    from sampletool.projection import umap_2d, umap_2d_isolated
 
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.normal(c, 0.3, (30, 8)) for c in (0.0, 5.0)]).astype(np.float32)

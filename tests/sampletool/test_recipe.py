@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from sampletool.data import synth
-from sampletool.registry import CONFIG_FILE, resolve_model
+from sampletool.models.bundle import CONFIG_FILE, resolve_model
+from sampletool.models.runtime import load_runtime
 from sampletool.training import recipe
 
 KIT_XML = """<?xml version="1.0" encoding="UTF-8"?>
@@ -176,9 +177,7 @@ def test_default_model_ships_with_its_description_and_measured_metrics():
 
 def test_default_model_classifies_fresh_synthesised_sounds():
     """Seeds the recipe never used (it used 0..per_class-1): the model must still know them."""
-    from sampletool.tool import SoundSampleTool
-
-    tool = SoundSampleTool()
+    tool = load_runtime()
     classes = tool.class_names
     clips, truth = [], []
     for cls in synth.CLASSES:
@@ -188,7 +187,7 @@ def test_default_model_classifies_fresh_synthesised_sounds():
             clip[: min(len(mono), len(clip))] = mono[: len(clip)]
             clips.append(clip)
             truth.append(cls)
-    pred = [classes[i] for i in tool.predict_clips(np.stack(clips)).argmax(1)]
+    pred = [classes[i] for i in tool.encode_clips(np.stack(clips)).probs.argmax(1)]
     accuracy = np.mean([p == t for p, t in zip(pred, truth, strict=True)])
     assert accuracy >= 0.8, list(zip(truth, pred, strict=True))
 
@@ -198,9 +197,7 @@ def test_default_model_rebuilds_fresh_sounds_from_their_latent_not_their_search_
     the search vector (before the flows) is far worse. Features are compared, so no vocoder."""
     import torch
 
-    from sampletool.tool import SoundSampleTool
-
-    tool = SoundSampleTool(device="cpu")
+    tool = load_runtime(device="cpu")
     clips = []
     for cls in ("kick", "snare", "hihat", "tom", "clap", "tonal"):
         mono = synth.synthesize(cls, 70_000, tool.audio.sample_rate).audio.mean(1)
@@ -209,12 +206,13 @@ def test_default_model_rebuilds_fresh_sounds_from_their_latent_not_their_search_
         clips.append(clip)
     x = tool.features(np.stack(clips))
     with torch.no_grad():
-        post = tool.model.encode(x)
-        latent = tool.model.decoder_latent(post)
-        err_latent = (tool.model.decode(latent) - x).square().sum((1, 2))
-        err_search = (tool.model.decode(post.mean) - x).square().sum((1, 2))
+        post = tool.module.encode(x)
+        latent = tool.module.decoder_latent(post)
+        err_latent = (tool.module.decode(latent) - x).square().sum((1, 2))
+        err_search = (tool.module.decode(post.mean) - x).square().sum((1, 2))
     assert (err_latent < err_search).all(), (err_latent, err_search)
-    assert np.allclose(np.stack([tool.latent(c) for c in clips]), latent.numpy(), atol=1e-4)
+    assert np.allclose(np.stack([tool.read(c).latents[0] for c in clips]), latent.numpy(),
+                       atol=1e-4)  # fmt: skip
 
 
 def test_cli_and_api_use_the_default_model_when_none_is_named(tmp_path, capsys):
@@ -226,4 +224,4 @@ def test_cli_and_api_use_the_default_model_when_none_is_named(tmp_path, capsys):
     assert cli.main(["classify", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out[0]["class"] in synth.CLASSES
-    assert SoundSampleTool().bundle.path == resolve_model(None)
+    assert SoundSampleTool().runtime.path == resolve_model(None)

@@ -13,6 +13,7 @@ from sampletool.audio import load_clip
 from sampletool.data import synth
 from sampletool.data.labels import drum_class, normalise_name
 from sampletool.features import AudioConfig, log_mel
+from sampletool.progress import Cancelled
 from sampletool.segment import segment_file
 
 
@@ -122,9 +123,11 @@ def test_demo_library_stops_on_cancel(tmp_path):
         if done == 3:
             cancel.set()
 
-    paths = synth.write_demo_library(tmp_path / "d", per_class=5, loops=1, progress=progress,
-                                     cancel=cancel)  # fmt: skip
-    assert len(paths) == 3
+    with pytest.raises(Cancelled) as stopped:
+        synth.write_demo_library(tmp_path / "d", per_class=5, loops=1, progress=progress,
+                                 cancel=cancel)  # fmt: skip
+    assert len(stopped.value.partial) == 3
+    assert len(synth.write_demo_library(tmp_path / "d", per_class=5, loops=1)) == 46  # completed
 
 
 def test_cli_demo(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""SoundSampleTool: embed, predict, generate and its weight semantics."""
+"""SoundSampleTool, the facade: embed, latent, predict and generate through one model runtime."""
 
 from __future__ import annotations
 
@@ -57,14 +57,16 @@ def test_predict_without_classifier_is_a_clear_error(tiny_bundle_no_classes, sou
     assert t.class_names == []
     with pytest.raises(ModelError, match="has no classifier"):
         t.predict(sounds[0])
-    vector, probs = t.embed_and_predict(sounds[0])
-    assert probs is None and np.array_equal(vector, t.embed(sounds[0]))
+    reading = t.runtime.read(sounds[0])
+    assert reading.probs is None and np.array_equal(reading.vectors[0], t.embed(sounds[0]))
 
 
-def test_embed_and_predict_in_one_read(tool, sounds):
-    vector, probs = tool.embed_and_predict(sounds[1], offset=0.1)
-    assert np.allclose(vector, tool.embed(sounds[1], 0.1), atol=1e-6)
-    assert np.allclose(probs, tool.predict(sounds[1], 0.1)[0], atol=1e-6)
+def test_one_read_gives_vector_class_and_latent(tool, sounds):
+    reading = tool.runtime.read(sounds[1], offset=0.1)
+    assert len(reading) == 1
+    assert np.allclose(reading.vectors[0], tool.embed(sounds[1], 0.1), atol=1e-6)
+    assert np.allclose(reading.probs[0], tool.predict(sounds[1], 0.1)[0], atol=1e-6)
+    assert np.allclose(reading.latents[0], tool.latent(sounds[1], 0.1), atol=1e-6)
 
 
 def test_several_instances_in_one_process(tmp_path, sounds, tool):
@@ -79,9 +81,9 @@ def test_not_a_model(tmp_path):
 
 
 def test_no_default_model_named_clearly(monkeypatch, tmp_path):
-    import sampletool.registry as registry
+    import sampletool.models.bundle as bundle
 
-    monkeypatch.setattr(registry, "BUILTIN_MODELS_DIR", tmp_path)
+    monkeypatch.setattr(bundle, "BUILTIN_MODELS_DIR", tmp_path)
     with pytest.raises(BundleError, match="built-in default model is missing"):
         SoundSampleTool()
 
@@ -97,7 +99,7 @@ def test_generate_writes_a_peak_normalised_wav(tool, sounds, tmp_path):
     out = tmp_path / "deep" / "g.wav"
     y = tool.generate(out, audio_files=sounds[:2], seed=1)
     data, sr = sf.read(out, dtype="float32")
-    assert sr == tool.sample_rate and data.shape == y.shape == (tool.audio.num_samples,)
+    assert sr == tool.sample_rate and data.shape == y.shape == (tool.runtime.audio.num_samples,)
     assert np.isfinite(y).all() and 0.9 < np.abs(y).max() <= 1.0
     assert np.allclose(data, y, atol=1 / 16000)
     assert sf.info(out).subtype == "PCM_16"
@@ -111,16 +113,22 @@ def test_generate_is_reproducible_with_a_seed(tool):
     assert np.array_equal(a, b) and not np.allclose(a, c)
 
 
-def test_blend_weights_semantics(tool):
-    bw = tool.blend_weights
-    assert np.allclose(bw(3, [1, 1, 2], True), [0.25, 0.25, 0.5])
-    assert np.allclose(bw(3, [1, 1, 2], False), [1, 1, 2])
-    with pytest.warns(UserWarning, match="equal weights"):
-        assert np.allclose(bw(3, [1, 2], True), [1 / 3] * 3)
-    assert np.allclose(bw(3, (), True), [1 / 3] * 3)  # no weights: equal, silently
-    with pytest.warns(UserWarning, match="sum to zero"):
-        assert np.allclose(bw(2, [1, -1], True), [0.5, 0.5])
-    assert np.allclose(bw(2, [1, -1], False), [1, -1])
+def test_blend_weights_semantics():
+    from sampletool.models.runtime import effective_weights as bw
+
+    def weights(*args):
+        w, note = bw(*args)
+        assert note is None
+        return w
+
+    assert np.allclose(weights(3, [1, 1, 2], True), [0.25, 0.25, 0.5])
+    assert np.allclose(weights(3, [1, 1, 2], False), [1, 1, 2])
+    w, note = bw(3, [1, 2], True)
+    assert np.allclose(w, [1 / 3] * 3) and "equal weights" in note
+    assert np.allclose(weights(3, (), True), [1 / 3] * 3)  # no weights: equal, silently
+    w, note = bw(2, [1, -1], True)
+    assert np.allclose(w, [0.5, 0.5]) and "sum to zero" in note
+    assert np.allclose(weights(2, [1, -1], False), [1, -1])
     with pytest.raises(ValueError, match="finite"):
         bw(2, [1, float("nan")], False)
 
@@ -131,7 +139,7 @@ def test_wrong_weight_count_means_equal_weights(tool):
     with pytest.warns(UserWarning, match="equal weights"):
         wrong = tool.generate(None, latents=lat, weights=[5, 1], seed=0)
     assert np.array_equal(equal, wrong)
-    assert np.allclose(tool.blend_latent(lat), lat.mean(0), atol=1e-6)
+    assert np.allclose(tool.runtime.blend(lat), lat.mean(0), atol=1e-6)
 
 
 def test_zero_sum_weights_fall_back_with_a_warning(tool):
@@ -148,25 +156,25 @@ def test_unnormalised_arithmetic_never_nan_or_clipping(tool):
             warnings.simplefilter("error")  # no warnings from the arithmetic either
             y = tool.generate(None, latents=lat, weights=weights, normalize_weights=False)
         assert np.isfinite(y).all() and np.abs(y).max() <= 1.0
-    z = tool.blend_latent(lat, [1, -1, 0], normalize_weights=False)
+    z = tool.runtime.blend(lat, [1, -1, 0], normalize=False)
     assert np.allclose(z, lat[0] - lat[1], atol=1e-6)
 
 
 def test_no_inputs_gives_a_random_latent(tool):
-    a = tool.blend_latent(np.empty((0, tool.latent_dim)), seed=1)
-    b = tool.blend_latent(np.empty((0, tool.latent_dim)), seed=2)
+    a = tool.runtime.blend(np.empty((0, tool.latent_dim)), seed=1)
+    b = tool.runtime.blend(np.empty((0, tool.latent_dim)), seed=2)
     assert a.shape == (tool.latent_dim,) and not np.allclose(a, b)
     assert np.isfinite(tool.generate(None, seed=1)).all()
 
 
 def test_variance_adds_noise(tool):
     lat = _lat(tool, 2)
-    base = tool.blend_latent(lat)
-    noisy = np.stack([tool.blend_latent(lat, variance=4.0, seed=s) for s in range(400)])
+    base = tool.runtime.blend(lat)
+    noisy = np.stack([tool.runtime.blend(lat, variance=4.0, seed=s) for s in range(400)])
     assert np.allclose(noisy.mean(0), base, atol=0.5)
     assert abs(float(noisy.std(0).mean()) - 2.0) < 0.2
     with pytest.raises(ValueError, match="variance"):
-        tool.blend_latent(lat, variance=-1)
+        tool.runtime.blend(lat, variance=-1)
 
 
 def test_latent_file_and_array_agree_and_differ_from_the_search_vector(tool, sounds):
@@ -188,6 +196,6 @@ def test_decode_of_extreme_latents_is_finite(tool):
     z = np.array(
         [[np.inf] * tool.latent_dim, [np.nan] * tool.latent_dim, [-1e30] * tool.latent_dim]
     )
-    y = tool.decode(z.astype(np.float32))
-    assert y.shape == (3, tool.audio.num_samples) and np.isfinite(y).all()
+    y = tool.runtime.decode(z.astype(np.float32))
+    assert y.shape == (3, tool.runtime.audio.num_samples) and np.isfinite(y).all()
     assert np.abs(y).max() <= 1.0

@@ -18,7 +18,8 @@ from sampletool.data.augment import AugmentConfig, augment, unit_noise
 from sampletool.data.cache import DONE, FAILED, FeatureCache
 from sampletool.data.dataset import DatasetError, load_dataset, make_dataset
 from sampletool.features import log_mel
-from sampletool.models.bundle import load_bundle
+from sampletool.models.runtime import load_runtime
+from sampletool.progress import Cancelled
 from sampletool.training.trainer import TrainConfig, Trainer
 from tests.helpers import TINY_VAE, write
 
@@ -144,6 +145,10 @@ def test_train_on_a_folder_that_is_not_a_dataset_exits_2(tmp_path, capsys):
 # -- feature cache -----------------------------------------------------------------------------
 
 
+def load_bundle(path):
+    return load_runtime(path, device="cpu")
+
+
 def test_cache_matches_frontend_resumes_and_is_reused(dataset, tmp_path):
     ds = load_dataset(dataset)
     from sampletool.audio import load_clip
@@ -152,12 +157,13 @@ def test_cache_matches_frontend_resumes_and_is_reused(dataset, tmp_path):
     cache = FeatureCache(ds, AudioConfig())
     cancel = threading.Event()
     cancel.set()  # stop after the first chunk... which is the whole of this small dataset
-    cache.build(workers=0, cancel=cancel)
+    with pytest.raises(Cancelled, match="next run goes on"):
+        cache.build(workers=0, cancel=cancel)
     feats = cache.features()
     expected = log_mel(torch.from_numpy(load_clip(ds.paths[5])), AudioConfig())[0].numpy()
     assert np.allclose(feats[5].astype(np.float32), expected, atol=2e-3)
     mtime = (cache.dir / "features.npy").stat().st_mtime_ns
-    assert cache.build(workers=0)  # nothing left to do: the file is not rewritten
+    cache.build(workers=0)  # nothing left to do: the file is not rewritten
     assert (cache.dir / "features.npy").stat().st_mtime_ns == mtime
     # another model with the same audio parameters shares the cache
     assert FeatureCache(ds, AudioConfig()).dir == cache.dir
@@ -185,10 +191,12 @@ def test_interrupted_cache_build_resumes(tmp_path, monkeypatch):
         if len(calls) == 2:
             cancel.set()
 
-    assert not cache.build(workers=0, progress=progress, cancel=cancel)
+    with pytest.raises(Cancelled):
+        cache.build(workers=0, progress=progress, cancel=cancel)
     status = cache.status()
     assert (status != 0).sum() == 8 and not cache.is_complete()
-    assert cache.build(workers=0)
+    cache.build(workers=0)
+    assert cache.is_complete()
     status = cache.status()
     assert status[3] == FAILED and (np.delete(status, 3) == DONE).all()
     assert cache.failures()[0][0] == ds.paths[3]
@@ -232,7 +240,7 @@ def test_multiplicative_noise_scales_with_the_signal_and_shift_moves_it():
 def test_tiny_model_learns_three_classes(dataset, tmp_path):
     seen = []
     trainer = Trainer(tmp_path / "log", tiny_config(dataset, max_steps=60), device="cpu",
-                      progress=lambda step, m: seen.append((step, m)))  # fmt: skip
+                      on_metrics=lambda step, m: seen.append((step, m)))  # fmt: skip
     result = trainer.run()
     assert result.step == 60 and result.reason == "max_steps"
     rows = [
@@ -276,7 +284,7 @@ def test_stop_event_leaves_a_loadable_bundle(dataset, tmp_path):
             stop.set()
 
     result = Trainer(tmp_path / "log", tiny_config(dataset, eval_every=1000, max_steps=1000),
-                     device="cpu", progress=progress, stop=stop).run()  # fmt: skip
+                     device="cpu", on_metrics=progress, stop=stop).run()  # fmt: skip
     assert result.reason == "stopped" and 10 <= result.step < 1000
     assert load_bundle(tmp_path / "log").class_names == ["high", "low", "noise"]
     saved = torch.load(tmp_path / "log" / "checkpoint.pt", weights_only=True)
@@ -358,7 +366,7 @@ def test_torchrun_two_processes_gloo(dataset, tmp_path):
     assert sorted(p.name for p in log.iterdir()) == sorted(p.name for p in single.iterdir())
     a, b = load_bundle(log), load_bundle(single)
     assert a.config == b.config and a.class_names == b.class_names
-    assert a.model.state_dict().keys() == b.model.state_dict().keys()
+    assert a.module.state_dict().keys() == b.module.state_dict().keys()
     steps = [json.loads(line)["step"] for line in (log / "metrics.jsonl").read_text().splitlines()]
     assert steps == [3, 6]
 
@@ -446,8 +454,8 @@ def test_init_from_a_bundle_starts_from_its_weights(dataset, tmp_path):
     t = Trainer(tmp_path / "second", tiny_config(dataset, max_steps=1, lr=1e-9,
                                                  init_from=str(first)), device="cpu")  # fmt: skip
     t.run()
-    before = load_bundle(first).model.state_dict()
-    after = load_bundle(tmp_path / "second").model.state_dict()
+    before = load_bundle(first).module.state_dict()
+    after = load_bundle(tmp_path / "second").module.state_dict()
     assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
     # Other classes: everything but the classifier is taken.
     data = make_class_folders(tmp_path / "d", per_class=8, classes=("x", "y"))
@@ -486,7 +494,7 @@ def test_weight_average_is_what_is_validated_saved_and_resumed(dataset, tmp_path
     log = tmp_path / "log"
     t = Trainer(log, tiny_config(dataset, max_steps=10, eval_every=10, ema=0.9), device="cpu")
     t.run()
-    saved = load_bundle(log).model.state_dict()
+    saved = load_bundle(log).module.state_dict()
     average = t.ema.module.state_dict()
     raw = t.model.state_dict()
     assert all(torch.equal(saved[k], average[k].cpu()) for k in saved)  # validated at step 10

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from sampletool.errors import AudioError
+from sampletool.progress import Cancelled
 from sampletool.waveform import (
     Envelope,
     envelope_of,
@@ -113,7 +114,9 @@ def test_read_envelope_stops_when_cancelled(tmp_path):
     path = write(tmp_path / "t.wav", tone(440, 2.0), 16000)
     cancel = threading.Event()
     cancel.set()
-    env = read_envelope(path, bins=100, block_seconds=0.5, cancel=cancel)
+    with pytest.raises(Cancelled) as stopped:
+        read_envelope(path, bins=100, block_seconds=0.5, cancel=cancel)
+    env = stopped.value.partial
     assert not env.complete
     assert isinstance(env, Envelope) and env.mins.shape == (100,)
 

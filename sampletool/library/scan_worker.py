@@ -1,10 +1,11 @@
-"""Per-file work of a library scan, run in worker processes: probe, segment, compute features
-and, on a CPU, embed them.
+"""Per-file work of a library scan, run in worker processes: fingerprint, probe, segment,
+compute features and, on a CPU, encode them.
 
-On a CPU each worker loads the model and sends back vectors: the encoder is most of a scan's
-work, and in the parent it would run on one core. With a GPU the workers send float16 features
-and the parent embeds them in batches on the device. Workers fork from the loader's forkserver
-(see `sampletool.audio`).
+On a CPU each worker loads the model runtime and sends back its readings (search vectors, class
+probabilities, decoder latents): the encoder is most of a scan's work, and in the parent it
+would run on one core. With a GPU the workers send float16 features and the parent encodes them
+in batches on the device. Workers fork from the loader's forkserver (see `sampletool.audio`).
+This module stays light (no torch unless the worker encodes).
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sampletool.audio import AudioError, _context, _default_workers, load_clip, windowed_imap
-from sampletool.features import AudioConfig, LogMelTransform
+
+if TYPE_CHECKING:
+    from sampletool.features import AudioConfig
 
 MAX_SEGMENTS_PER_FILE = 256
 _QUICK_BLOCK = 1 << 16
@@ -38,14 +42,6 @@ def quick_hash(path: str | os.PathLike[str], size: int | None = None) -> str:
     return h.hexdigest()
 
 
-def full_hash(path: str | os.PathLike[str]) -> str:
-    h = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass
 class FileResult:
     """What a worker found in one file."""
@@ -54,27 +50,29 @@ class FileResult:
     hash: str | None = None
     info: dict | None = None
     onsets: list[float] | None = None
-    features: np.ndarray | None = None  # float16 [segments, n_mels, T] (when not embedded)
-    vectors: np.ndarray | None = None  # float32 [segments, latent] (embedded in the worker)
-    probs: np.ndarray | None = None  # float32 [segments, classes] or None
+    features: np.ndarray | None = None  # float16 [segments, ...] (when not encoded here)
+    encoding: Any = None  # sampletool.models.runtime.Encoding of the segments (encoded here)
     error: str | None = None
 
 
-_transform: LogMelTransform | None = None
+_transform: Any = None
 _audio: AudioConfig | None = None
 _segment = False
-_tool = None
+_runtime: Any = None
 
 
-def _init(audio: AudioConfig, segment: bool, model_dir: str | None = None) -> None:
-    global _transform, _audio, _segment, _tool
+def _init(frontend: Any, audio: AudioConfig, segment: bool, model_dir: str | None = None) -> None:
+    """Set up a worker: the model's per-clip frontend and, to encode here, its runtime."""
+    global _transform, _audio, _segment, _runtime
     _audio, _segment = audio, segment
-    _transform = LogMelTransform(audio)
-    LogMelTransform.init_worker()
+    _transform = frontend
+    if hasattr(frontend, "init_worker"):
+        frontend.init_worker()
+    _runtime = None
     if model_dir is not None:
-        from sampletool.tool import SoundSampleTool
+        from sampletool.models.runtime import load_runtime
 
-        _tool = SoundSampleTool(model_dir, device="cpu")
+        _runtime = load_runtime(model_dir, device="cpu")
 
 
 def process_file(task: tuple[int, str, int]) -> FileResult:
@@ -102,8 +100,8 @@ def process_file(task: tuple[int, str, int]) -> FileResult:
             onsets = segment_file(path)[:MAX_SEGMENTS_PER_FILE] or [0.0]
         feats = [_transform(load_clip(path, t, _audio.seconds, _audio.sample_rate)) for t in onsets]
         res.onsets = [float(t) for t in onsets]
-        if _tool is not None:
-            res.vectors, res.probs = _tool.embed_features(np.stack(feats))
+        if _runtime is not None:
+            res.encoding = _runtime.encode(np.stack(feats))
         else:
             res.features = np.stack(feats)
     except AudioError as e:
@@ -120,16 +118,18 @@ class ScanPool:
 
     def __init__(
         self,
+        frontend: Any,
         audio: AudioConfig,
         segment: bool,
         workers: int | None = None,
         model_dir: str | None = None,
     ) -> None:
-        """`model_dir`: embed in the workers with this bundle (CPU); None to send features."""
+        """`frontend`: the model's picklable per-clip feature transform; `model_dir`: encode in
+        the workers with this bundle (CPU), or None to send features back."""
         self.workers = self.worker_count(workers)
-        self.audio, self.segment, self.model_dir = audio, segment, model_dir
+        self.frontend, self.audio, self.segment = frontend, audio, segment
         self._pool = (
-            _context().Pool(self.workers, _init, (audio, segment, model_dir))
+            _context().Pool(self.workers, _init, (frontend, audio, segment, model_dir))
             if self.workers
             else None
         )
@@ -140,7 +140,7 @@ class ScanPool:
 
     def imap(self, tasks: list[tuple[int, str, int]]):
         if self._pool is None:
-            _init(self.audio, self.segment, None)  # in-process: the parent embeds
+            _init(self.frontend, self.audio, self.segment, None)  # in-process: the parent encodes
             yield from map(process_file, tasks)
             return
         chunk = max(1, min(8, len(tasks) // (self.workers * 8) or 1))

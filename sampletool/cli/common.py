@@ -1,0 +1,101 @@
+"""What every command shares: the exit codes, errors as one line, common arguments, a progress
+bar and Ctrl+C handling."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+EXIT_OK, EXIT_BAD_FILES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A bad argument, reported as one line and exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's default prints the whole usage block
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="model bundle folder or installed model name (default: the built-in model)",
+    )
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+
+
+def add_db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help="catalogue file (default: in the user's data folder, keyed by the library folder)",
+    )
+
+
+def load_model(args: argparse.Namespace):
+    """The model runtime that --model and --device name."""
+    from sampletool.models.runtime import load_runtime
+
+    return load_runtime(args.model, args.device)
+
+
+def open_library(args: argparse.Namespace, rebuild: bool = False):
+    """The library that --library (or the positional LIBRARY_DIR), --db and --model name."""
+    from sampletool.library import Library
+
+    return Library(args.library, load_model(args), db_path=args.db,
+                   segmentation=getattr(args, "segment", None), rebuild=rebuild)  # fmt: skip
+
+
+def report(path: object, reason: str) -> None:
+    """One unreadable file, on stderr."""
+    print(f"sampletool: {path}: {reason}", file=sys.stderr)
+
+
+def warn(message: object) -> None:
+    print(f"sampletool: warning: {message}", file=sys.stderr)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (only when it is a terminal); a `Progress` callable."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, done: int, total: int, _msg: str = "") -> None:
+        if not self.tty or total <= 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        bar = "#" * filled + "-" * (width - filled)
+        print(f"\r{self.label} [{bar}] {done}/{total}", end="", file=sys.stderr, flush=True)
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+            self.shown = False
+
+
+def stop_on_ctrl_c(event: threading.Event, when: str) -> Callable[[], None]:
+    """Until the returned function is called, the first Ctrl+C sets `event` (the work stops
+    cleanly after `when`) and a second one aborts. Off the main thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_sigint(signum, frame) -> None:
+        print(f"\nsampletool: stopping after {when} (Ctrl+C again to abort)", file=sys.stderr)
+        event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    return lambda: signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,120 @@
+"""The registry of model kinds: a bundle's `model.kind` -> its config, builder and runtime.
+
+A kind is one module that defines `KIND = ModelKind(...)`:
+
+- `config_type`: a frozen dataclass with `kind`, `num_classes`, `to_dict()` and `from_dict()`;
+  it is what a bundle's config.json holds under "model".
+- `build(config, audio) -> nn.Module`: the untrained module. The module takes plain typed
+  arguments, never the config (audiocraft's builders). For training it offers
+  `loss(features, labels, class_balance=None, forward=None, generator=None) -> Loss` and a
+  `forward(features, generator, labels)` that `loss` calls through `forward` (so
+  DistributedDataParallel's wrapper can stand in); a classifier head's parameters are named
+  `classifier.*` (fine-tuning on other classes starts that head afresh).
+- `runtime_type`: the `ModelRuntime` subclass that encodes and decodes with a loaded module.
+
+Kinds are listed here by module name, so nothing heavy (torch) is imported until a kind is used:
+the CLI's help and the GUI's model menu stay fast. `register` adds a kind at run time (tests
+define a tiny one; a plug-in could too). The CLI, the library, the trainer, the train wizard and
+the app only ever go through this registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from sampletool.features import AudioConfig
+
+# kind name -> the module that defines its KIND
+_MODULES: dict[str, str] = {
+    "vae": "sampletool.models.vae",
+}
+_REGISTERED: dict[str, ModelKind] = {}
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """One kind of model: how to read its config, build its module and run it.
+
+    Attributes:
+        name: the `kind` written in a bundle's config.
+        description: one line for menus and `--help`.
+        config_type: the kind's config dataclass (see the module docstring).
+        build: config, audio parameters -> an untrained `torch.nn.Module`.
+        runtime_type: the `sampletool.models.runtime.ModelRuntime` subclass for this kind.
+    """
+
+    name: str
+    description: str
+    config_type: Any
+    build: Callable[[Any, AudioConfig], torch.nn.Module]
+    runtime_type: type
+
+
+@dataclass
+class Loss:
+    """What a module's `loss` returns for one batch.
+
+    Attributes:
+        total: the scalar to minimise (a tensor with gradients).
+        parts: its terms as floats, "loss" (the total) among them; the trainer logs them
+            with a `train_` or `val_` prefix.
+        class_logits: Float [B, classes] when the module has a classifier, else None (the
+            trainer's confusion matrix and accuracy come from these).
+    """
+
+    total: torch.Tensor
+    parts: dict[str, float] = field(default_factory=dict)
+    class_logits: torch.Tensor | None = None
+
+
+def kind_names() -> list[str]:
+    """Every known kind's name, sorted."""
+    return sorted(set(_MODULES) | set(_REGISTERED))
+
+
+def get_kind(name: str) -> ModelKind:
+    """The kind called `name` (its module is imported on first use).
+
+    Raises:
+        ValueError: no such kind.
+    """
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    module = _MODULES.get(name) if isinstance(name, str) else None
+    if module is None:
+        raise ValueError(f"unknown model kind {name!r} (known: {', '.join(kind_names())})")
+    kind = importlib.import_module(module).KIND
+    if kind.name != name:
+        raise ValueError(f"{module} defines kind {kind.name!r}, not {name!r}")
+    _REGISTERED[name] = kind
+    return kind
+
+
+def register(kind: ModelKind) -> None:
+    """Make `kind` available by its name (replacing a kind registered under it before)."""
+    _REGISTERED[kind.name] = kind
+
+
+def unregister(name: str) -> None:
+    """Forget a kind added with `register` (the built-in kinds come back on next use)."""
+    _REGISTERED.pop(name, None)
+
+
+def config_from_dict(d: dict) -> Any:
+    """The typed config of a stored dict, by its `kind`.
+
+    Raises:
+        ValueError: an unknown kind or settings that kind does not accept.
+    """
+    return get_kind(d.get("kind")).config_type.from_dict(dict(d))  # type: ignore[arg-type]
+
+
+def build_model(config: Any, audio: AudioConfig) -> torch.nn.Module:
+    """The untrained module `config` describes, for features of `audio`'s size."""
+    return get_kind(config.kind).build(config, audio)
