@@ -41,7 +41,7 @@ import sys, time
 t0 = float(sys.argv[1])
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-from ui.main_window import MainWindow
+from ui.mainwindow import MainWindow
 w = MainWindow(model=sys.argv[2] if len(sys.argv) > 2 else None)
 w.show()
 torch_loaded = "torch" in sys.modules  # the model loads once the event loop runs, not before
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "cfg"))
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    from ui.main_window import MainWindow
+    from ui.mainwindow import MainWindow
     from ui.playback import Player
 
     window = MainWindow(model=args.model, player=Player(backend=SilentOutput()))

@@ -75,7 +75,7 @@ def model_dir(arg: str | None, tmp: Path) -> tuple[str, str]:
 def measure(root: Path, model: str, workers: int, tmp: Path, label: str) -> dict:
     from sampletool.audio import _context
     from sampletool.data.dataset import find_audio_files
-    from sampletool.library.library import Library
+    from sampletool.library import Library
     from sampletool.tool import SoundSampleTool
 
     paths = [str(p) for p in find_audio_files(root)]

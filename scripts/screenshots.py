@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 class SilentOutput:
     def play(self, audio, sample_rate) -> None:
@@ -45,7 +43,7 @@ def main() -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
                       tempfile.mkdtemp(prefix="sampletool-shots-cfg-"))  # fmt: skip
     app = QApplication(sys.argv[:1])
-    from ui.main_window import MainWindow
+    from ui.mainwindow import MainWindow
     from ui.playback import Player
 
     w = MainWindow(model=args.model, library=str(args.library.absolute()),

@@ -1,11 +1,7 @@
-"""Sample Tool's desktop app (PySide6). The engine it drives lives in `sampletool`."""
+"""Sample Tool's desktop app (PySide6 + pyqtgraph). The engine it drives lives in `sampletool`.
 
-from PySide6.QtCore import QSettings
-
-ORG, APP = "SampleTool", "Sample Tool"
-
-
-def app_settings() -> QSettings:
-    """The app's remembered settings: an INI file in the user's config folder on every
-    platform (tests point QSettings.setPath for IniFormat at a temporary folder)."""
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
+By feature: `app` (the entry point), `mainwindow/` (the window, its library controller, the
+engine jobs it runs), `blend/` (the blend panel), `widgets/` (library table, map, waveform,
+similar list, class bars), `dialogs/`, `playback`, `actions` and `dnd` (what can be done to a
+sample, and how it travels), `workers` (the one way off the GUI thread), `settings`.
+"""

@@ -1,26 +1,31 @@
 """The one way to run engine work off the GUI thread.
 
-`run_task(fn, ...)` runs `fn(*args, progress=..., cancel=...)` on a QThreadPool thread and
+`TaskGroup.run(name, fn, ...)` runs `fn(*args, progress=..., cancel=...)` on a worker thread and
 brings back its result or its exception, and its progress, as Qt signals delivered on the GUI
-thread. Engine functions take a plain `progress(done, total, message)` callable and a
-`threading.Event` for cancel; they never see Qt. Tests call `set_synchronous(True)` to run
-tasks inline.
+thread. A newer task of the same name supersedes the older one (it is cancelled and its result
+dropped: latest wins), and nothing is delivered once the group's owner is deleted. Every widget
+that runs work has its own group; the groups share a pool, which tests inject: a
+`SynchronousPool` runs each task inline.
+
+Engine functions take a plain `progress(done, total, message)` callable and a
+`threading.Event` for cancel (see `sampletool.progress`); they never see Qt.
 """
 
 from __future__ import annotations
 
 import threading
 import traceback
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from shiboken6 import isValid
 
 
 class TaskSignals(QObject):
     progress = Signal(int, int, str)
     result = Signal(object)
-    error = Signal(object)  # the exception; its traceback is in .__traceback__
+    error = Signal(object)  # the exception; its traceback text is in .formatted_traceback
     finished = Signal()
 
 
@@ -67,20 +72,51 @@ class Task(QRunnable):
             pass
 
 
-_synchronous = False
-_live: set[Task] = set()
+class Pool(Protocol):
+    """Where tasks run."""
+
+    def start(self, task: Task) -> None: ...
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Wait for every task started here (-1: as long as it takes); True if all ended."""
+        ...
 
 
-def wait_for_all(msecs: int = -1) -> bool:
-    """Wait for every running task (-1: as long as it takes); True if all finished. Call
-    `cancel()` on the tasks first to make it quick."""
-    return QThreadPool.globalInstance().waitForDone(msecs)
+class ThreadPool:
+    """Qt's global thread pool, with room for short work beside long work."""
+
+    def __init__(self) -> None:
+        self._pool = QThreadPool.globalInstance()
+        # A scan or a map projection can run for minutes: leave threads for the short work
+        # (waveforms, searches, blends) that must not queue behind them.
+        self._pool.setMaxThreadCount(max(self._pool.maxThreadCount(), 8))
+
+    def start(self, task: Task) -> None:
+        self._pool.start(task)
+
+    def wait(self, msecs: int = -1) -> bool:
+        return self._pool.waitForDone(msecs)
 
 
-def set_synchronous(value: bool) -> None:
-    """Run tasks inline on the calling thread (for tests)."""
-    global _synchronous
-    _synchronous = value
+class SynchronousPool:
+    """Runs each task inline, on the calling thread, before `start` returns (tests)."""
+
+    def start(self, task: Task) -> None:
+        task.run()
+
+    def wait(self, msecs: int = -1) -> bool:
+        return True
+
+
+_default_pool: ThreadPool | None = None
+_live: set[Task] = set()  # keeps each task's Python object (and its signals) alive until done
+
+
+def default_pool() -> ThreadPool:
+    global _default_pool
+    if _default_pool is None:
+        _default_pool = ThreadPool()
+    return _default_pool
 
 
 def run_task(
@@ -90,13 +126,16 @@ def run_task(
     on_error: Callable[[BaseException], None] | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
     pass_control: bool = False,
+    pool: Pool | None = None,
     **kwargs: Any,
 ) -> Task:
-    """Run `fn(*args, **kwargs)` off the GUI thread.
+    """Run `fn(*args, **kwargs)` off the GUI thread, once, with no bookkeeping (a `TaskGroup`
+    adds names that supersede each other).
 
     Args:
         on_result, on_error, on_progress: called on the GUI thread.
         pass_control: also pass `progress=` and `cancel=` keyword arguments to `fn`.
+        pool: where to run it (default: Qt's thread pool).
     """
     task = Task(fn, args, kwargs, pass_control)
     if on_result is not None:
@@ -105,14 +144,99 @@ def run_task(
         task.signals.error.connect(on_error)
     if on_progress is not None:
         task.signals.progress.connect(on_progress)
-    _live.add(task)  # keep the Python object (and its signals) alive until it has finished
+    _live.add(task)
     task.signals.finished.connect(lambda: _live.discard(task))
-    if _synchronous:
-        task.run()
-    else:
-        pool = QThreadPool.globalInstance()
-        # A scan or a map projection can run for minutes: leave threads for the short work
-        # (waveforms, searches, blends) that must not queue behind them.
-        pool.setMaxThreadCount(max(pool.maxThreadCount(), 8))
-        pool.start(task)
+    (pool or default_pool()).start(task)
     return task
+
+
+class TaskGroup:
+    """The named tasks of one widget: the latest task of a name wins.
+
+    Args:
+        owner: results are dropped once this object has been deleted.
+        pool: where tasks run (default: Qt's thread pool; tests pass a `SynchronousPool`).
+        on_error: called with errors of tasks run without their own `on_error`.
+    """
+
+    def __init__(
+        self,
+        owner: QObject,
+        pool: Pool | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.owner = owner
+        self.pool: Pool = pool or default_pool()
+        self._on_error = on_error
+        self._tasks: dict[Hashable, Task] = {}
+
+    def run(
+        self,
+        name: Hashable,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_result: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        on_progress: Callable[[int, int, str], None] | None = None,
+        pass_control: bool = False,
+        **kwargs: Any,
+    ) -> Task:
+        """Run `fn` as task `name`, superseding (cancelling and dropping) a task of that name
+        still running. Handlers are called on the GUI thread, only while this task is the
+        current one of its name."""
+        self.drop(name)
+        task = Task(fn, args, kwargs, pass_control)
+        error_handler = on_error or self._on_error
+
+        def current() -> bool:
+            return isValid(self.owner) and self._tasks.get(name) is task
+
+        def result(value: Any) -> None:
+            if current():
+                del self._tasks[name]
+                if on_result is not None:
+                    on_result(value)
+
+        def error(e: BaseException) -> None:
+            if current():
+                del self._tasks[name]
+                if error_handler is not None:
+                    error_handler(e)
+
+        def progress(done: int, total: int, message: str) -> None:
+            if current() and on_progress is not None:
+                on_progress(done, total, message)
+
+        task.signals.result.connect(result)
+        task.signals.error.connect(error)
+        task.signals.progress.connect(progress)
+        self._tasks[name] = task  # before start: a synchronous pool finishes inside it
+        _live.add(task)
+        task.signals.finished.connect(lambda: _live.discard(task))
+        self.pool.start(task)
+        return task
+
+    def task(self, name: Hashable) -> Task | None:
+        """The task running under `name`, if any."""
+        return self._tasks.get(name)
+
+    def running(self, *names: Hashable) -> bool:
+        """Whether any of these (any at all, without names) is running."""
+        return any(n in self._tasks for n in names) if names else bool(self._tasks)
+
+    def cancel(self, *names: Hashable) -> None:
+        """Ask these tasks (all, without names) to stop; what they return is still delivered."""
+        for name in names or tuple(self._tasks):
+            task = self._tasks.get(name)
+            if task is not None:
+                task.cancel()
+
+    def drop(self, *names: Hashable) -> None:
+        """Cancel these tasks and forget them: nothing they return is delivered."""
+        for name in names:
+            task = self._tasks.pop(name, None)
+            if task is not None:
+                task.cancel()
+
+    def drop_all(self) -> None:
+        self.drop(*tuple(self._tasks))

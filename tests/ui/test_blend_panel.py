@@ -17,9 +17,9 @@ import soundfile as sf
 from PySide6.QtCore import QMimeData, QPoint, QSettings, Qt, QThreadPool, QUrl
 from PySide6.QtWidgets import QApplication, QCheckBox, QLabel, QSlider, QSpinBox, QWidget
 
-from ui import app_settings, workers
+from ui.blend import MAX_SLOTS, BlendPanel
 from ui.dnd import SampleRef, samples_from_mime
-from ui.widgets.blend_panel import MAX_SLOTS, BlendPanel
+from ui.settings import app_settings
 
 WAIT_MS = 120_000  # a generous ceiling for a loaded machine; never a speed requirement
 
@@ -30,20 +30,15 @@ def _isolated_settings(tmp_path, monkeypatch):
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "cfg"))
 
 
-@pytest.fixture(autouse=True)
-def _real_worker_threads():
-    """Tasks must really be in flight here: their results arrive through the event loop."""
-    previous = workers._synchronous
-    workers.set_synchronous(False)
-    yield
-    workers.set_synchronous(previous)
-
-
 @pytest.fixture(scope="module")
-def tool(tiny_bundle):
-    from sampletool.tool import SoundSampleTool
+def runtime(tiny_bundle):
+    from sampletool.models.runtime import load_runtime
 
-    return SoundSampleTool(tiny_bundle, device="cpu")
+    return load_runtime(tiny_bundle, device="cpu")
+
+
+def latent(runtime, path) -> np.ndarray:
+    return runtime.read(str(path)).latents[0]
 
 
 def _wait_idle(qtbot, panel: BlendPanel) -> None:
@@ -52,13 +47,13 @@ def _wait_idle(qtbot, panel: BlendPanel) -> None:
 
 @pytest.fixture
 def make_panel(qtbot):
-    def make(tool=None) -> BlendPanel:
-        p = BlendPanel()
+    def make(runtime=None) -> BlendPanel:
+        p = BlendPanel()  # tasks run on real threads: results arrive through the event loop
         qtbot.addWidget(p)
         p.resize(340, 640)
         p.show()
-        if tool is not None:
-            p.set_tool(tool)
+        if runtime is not None:
+            p.set_model(runtime)
         return p
 
     yield make
@@ -84,10 +79,11 @@ class Recorder:
         return self.audio[-1]
 
 
-def direct(tool, vectors, weights, normalize=True, variance=0.0, seed=0) -> np.ndarray:
+def direct(runtime, vectors, weights, normalize=True, variance=0.0, seed=0) -> np.ndarray:
     """What the panel should produce, computed here without it."""
-    lat = np.stack(vectors) if len(vectors) else np.empty((0, tool.latent_dim), np.float32)
-    return tool.decode(tool.blend_latent(lat, weights, normalize, variance, seed), seed=seed)[0]
+    lat = np.stack(vectors) if len(vectors) else np.empty((0, runtime.vector_dim), np.float32)
+    z = runtime.blend(lat, weights, normalize, variance, seed)
+    return runtime.decode(z, seed=seed)[0]
 
 
 def assert_same(a: np.ndarray, b: np.ndarray) -> None:
@@ -116,30 +112,30 @@ def slider(panel: BlendPanel, index: int) -> QSlider:
 
 
 @pytest.fixture
-def two(make_panel, tool, sounds, qtbot):
+def two(make_panel, runtime, sounds, qtbot):
     """A panel with low.wav and high.wav in slots 0 and 1, their first blend generated."""
-    panel = make_panel(tool)
+    panel = make_panel(runtime)
     rec = Recorder(panel)
     assert drop_files(panel, sounds[:2])
     _wait_idle(qtbot, panel)
     assert rec.audio, panel.status_text()
-    vecs = [tool.latent(str(p)) for p in sounds[:2]]
+    vecs = [latent(runtime, p) for p in sounds[:2]]
     return panel, rec, vecs
 
 
 # -- slots and latents ---------------------------------------------------------------------------
 
 
-def test_dropped_files_get_their_latents_and_a_blend(two, tool, sounds):
+def test_dropped_files_get_their_latents_and_a_blend(two, runtime, sounds):
     panel, rec, vecs = two
     assert panel.samples()[:2] == [SampleRef(str(sounds[0])), SampleRef(str(sounds[1]))]
     assert panel.samples()[2:] == [None] * (MAX_SLOTS - 2)
     for i in range(2):
-        np.testing.assert_allclose(panel.slot_vector(i), vecs[i], atol=1e-5)
+        np.testing.assert_allclose(panel.slot_latent(i), vecs[i], atol=1e-5)
         assert panel.findChild(object, f"blendSlot{i}").isVisible()
     assert not panel.findChild(object, "blendSlot2").isVisible()
-    assert rec.rates[-1] == tool.sample_rate
-    assert_same(rec.last, direct(tool, vecs, [1.0, 1.0]))
+    assert rec.rates[-1] == runtime.sample_rate
+    assert_same(rec.last, direct(runtime, vecs, [1.0, 1.0]))
 
 
 def test_text_drops_are_refused(make_panel):
@@ -152,14 +148,14 @@ def test_text_drops_are_refused(make_panel):
     assert panel.samples() == [None] * MAX_SLOTS
 
 
-def test_slots_hold_decoder_latents_not_search_vectors(make_panel, tool, sounds, qtbot):
+def test_slots_hold_decoder_latents_not_search_vectors(make_panel, runtime, sounds, qtbot):
     # The library's stored vectors are read before the flows; decoding them loses the sound.
-    panel = make_panel(tool)
+    panel = make_panel(runtime)
     panel.add_sample(SampleRef(str(sounds[0]), onset=0.0))
     _wait_idle(qtbot, panel)
-    got = panel.slot_vector(0)
-    np.testing.assert_allclose(got, tool.latent(str(sounds[0])), atol=1e-5)
-    assert np.abs(got - tool.embed(str(sounds[0]))).max() > 1e-3
+    got = panel.slot_latent(0)
+    np.testing.assert_allclose(got, latent(runtime, sounds[0]), atol=1e-5)
+    assert np.abs(got - runtime.read(str(sounds[0])).vectors[0]).max() > 1e-3
 
 
 def test_ninth_sample_is_refused_with_a_message(make_panel, sounds):
@@ -174,11 +170,11 @@ def test_ninth_sample_is_refused_with_a_message(make_panel, sounds):
 
 
 def test_unreadable_file_shows_its_reason_and_the_others_still_blend(
-    make_panel, tool, sounds, tmp_path, qtbot
+    make_panel, runtime, sounds, tmp_path, qtbot
 ):
     broken = tmp_path / "broken.wav"
     broken.write_text("this is not audio")
-    panel = make_panel(tool)
+    panel = make_panel(runtime)
     rec = Recorder(panel)
     refs = [sounds[0], broken, sounds[1], tmp_path / "missing.wav"]
     assert panel.add_samples([SampleRef(str(p)) for p in refs]) == 4
@@ -188,19 +184,19 @@ def test_unreadable_file_shows_its_reason_and_the_others_still_blend(
     state = panel.findChild(QLabel, "blendSlotState1")
     assert state.isVisible() and "not an audio file" in state.text()
     assert not slider(panel, 1).isEnabled()
-    vecs = [tool.latent(str(sounds[0])), tool.latent(str(sounds[1]))]
-    assert_same(rec.last, direct(tool, vecs, [1.0, 1.0]))
+    vecs = [latent(runtime, sounds[0]), latent(runtime, sounds[1])]
+    assert_same(rec.last, direct(runtime, vecs, [1.0, 1.0]))
     assert "broken.wav" not in panel.results[0].label
 
 
-def test_removing_a_slot_blends_the_rest(two, tool, qtbot):
+def test_removing_a_slot_blends_the_rest(two, runtime, qtbot):
     panel, rec, vecs = two
     n = len(rec.audio)
     qtbot.mouseClick(panel.findChild(object, "blendRemove0"), Qt.MouseButton.LeftButton)
     assert panel.samples()[0] is None and not panel.findChild(object, "blendSlot0").isVisible()
     _wait_idle(qtbot, panel)
     assert len(rec.audio) == n + 1
-    assert_same(rec.last, direct(tool, vecs[1:], [1.0]))
+    assert_same(rec.last, direct(runtime, vecs[1:], [1.0]))
     panel.clear_slot(1)
     assert panel.findChild(QLabel, "blendHint").isVisible()
 
@@ -208,7 +204,7 @@ def test_removing_a_slot_blends_the_rest(two, tool, qtbot):
 # -- re-generation -------------------------------------------------------------------------------
 
 
-def test_moving_a_weight_makes_a_new_sound(two, tool, qtbot):
+def test_moving_a_weight_makes_a_new_sound(two, runtime, qtbot):
     panel, rec, vecs = two
     before = rec.last
     assert (slider(panel, 1).minimum(), slider(panel, 1).maximum()) == (-100, 200)
@@ -216,10 +212,10 @@ def test_moving_a_weight_makes_a_new_sound(two, tool, qtbot):
     assert panel.findChild(QLabel, "blendWeightValue1").text() == "0.50"
     _wait_idle(qtbot, panel)
     assert_differs(rec.last, before)
-    assert_same(rec.last, direct(tool, vecs, [1.0, 0.5]))
+    assert_same(rec.last, direct(runtime, vecs, [1.0, 0.5]))
 
 
-def test_quick_moves_coalesce_and_the_latest_wins(two, tool, qtbot):
+def test_quick_moves_coalesce_and_the_latest_wins(two, runtime, qtbot):
     panel, rec, vecs = two
     started, shown = panel.generations_started, len(rec.audio)
     moves = [90, 70, 50, -30, 10]
@@ -228,10 +224,12 @@ def test_quick_moves_coalesce_and_the_latest_wins(two, tool, qtbot):
     _wait_idle(qtbot, panel)
     assert 1 <= panel.generations_started - started < len(moves)
     assert 1 <= len(rec.audio) - shown < len(moves)
-    assert_same(rec.last, direct(tool, vecs, [0.1, 1.0]))
+    assert_same(rec.last, direct(runtime, vecs, [0.1, 1.0]))
 
 
-def test_changes_while_generating_keep_only_the_newest_and_drop_the_stale_result(two, tool, qtbot):
+def test_changes_while_generating_keep_only_the_newest_and_drop_the_stale_result(
+    two, runtime, qtbot
+):
     panel, rec, vecs = two
     started, shown, history = panel.generations_started, len(rec.audio), len(panel.results)
     slider(panel, 1).setValue(20)
@@ -245,11 +243,11 @@ def test_changes_while_generating_keep_only_the_newest_and_drop_the_stale_result
     assert panel.generations_started == started + 2  # the running one, then only the newest
     assert len(rec.audio) == shown + 1  # the stale result was never shown
     assert len(panel.results) == history + 1
-    assert_same(rec.last, direct(tool, vecs, [1.0, 0.8]))
+    assert_same(rec.last, direct(runtime, vecs, [1.0, 0.8]))
     assert_same(panel.current.audio, rec.last)
 
 
-def test_moving_back_to_the_running_settings_cancels_the_pending_request(two, tool, qtbot):
+def test_moving_back_to_the_running_settings_cancels_the_pending_request(two, runtime, qtbot):
     panel, rec, vecs = two
     started, shown = panel.generations_started, len(rec.audio)
     slider(panel, 1).setValue(20)
@@ -261,10 +259,10 @@ def test_moving_back_to_the_running_settings_cancels_the_pending_request(two, to
     _wait_idle(qtbot, panel)
     assert panel.generations_started == started + 1
     assert len(rec.audio) == shown + 1
-    assert_same(rec.last, direct(tool, vecs, [1.0, 0.2]))
+    assert_same(rec.last, direct(runtime, vecs, [1.0, 0.2]))
 
 
-def test_random_changes_the_seed_and_the_sound(two, tool, qtbot):
+def test_random_changes_the_seed_and_the_sound(two, runtime, qtbot):
     panel, rec, vecs = two
     seed_box = panel.findChild(QSpinBox, "blendSeed")
     seed0, before = seed_box.value(), rec.last
@@ -273,31 +271,31 @@ def test_random_changes_the_seed_and_the_sound(two, tool, qtbot):
     assert seed != seed0
     _wait_idle(qtbot, panel)
     assert_differs(rec.last, before)
-    assert_same(rec.last, direct(tool, vecs, [1.0, 1.0], seed=seed))
+    assert_same(rec.last, direct(runtime, vecs, [1.0, 1.0], seed=seed))
 
 
-def test_random_with_no_slots_decodes_a_prior_draw(make_panel, tool, qtbot):
-    panel = make_panel(tool)
+def test_random_with_no_slots_decodes_a_prior_draw(make_panel, runtime, qtbot):
+    panel = make_panel(runtime)
     rec = Recorder(panel)
     qtbot.mouseClick(panel.findChild(object, "blendRandom"), Qt.MouseButton.LeftButton)
     _wait_idle(qtbot, panel)
     seed = panel.findChild(QSpinBox, "blendSeed").value()
     assert len(rec.audio) == 1
-    assert_same(rec.last, direct(tool, [], None, seed=seed))
+    assert_same(rec.last, direct(runtime, [], None, seed=seed))
     assert panel.results[0].label == f"blend 1 — random (seed {seed})"
 
 
-def test_variance_slider_adds_seeded_variation(two, tool, qtbot):
+def test_variance_slider_adds_seeded_variation(two, runtime, qtbot):
     panel, rec, vecs = two
     before = rec.last
     panel.findChild(QSlider, "blendVariance").setValue(50)
     assert panel.findChild(QLabel, "blendVarianceValue").text() == "0.50"
     _wait_idle(qtbot, panel)
     assert_differs(rec.last, before)
-    assert_same(rec.last, direct(tool, vecs, [1.0, 1.0], variance=0.5))
+    assert_same(rec.last, direct(runtime, vecs, [1.0, 1.0], variance=0.5))
 
 
-def test_normalize_toggle_changes_weights_that_do_not_sum_to_one(two, tool, qtbot):
+def test_normalize_toggle_changes_weights_that_do_not_sum_to_one(two, runtime, qtbot):
     panel, rec, vecs = two
     before = rec.last  # weights 1 + 1, normalised to 0.5 + 0.5
     box = panel.findChild(QCheckBox, "normalizeWeights")
@@ -305,10 +303,10 @@ def test_normalize_toggle_changes_weights_that_do_not_sum_to_one(two, tool, qtbo
     box.setChecked(False)
     _wait_idle(qtbot, panel)
     assert_differs(rec.last, before)
-    assert_same(rec.last, direct(tool, vecs, [1.0, 1.0], normalize=False))
+    assert_same(rec.last, direct(runtime, vecs, [1.0, 1.0], normalize=False))
 
 
-def test_weights_summing_to_zero_are_explained(two, tool, qtbot):
+def test_weights_summing_to_zero_are_explained(two, runtime, qtbot):
     panel, rec, vecs = two
     slider(panel, 0).setValue(60)
     _wait_idle(qtbot, panel)
@@ -316,11 +314,11 @@ def test_weights_summing_to_zero_are_explained(two, tool, qtbot):
     slider(panel, 0).setValue(100)
     slider(panel, 1).setValue(-100)  # 1 - 1 = 0 cannot be normalised: equal weights
     with pytest.warns(UserWarning, match="sum to zero"):
-        direct(tool, vecs, [1.0, -1.0])
+        direct(runtime, vecs, [1.0, -1.0])
     _wait_idle(qtbot, panel)
     assert "sum to zero" in panel.status_text()
     assert_differs(rec.last, before)
-    assert_same(rec.last, direct(tool, vecs, [0.5, 0.5]))
+    assert_same(rec.last, direct(runtime, vecs, [0.5, 0.5]))
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -348,7 +346,7 @@ def test_history_grows_newest_first_and_a_click_replays(two, qtbot):
     np.testing.assert_array_equal(blocker.args[0], first)
 
 
-def test_save_writes_a_readable_wav_and_remembers_the_folder(two, tool, tmp_path, qtbot):
+def test_save_writes_a_readable_wav_and_remembers_the_folder(two, runtime, tmp_path, qtbot):
     panel, rec, _ = two
     asked = []
     out_dir = tmp_path / "exports"
@@ -358,17 +356,19 @@ def test_save_writes_a_readable_wav_and_remembers_the_folder(two, tool, tmp_path
         return str(out_dir / "my blend")
 
     panel.save_path_provider = provider
-    qtbot.mouseClick(panel.findChild(object, "saveBlend"), Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(panel.saved, timeout=WAIT_MS) as blocker:  # written off the GUI thread
+        qtbot.mouseClick(panel.findChild(object, "saveBlend"), Qt.MouseButton.LeftButton)
     target = out_dir / "my blend.wav"
-    assert target.is_file(), panel.status_text()
+    assert blocker.args == [target] and target.is_file(), panel.status_text()
     data, rate = sf.read(str(target), dtype="float32")
-    assert rate == tool.sample_rate and data.shape == rec.last.shape
+    assert rate == runtime.sample_rate and data.shape == rec.last.shape
     np.testing.assert_allclose(data, rec.last, atol=1e-4)
     assert Path(app_settings().value("blend/saveDir")) == out_dir
     assert "Saved" in panel.status_text()
     panel.save_path_provider = lambda *a: asked.append(a[2]) or ""  # cancelled
-    assert panel.save() is None
-    assert Path(asked[-1]).parent == out_dir
+    with qtbot.assertNotEmitted(panel.saved, wait=200):
+        panel.save()
+    assert Path(asked[-1]).parent == out_dir and "Saved my blend.wav" == panel.status_text()
 
 
 def test_result_mime_is_a_local_url_to_an_existing_wav(two, qtbot):
@@ -389,7 +389,7 @@ def test_result_mime_is_a_local_url_to_an_existing_wav(two, qtbot):
     assert panel.result_mime().urls()[0].toLocalFile() != older_path
 
 
-def test_no_model_is_a_message_not_a_crash(make_panel, tool, sounds, qtbot):
+def test_no_model_is_a_message_not_a_crash(make_panel, runtime, sounds, qtbot):
     panel = make_panel()
     rec = Recorder(panel)
     assert panel.status_text() == "Loading the model..."
@@ -399,12 +399,15 @@ def test_no_model_is_a_message_not_a_crash(make_panel, tool, sounds, qtbot):
     slider(panel, 0).setValue(40)
     panel.regenerate_now()
     assert panel.generations_started == 0 and not rec.audio
-    assert panel.result_mime() is None and panel.save() is None
+    assert panel.result_mime() is None
+    with qtbot.assertNotEmitted(panel.saved, wait=100):
+        panel.save()
+    assert "Nothing to save" in panel.status_text()
     assert not panel.findChild(object, "saveBlend").isEnabled()
-    panel.set_tool(None)
+    panel.set_model(None)
     assert "No model" in panel.status_text()
     panel.regenerate_now()
     assert "No model" in panel.status_text()
-    panel.set_tool(tool)  # a model arrives later: the waiting sample is read and blended
+    panel.set_model(runtime)  # a model arrives later: the waiting sample is read and blended
     _wait_idle(qtbot, panel)
-    assert rec.audio and panel.slot_vector(0) is not None
+    assert rec.audio and panel.slot_latent(0) is not None

@@ -12,6 +12,7 @@ from PySide6.QtTest import QTest
 
 from ui.dnd import SampleRef, samples_from_mime
 from ui.widgets.latent_map import PALETTE, LatentMap, class_colour, points_in_polygon
+from ui.workers import SynchronousPool
 
 NAMES = ["kick", "snare", "hihat"]
 LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton
@@ -28,7 +29,7 @@ def grid(side: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
 
 @pytest.fixture
 def shown(qtbot):
-    m = LatentMap()
+    m = LatentMap(pool=SynchronousPool())
     qtbot.addWidget(m)
     m.resize(600, 640)
     m.show()
@@ -209,7 +210,7 @@ def test_dragging_carries_the_refs_the_window_maps_ids_to(shown):
 
 
 def test_a_hundred_thousand_points(qtbot):
-    m = LatentMap()
+    m = LatentMap(pool=SynchronousPool())
     qtbot.addWidget(m)
     m.resize(800, 600)
     m.show()
@@ -266,7 +267,7 @@ def test_dragging_a_point_drags_it_or_the_selection_it_belongs_to(qtbot, shown):
 
 
 def test_points_fit_the_view_beside_the_legend_and_follow_resizes(qtbot):
-    m = LatentMap()
+    m = LatentMap(pool=SynchronousPool())
     qtbot.addWidget(m)
     ids, xy, _, labels = grid()
     names = [f"class {k}" for k in range(9)]  # a tall legend
@@ -287,7 +288,7 @@ def test_points_fit_the_view_beside_the_legend_and_follow_resizes(qtbot):
 
 
 def test_an_empty_map_is_fine(qtbot):
-    m = LatentMap()
+    m = LatentMap(pool=SynchronousPool())
     qtbot.addWidget(m)
     m.set_points(np.empty(0, np.int64), np.zeros((0, 2), np.float32), np.empty(0, np.int64),
                  ["kick"], [])  # fmt: skip

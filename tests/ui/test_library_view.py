@@ -10,7 +10,7 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from sampletool.library.library import Snapshot
+from sampletool.library import Snapshot
 from ui.actions import SampleActions
 from ui.dnd import MIME_TYPE, SampleRef, samples_from_mime
 from ui.widgets.library_view import LibraryView

@@ -15,7 +15,7 @@ from tests.helpers import make_bundle, noise_burst, tone, write
 from tests.ui.events import drop_event
 from ui import workers
 from ui.dnd import SampleRef
-from ui.main_window import MainWindow
+from ui.mainwindow import MainWindow
 from ui.playback import Player
 
 
@@ -66,7 +66,7 @@ def _no_work_left_behind():
     for w in QApplication.topLevelWidgets():
         if isinstance(w, MainWindow):
             w.cancel_all()
-    workers.wait_for_all()
+    workers.default_pool().wait()
 
 
 def open_window(
@@ -87,10 +87,10 @@ def wait_ready(qtbot, w: MainWindow) -> None:
 
 def test_window_opens_before_the_model_and_loads_it_in_the_background(qtbot, tiny_bundle):
     w, _ = open_window(qtbot, tiny_bundle)
-    assert w.isVisible() and w.tool is None  # visible before the model is there
+    assert w.isVisible() and w.runtime is None  # visible before the model is there
     with qtbot.waitSignal(w.engine_ready, timeout=60_000) as blocker:
         pass
-    assert blocker.args == [True] and w.tool is not None
+    assert blocker.args == [True] and w.runtime is not None
     assert "tiny" in w.windowTitle()
     assert w.stack.currentIndex() == 0 and w.first_run.isVisible()  # no library yet: welcome
 
@@ -153,7 +153,7 @@ def test_drop_a_file_lists_similar_samples_nearest_first(qtbot, tiny_bundle, lib
 
 
 def test_same_kind_only_keeps_to_the_query_class_and_is_remembered(qtbot, library):
-    from sampletool.registry import resolve_model
+    from sampletool.models.bundle import resolve_model
 
     model = resolve_model(None)  # the built-in model: a classifier that tells these apart
     w, _ = open_window(qtbot, model, library)
@@ -195,7 +195,8 @@ def test_a_dropped_file_that_is_not_audio_is_a_message(qtbot, tiny_bundle, libra
     qtbot.waitUntil(lambda: "could not be searched" in w.similar.findChild(
         object, "similarStatus").text(), timeout=30_000)  # fmt: skip
     w.actions.find_similar.emit(SampleRef(str(tmp_path / "vanished.wav")))
-    assert "does not exist" in w.similar.findChild(object, "similarStatus").text()
+    qtbot.waitUntil(lambda: "does not exist" in w.similar.findChild(
+        object, "similarStatus").text(), timeout=30_000)  # fmt: skip
 
 
 def test_right_click_classify_shows_the_probabilities(qtbot, tiny_bundle, library, tmp_path):
@@ -232,7 +233,7 @@ def test_moving_a_weight_slider_plays_new_audio(qtbot, tiny_bundle, library):
     slider = w.blend.findChild(object, "blendWeight0")
     slider.setValue(slider.maximum())
     qtbot.waitUntil(lambda: not np.array_equal(out.played[-1][0], first), timeout=60_000)
-    assert out.played[-1][1] == w.tool.sample_rate
+    assert out.played[-1][1] == w.runtime.sample_rate
     assert np.abs(out.played[-1][0]).max() > 0
 
 
@@ -286,7 +287,7 @@ def test_switch_model_reindexes_and_keeps_both_models_vectors(
     other = make_bundle(tmp_path / "other-model", num_classes=2, seed=5)
     w.switch_model(str(other))
     wait_ready(qtbot, w)
-    assert w.tool.bundle.name == "other-model" and w.snapshot.class_names == ["class0", "class1"]
+    assert w.runtime.name == "other-model" and w.snapshot.class_names == ["class0", "class1"]
     assert w.library_view.class_combo.count() == 3  # "All classes" + 2
     assert not np.allclose(w.snapshot.vectors, first)
     w.switch_model(str(tiny_bundle))
@@ -340,7 +341,7 @@ def test_a_library_folder_that_vanished_is_a_message(qtbot, tiny_bundle, tmp_pat
 
 
 def test_a_damaged_catalogue_offers_a_rebuild_beside_open(qtbot, tiny_bundle, library):
-    from sampletool.library.library import default_db_path
+    from sampletool.library import default_db_path
 
     db = default_db_path(library)
     db.parent.mkdir(parents=True)
@@ -398,11 +399,12 @@ def test_a_bad_model_switch_keeps_the_current_model_and_library(qtbot, tiny_bund
                                                                  tmp_path):  # fmt: skip
     w, _ = open_window(qtbot, tiny_bundle, library)
     wait_ready(qtbot, w)
-    tool, rows = w.tool, w.library_view.model.rowCount()
+    runtime, rows = w.runtime, w.library_view.model.rowCount()
     w.switch_model(str(tmp_path))  # not a model
     qtbot.waitUntil(lambda: "could not be loaded" in w.statusBar().currentMessage(),
                     timeout=60_000)  # fmt: skip
-    assert w.tool is tool and w.lib is not None and w.library_view.model.rowCount() == rows
+    assert w.runtime is runtime and w.lib is not None
+    assert w.library_view.model.rowCount() == rows
     assert w.settings.value("model") in (None, str(tiny_bundle))
     w.switch_model(str(tiny_bundle))  # the model in use: nothing to do
-    assert "model" not in w._tasks and w.lib is not None
+    assert not w.controller.tasks.running("model") and w.lib is not None

@@ -14,17 +14,16 @@ from PySide6.QtWidgets import QApplication
 from sampletool.errors import AudioError
 from sampletool.waveform import envelope_of, read_envelope, spectrogram_db
 from tests.helpers import tone, write
-from ui import workers
 from ui.widgets.waveform_view import EMPTY_TEXT, WaveformView, _read_sound
+from ui.workers import SynchronousPool
 
 SR = 16000
 
 
 @pytest.fixture
 def sync_workers():
-    workers.set_synchronous(True)
-    yield
-    workers.set_synchronous(False)
+    """Views made with view_for in this test run their reads inline."""
+    return SynchronousPool()
 
 
 @pytest.fixture
@@ -37,8 +36,8 @@ def drum(tmp_path):
     return write(tmp_path / "drum.wav", audio, SR, subtype="FLOAT")
 
 
-def view_for(qtbot) -> WaveformView:
-    view = WaveformView()
+def view_for(qtbot, pool=None) -> WaveformView:
+    view = WaveformView(pool=pool)
     qtbot.addWidget(view)
     view.resize(800, 250)
     view.show()
@@ -88,7 +87,7 @@ def test_load_reads_off_the_gui_thread_and_draws_the_envelope(qtbot, drum):
 
 
 def test_click_emits_the_time_under_the_mouse(qtbot, drum, sync_workers):
-    view = view_for(qtbot)
+    view = view_for(qtbot, sync_workers)
     view.load(str(drum))
     vb = view.plot.getPlotItem().getViewBox()
     scene = vb.mapViewToScene(QPointF(1.25, 0.0))
@@ -112,9 +111,9 @@ def test_a_newer_load_wins_over_an_older_one(qtbot, tmp_path, drum):
     bad.write_bytes(b"not audio " * 50)
     view = view_for(qtbot)
     view.load(str(long), onsets=[1, 2, 3, 4, 5], title="Long one")
-    long_task = view._task
+    long_task = view.tasks.task("sound")
     view.load(str(bad))
-    bad_task = view._task
+    bad_task = view.tasks.task("sound")
     view.load(str(drum), onsets=[0.5], title="Drum")
     assert long_task.cancelled and bad_task.cancelled
     finish_all_tasks()
@@ -156,7 +155,7 @@ def test_an_unreadable_file_shows_its_reason_inside_the_view(qtbot, tmp_path, dr
 
 
 def test_spectrogram_toggle_shows_the_spectrogram_image(qtbot, drum, sync_workers):
-    view = view_for(qtbot)
+    view = view_for(qtbot, sync_workers)
     view.load(str(drum), onsets=[0.5])
     button = view.spectrogram_button
     assert button.objectName() == "spectrogramToggle" and button.isCheckable()

@@ -1,8 +1,8 @@
-"""The main window's panels."""
+"""The main window's panels, and two small things they share."""
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QAbstractItemView
+from PySide6.QtGui import QColor, QPainter, QResizeEvent
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QSizePolicy, QWidget
 
 
 def paint_placeholder(view: QAbstractItemView, text: str) -> None:
@@ -15,3 +15,36 @@ def paint_placeholder(view: QAbstractItemView, text: str) -> None:
     flags = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
     painter.drawText(rect, int(flags), text)
     painter.end()
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shortens its text in the middle (a file's extension and the start
+    of its name stay visible) instead of widening its panel.
+
+    Args:
+        tooltip: show the full text as the tooltip.
+    """
+
+    def __init__(self, parent: QWidget | None = None, tooltip: bool = False) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._tooltip = tooltip
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(40)
+
+    def full_text(self) -> str:
+        return self._full
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        if self._tooltip:
+            self.setToolTip(text)
+        self._elide()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        mode = Qt.TextElideMode.ElideMiddle
+        self.setText(self.fontMetrics().elidedText(self._full, mode, max(self.width(), 40)))

@@ -12,8 +12,9 @@ constructor or set later) at drag time, so a 100k-point map never builds 100k re
 
 Speed at 100k points: one ScatterPlotItem per class with a uniform style, so pyqtgraph blits
 one pre-rendered symbol per class; animation frames move the points in place instead of
-rebuilding the items; hover looks up a cKDTree (built on `set_points`, at the end of an
-animation and when a class is hidden) at most 60 times a second.
+rebuilding the items; hover looks up a cKDTree at most 60 times a second. The tree is built on a
+worker (on `set_points`, at the end of an animation and when a class is hidden; 100k points take
+tens of milliseconds), and until it arrives hover shows nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.dnd import SampleRef, make_mime
+from ui.workers import Pool, TaskGroup
 
 # Okabe-Ito (without black) then Paul Tol's "light"/"muted" colours: distinguishable with the
 # common colour-vision deficiencies and bright enough on the dark background. Classes past the
@@ -105,6 +107,7 @@ class LatentMap(QWidget):
 
     Args:
         ref_for_id: maps a point id to the SampleRef a drag carries (None: not draggable).
+        pool: where the hover tree is built (tests pass a synchronous pool).
     """
 
     hovered = Signal("qlonglong")
@@ -116,10 +119,12 @@ class LatentMap(QWidget):
         self,
         parent: QWidget | None = None,
         ref_for_id: Callable[[int], SampleRef | None] | None = None,
+        pool: Pool | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("latentMap")
         self.ref_for_id = ref_for_id
+        self.tasks = TaskGroup(self, pool)
 
         self.view = pg.GraphicsView(background=BACKGROUND)
         self.view.setObjectName("latentMapView")
@@ -300,6 +305,7 @@ class LatentMap(QWidget):
             return
         self._anim_from, self._anim_to = self._xy.copy(), target
         self._tree = None  # no hover while points move
+        self.tasks.drop("tree")  # one on its way is for where the points were
         self._set_hover(-1)
         self._anim.setDuration(int(duration_ms))
         self._anim.start()
@@ -567,13 +573,18 @@ class LatentMap(QWidget):
         return mask
 
     def _rebuild_tree(self) -> None:
-        from scipy.spatial import cKDTree  # scipy comes with umap-learn; loaded on first use
+        """Rebuild the hover tree of the visible points on a worker; until it is there (and
+        while the points move), hover finds nothing."""
+        self._tree, self._tree_idx = None, np.zeros(0, np.int64)
+        idx = np.flatnonzero(self._visible_mask())
+        if len(idx):
+            self.tasks.run("tree", _hover_tree, self._xy[idx].copy(), on_result=lambda tree,
+                           idx=idx: self._tree_built(tree, idx))  # fmt: skip
+        else:
+            self.tasks.drop("tree")
 
-        self._tree_idx = np.flatnonzero(self._visible_mask())
-        points = self._xy[self._tree_idx]
-        self._tree = (
-            cKDTree(points, balanced_tree=False, compact_nodes=False) if len(points) else None
-        )
+    def _tree_built(self, tree, idx: np.ndarray) -> None:
+        self._tree, self._tree_idx = tree, idx
 
     def _class_visibility_changed(self) -> None:
         for sample, label in self.legend.items:
@@ -643,6 +654,13 @@ class LatentMap(QWidget):
         self._rebuild_tree()
         if self._auto_fit:
             self.reset_view()
+
+
+def _hover_tree(points: np.ndarray):
+    """A KD-tree of map positions (on a worker thread)."""
+    from scipy.spatial import cKDTree  # scipy comes with umap-learn
+
+    return cKDTree(points, balanced_tree=False, compact_nodes=False)
 
 
 class _Swatch(pg.ItemSample):

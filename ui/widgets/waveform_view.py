@@ -2,8 +2,8 @@
 spectrogram on demand. A click asks to play from that point (`play_from`).
 
 Files are read on a worker thread (blockwise: an hour-long recording costs the same memory as a
-one-shot); a newer `load()` wins over an older one still reading. The widget remembers no
-settings; whoever owns it may save `spectrogram_button.isChecked()`.
+one-shot) through the view's task group: a newer `load()` wins over an older one still reading.
+The widget remembers no settings; whoever owns it may save `spectrogram_button.isChecked()`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from pathlib import Path
 import numpy as np
 
 import pyqtgraph as pg
-import shiboken6
 from PySide6.QtCore import QEvent, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPalette, QResizeEvent
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QSizePolicy,
     QStackedWidget,
     QToolButton,
     QVBoxLayout,
@@ -38,7 +36,8 @@ from sampletool.waveform import (
     read_excerpt,
     spectrogram_db,
 )
-from ui.workers import Task, run_task
+from ui.widgets import ElidedLabel
+from ui.workers import Pool, TaskGroup
 
 SPECTROGRAM_SECONDS = 30.0
 N_FFT, HOP = 1024, 256
@@ -66,39 +65,15 @@ def _read_sound(path: str, with_spectrogram: bool, progress=None, cancel=None) -
     return _Sound(envelope, audio, sr, spectrogram)
 
 
-class _ElidedLabel(QLabel):
-    """A one-line label that shortens its text with an ellipsis instead of widening the panel."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._full = ""
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-    def set_full_text(self, text: str) -> None:
-        self._full = text
-        self.setToolTip(text)
-        self._elide()
-
-    def full_text(self) -> str:
-        return self._full
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        mode = Qt.TextElideMode.ElideMiddle  # keeps the extension and the start of the name
-        self.setText(self.fontMetrics().elidedText(self._full, mode, max(self.width(), 40)))
-
-
 class WaveformView(QWidget):
     """Shows one sound. Signals: `play_from(float)`: the user clicked at that time (seconds)."""
 
     play_from = Signal(float)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, pool: Pool | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("waveformView")
+        self.tasks = TaskGroup(self, pool)
         self.path: str | None = None
         self.envelope: Envelope | None = None
         self.onsets: tuple[float, ...] = ()
@@ -106,10 +81,8 @@ class WaveformView(QWidget):
         self._audio: np.ndarray | None = None
         self._sample_rate = 0
         self._spectrogram: Spectrogram | None = None
-        self._generation = 0  # bumped by every load/set_audio/clear: older results are stale
-        self._task: Task | None = None
 
-        self.title = _ElidedLabel(self)
+        self.title = ElidedLabel(self, tooltip=True)
         self.title.setObjectName("waveformTitle")
         self.info = QLabel(self)
         self.info.setObjectName("waveformInfo")
@@ -180,15 +153,16 @@ class WaveformView(QWidget):
 
     def load(self, path: str, onsets: Sequence[float] = (), title: str = "") -> None:
         """Show a file: read on a worker thread, "Loading..." meanwhile; a later call wins."""
-        gen = self._begin(str(path), onsets, title or Path(path).name)
+        self._begin(str(path), onsets, title or Path(path).name)
         self._show_message(f"Loading {Path(path).name}...")
-        self._task = run_task(
+        self.tasks.run(
+            "sound",
             _read_sound,
             str(path),
             self.spectrogram_button.isChecked(),
             pass_control=True,
-            on_result=self._callback(gen, self._loaded),
-            on_error=self._callback(gen, self._failed),
+            on_result=self._loaded,
+            on_error=self._failed,
         )
 
     def set_audio(
@@ -232,11 +206,8 @@ class WaveformView(QWidget):
 
     # --- loading --------------------------------------------------------------------------
 
-    def _begin(self, path: str | None, onsets: Sequence[float], title: str) -> int:
-        self._generation += 1
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+    def _begin(self, path: str | None, onsets: Sequence[float], title: str) -> None:
+        self.tasks.drop_all()  # what an older load or spectrogram brings back is stale now
         self.path = path
         self.onsets = tuple(float(t) for t in onsets if math.isfinite(t) and t >= 0)
         self.envelope = None
@@ -250,17 +221,6 @@ class WaveformView(QWidget):
         for line in self.onset_lines:
             self.plot.removeItem(line)
         self.onset_lines = []
-        return self._generation
-
-    def _callback(self, generation: int, handler):
-        """A result handler that drops results of superseded loads (and of a deleted view)."""
-
-        def deliver(value) -> None:
-            if shiboken6.isValid(self) and generation == self._generation:
-                self._task = None
-                handler(value)
-
-        return deliver
 
     def _loaded(self, sound: _Sound) -> None:
         env = self.envelope = sound.envelope
@@ -306,14 +266,15 @@ class WaveformView(QWidget):
         """Compute the shown sound's spectrogram on a worker if it is wanted and missing."""
         wanted = self.spectrogram_button.isChecked() and self._spectrogram is None
         if wanted and self._audio is not None and len(self._audio):
-            self._task = run_task(
+            self.tasks.run(
+                "spectrogram",
                 spectrogram_db,
                 self._audio,
                 self._sample_rate,
                 N_FFT,
                 HOP,
-                on_result=self._callback(self._generation, self._spectrogram_ready),
-                on_error=self._callback(self._generation, self._failed),
+                on_result=self._spectrogram_ready,
+                on_error=self._failed,
             )
 
     def _spectrogram_ready(self, spectrogram: Spectrogram) -> None:

@@ -1,0 +1,77 @@
+"""The app's entry point: `sampletool-gui [--library DIR] [--model DIR]` (or `python app.py`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from ui.mainwindow import MainWindow
+from ui.settings import APP, ORG
+from ui.workers import default_pool
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="sampletool-gui", description="Sample Tool desktop app")
+    p.add_argument("--library", metavar="DIR", help="sample folder to open")
+    p.add_argument("--model", metavar="DIR", help="model bundle folder or installed model name")
+    p.add_argument("--screenshot", metavar="PNG",
+                   help="save a screenshot of the window once loaded, then quit")  # fmt: skip
+    p.add_argument("--wait-indexed", action="store_true",
+                   help="with --screenshot: wait until the library is indexed and the map "
+                        "refined")  # fmt: skip
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORG)
+    app.setApplicationName(APP)
+    library = str(Path(args.library).expanduser().absolute()) if args.library else None
+    window = MainWindow(model=args.model, library=library)
+    window.show()
+    if args.screenshot:
+        _screenshot_when_ready(app, window, Path(args.screenshot), args.wait_indexed)
+    code = app.exec()
+    window.cancel_all()
+    # A scan stops within a batch; a map projection cannot be interrupted: give the work a
+    # moment, then leave without waiting for it (the catalogue commits batch by batch, so
+    # nothing is lost).
+    if not default_pool().wait(3000):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _screenshot_when_ready(app, window: MainWindow, out: Path, wait_indexed: bool) -> None:
+    """Save a PNG of the window once it has loaded (and, with `wait_indexed`, indexed and
+    refined its map), then quit."""
+    shot = threading.Event()
+
+    def shoot(*_: object) -> None:
+        if not shot.is_set():
+            shot.set()
+            QTimer.singleShot(300, lambda: (window.grab().save(str(out)), app.quit()))
+
+    if wait_indexed and window.library:
+        window.map_refined.connect(shoot)
+        window.engine_ready.connect(lambda ok: None if ok else shoot())
+        window.stuck.connect(shoot)  # the library could not be opened or indexed
+        window.library_ready.connect(
+            lambda: None if window.controller.refine_map and len(window.snapshot or ()) else shoot()
+        )
+        QTimer.singleShot(900_000, shoot)  # whatever happens, do not hang
+    else:
+        window.engine_ready.connect(shoot)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The session's blend results: each sound with its label, newest first, replayable and
+draggable out as a WAV file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
+
+HISTORY_LIMIT = 100  # ~130 kB each at 2 s / 16 kHz: the whole session history stays small
+
+
+@dataclass
+class BlendResult:
+    """A generated sound in the session history."""
+
+    number: int
+    audio: np.ndarray
+    sample_rate: int
+    label: str
+    key: tuple = field(repr=False)
+    wav_path: Path | None = None  # its WAV in the session folder, written with it (for drags)
+
+
+class HistoryList(QListWidget):
+    """The results as a list, newest first; an item dragged out is its WAV file.
+
+    Args:
+        drag_out: called with the result of an item whose drag starts.
+    """
+
+    def __init__(self, parent: QWidget, drag_out: Callable[[BlendResult], None]) -> None:
+        super().__init__(parent)
+        self._drag_out = drag_out
+        self._entries: list[BlendResult] = []
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+
+    def sizeHint(self) -> QSize:
+        return QSize(240, 110)  # the slots get the room first; the history scrolls
+
+    @property
+    def entries(self) -> list[BlendResult]:
+        """The results, newest first."""
+        return list(self._entries)
+
+    def add(self, entry: BlendResult, tooltip: str) -> None:
+        """Put `entry` at the top; the oldest beyond HISTORY_LIMIT go."""
+        self._entries.insert(0, entry)
+        item = QListWidgetItem(entry.label)
+        item.setData(Qt.ItemDataRole.UserRole, entry.number)
+        item.setToolTip(tooltip)
+        self.insertItem(0, item)
+        while len(self._entries) > HISTORY_LIMIT:
+            self._entries.pop()
+            self.takeItem(self.count() - 1)
+
+    def entry(self, item: QListWidgetItem) -> BlendResult | None:
+        number = item.data(Qt.ItemDataRole.UserRole)
+        return next((e for e in self._entries if e.number == number), None)
+
+    def startDrag(self, supported_actions) -> None:
+        item = self.currentItem()
+        entry = self.entry(item) if item is not None else None
+        if entry is not None:
+            self._drag_out(entry)

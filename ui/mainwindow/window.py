@@ -1,0 +1,636 @@
+"""The main window: library browser, map, waveform, similarity and blend panels.
+
+The window is shown before torch is imported. The model and library lifecycles are the
+`LibraryController`'s; what a click starts (playing, searching, classifying, listing models)
+runs as a task of the window's own group. Widgets never call each other: they emit the
+`SampleActions` hub's signals and this window does the work and calls back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCursor, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.actions import SampleActions
+from ui.blend import BlendPanel
+from ui.dialogs.failures import FailuresDialog
+from ui.dnd import SampleRef
+from ui.mainwindow import jobs
+from ui.mainwindow.library_controller import LibraryController, message_of
+from ui.playback import Player
+from ui.settings import APP, app_settings, restore_layout, save_layout
+from ui.widgets.class_bars import ClassifyPopup
+from ui.widgets.latent_map import LatentMap
+from ui.widgets.library_view import LibraryView
+from ui.widgets.similar_panel import SimilarPanel
+from ui.widgets.waveform_view import WaveformView
+from ui.workers import Pool, TaskGroup
+
+NUM_SIMILAR = 30
+DEFAULT_SIZE = QSize(1400, 860)
+
+
+def demo_library_dir() -> Path:
+    from sampletool.paths import user_data_dir
+
+    return user_data_dir() / "Demo Library"
+
+
+class MainWindow(QMainWindow):
+    """The app's window.
+
+    Args:
+        model: the model to use (None: the one remembered, else the built-in default).
+        library: the sample folder to open (None: the one remembered, else the welcome page).
+        player: the audio player (tests pass one with a fake output).
+        refine_map: compute the non-linear map after the quick one.
+        pool: where all background work runs (tests pass a synchronous pool).
+    """
+
+    engine_ready = Signal(bool)  # start-up work done: True if a model loaded
+    library_changed = Signal(str)  # a library folder was chosen
+    library_ready = Signal()  # a snapshot is shown (table and map filled)
+    map_refined = Signal()  # the non-linear projection has been animated in
+    stuck = Signal(str)  # the library could not be opened, indexed or mapped (the message)
+
+    def __init__(
+        self,
+        model: str | None = None,
+        library: str | None = None,
+        player: Player | None = None,
+        refine_map: bool = True,
+        pool: Pool | None = None,
+    ) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle(APP)
+        self.settings = app_settings()
+        self.pool = pool
+        self.tasks = TaskGroup(self, pool, on_error=lambda e: self._status(message_of(e), 10000))
+        self.controller = LibraryController(
+            self, model or self.settings.value("model", None) or None, refine_map, pool
+        )
+        self.controller.folder = library or self.settings.value("library", None) or None
+        self._bundles: list = []  # the Model menu's entries, as last listed
+        self._playing_ref: SampleRef | None = None
+        self._generated: tuple[np.ndarray, int] | None = None
+        self.actions = SampleActions(self)
+        self.player = player or Player(self)
+        self._build_ui()
+        self._connect()
+        restore_layout(self.settings, self, self._layout_states(), DEFAULT_SIZE)
+        self.similar.set_same_kind(self.settings.value("similar/sameKind", False, type=bool))
+        self._status("Loading the model...")
+        # Start once the event loop runs, so the window paints first.
+        QTimer.singleShot(0, self.controller.load_model)
+
+    # -- what the controller holds ---------------------------------------------------------------
+
+    @property
+    def runtime(self):
+        """The model runtime in use (None until one is loaded)."""
+        return self.controller.runtime
+
+    @property
+    def lib(self):
+        """The open library (None while none is open)."""
+        return self.controller.lib
+
+    @property
+    def snapshot(self):
+        return self.controller.snapshot
+
+    @property
+    def lookups(self) -> jobs.Lookups:
+        return self.controller.lookups
+
+    @property
+    def library(self) -> str | None:
+        """The library folder in use or asked for."""
+        return self.controller.folder
+
+    def busy(self) -> bool:
+        return self.controller.busy() or self.tasks.running()
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def _build_ui(self) -> None:
+        self.stack = QStackedWidget(self)
+        # Welcome page: no library yet.
+        welcome = QWidget(self)
+        welcome.setObjectName("welcomePage")
+        wl = QVBoxLayout(welcome)
+        wl.addStretch()
+        self.welcome = QLabel(self)
+        self.welcome.setObjectName("welcome")
+        self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.welcome.setWordWrap(True)
+        self.welcome.setText(
+            "<h2>Sample Tool</h2><p>Open a folder of samples to browse it as a map of sound, "
+            "find similar samples and blend them into new ones.</p>"
+        )
+        wl.addWidget(self.welcome)
+        self.first_run = QWidget(self)
+        self.first_run.setObjectName("firstRun")
+        row = QHBoxLayout(self.first_run)
+        row.addStretch()
+        self.open_button = QPushButton("Open sample folder...", self)
+        self.open_button.setObjectName("openLibraryButton")
+        self.open_button.clicked.connect(self._choose_library)
+        self.demo_button = QPushButton("Create demo library", self)
+        self.demo_button.setObjectName("createDemoButton")
+        self.demo_button.setToolTip(f"Synthesise a few hundred samples into {demo_library_dir()}")
+        self.demo_button.clicked.connect(lambda: self.create_demo_library())
+        self.rebuild_button = QPushButton("&Rebuild catalogue", self)
+        self.rebuild_button.setObjectName("rebuildCatalogueButton")
+        self.rebuild_button.setToolTip("Start a fresh catalogue and scan the folder again; the "
+                                       "damaged one is kept beside it")  # fmt: skip
+        self.rebuild_button.clicked.connect(lambda: self._rebuild(self.library))
+        self.rebuild_button.hide()
+        row.addWidget(self.rebuild_button)
+        row.addWidget(self.open_button)
+        row.addWidget(self.demo_button)
+        row.addStretch()
+        wl.addWidget(self.first_run)
+        wl.addStretch()
+        self.stack.addWidget(welcome)
+
+        # Main page.
+        self.library_view = LibraryView(self.actions, self)
+        self.latent_map = LatentMap(self, ref_for_id=self.ref_for_id, pool=self.pool)
+        self.waveform = WaveformView(self, pool=self.pool)
+        self.similar = SimilarPanel(self.actions, self)
+        self.blend = BlendPanel(self, actions=self.actions, pool=self.pool)
+        self.classify_popup = ClassifyPopup(self)
+
+        self.centre = QSplitter(Qt.Orientation.Vertical, self)
+        self.centre.setObjectName("centreSplitter")
+        self.centre.addWidget(self.latent_map)
+        self.centre.addWidget(self.waveform)
+        self.centre.setStretchFactor(0, 3)
+        self.centre.setStretchFactor(1, 1)
+        self.right = QSplitter(Qt.Orientation.Vertical, self)
+        self.right.setObjectName("rightSplitter")
+        self.right.addWidget(self.similar)
+        self.right.addWidget(self.blend)
+        self.right.setSizes([330, 520])
+        self.main_split = QSplitter(Qt.Orientation.Horizontal, self)
+        self.main_split.setObjectName("mainSplitter")
+        self.main_split.addWidget(self.library_view)
+        self.main_split.addWidget(self.centre)
+        self.main_split.addWidget(self.right)
+        self.main_split.setStretchFactor(0, 3)
+        self.main_split.setStretchFactor(1, 4)
+        self.main_split.setStretchFactor(2, 2)
+        self.main_split.setSizes([560, 520, 380])
+        self.stack.addWidget(self.main_split)
+        self.setCentralWidget(self.stack)
+        self.stack.setCurrentIndex(1 if self.library else 0)
+
+        # Status bar: message, progress, cancel, failures.
+        self.progress = QProgressBar(self)
+        self.progress.setObjectName("taskProgress")
+        self.progress.setMaximumWidth(220)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setObjectName("cancelButton")
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self.cancel_indexing)
+        self.failures_button = QPushButton(self)
+        self.failures_button.setObjectName("failuresButton")
+        self.failures_button.setFlat(True)
+        self.failures_button.hide()
+        self.failures_button.clicked.connect(self.show_failures)
+        self.failures_dialog = FailuresDialog(self)
+        self.count_label = QLabel(self)
+        self.count_label.setObjectName("countLabel")
+        self.audio_label = QLabel("No audio output", self)
+        self.audio_label.setObjectName("audioStatus")
+        self.audio_label.hide()
+        sb = self.statusBar()
+        sb.addPermanentWidget(self.audio_label)
+        sb.addPermanentWidget(self.count_label)
+        sb.addPermanentWidget(self.failures_button)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cancel_button)
+
+        self._build_menus()
+        self.setMinimumSize(900, 560)
+
+    def _layout_states(self) -> dict:
+        return {
+            "splitter/main": self.main_split,
+            "splitter/centre": self.centre,
+            "splitter/right": self.right,
+            "splitter/library": self.library_view.splitter,
+            "table/header": self.library_view.table.horizontalHeader(),
+        }
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        a = file_menu.addAction("&Open sample folder...", self._choose_library)
+        a.setShortcut(QKeySequence.StandardKey.Open)
+        file_menu.addAction("Create &demo library", lambda: self.create_demo_library())
+        self.rescan_action = file_menu.addAction("&Rescan library", self.rescan)
+        self.rescan_action.setShortcut("F5")
+        file_menu.addSeparator()
+        q = file_menu.addAction("&Quit", self.close)
+        q.setShortcut(QKeySequence.StandardKey.Quit)
+        edit = self.menuBar().addMenu("&Edit")
+        f = edit.addAction("&Find in library", self.library_view.focus_filter)
+        f.setShortcut(QKeySequence.StandardKey.Find)
+        stop = edit.addAction("&Stop playback", self.player.stop)
+        stop.setShortcut("Esc")
+        self.model_menu = self.menuBar().addMenu("&Model")
+        self.model_group = QActionGroup(self)
+        self.model_group.setExclusive(True)
+        # Listing the bundles reads folders: it runs in the background each time the menu
+        # opens, and the menu shows the last list meanwhile.
+        self.model_menu.aboutToShow.connect(self._list_models)
+        self._fill_model_menu()
+
+    def _list_models(self) -> None:
+        self.tasks.run("models", jobs.find_models, on_result=self._models_listed,
+                       on_error=lambda _e: None)  # fmt: skip
+
+    def _models_listed(self, bundles: list) -> None:
+        self._bundles = bundles
+        self._fill_model_menu()
+
+    def _fill_model_menu(self) -> None:
+        self.model_menu.clear()
+        for action in self.model_group.actions():
+            self.model_group.removeAction(action)
+        current = str(self.runtime.path) if self.runtime is not None else None
+        for info in self._bundles:
+            action = QAction(info.name, self, checkable=True)
+            action.setToolTip(str(info.path))
+            action.setChecked(str(info.path) == current)
+            action.triggered.connect(lambda _=False, p=str(info.path): self.switch_model(p))
+            self.model_group.addAction(action)
+            self.model_menu.addAction(action)
+        if not self._bundles:
+            self.model_menu.addAction("No models installed").setEnabled(False)
+        self.model_menu.addSeparator()
+        self.model_menu.addAction("Open model folder...", self._choose_model)
+
+    def _connect(self) -> None:
+        a = self.actions
+        a.audition.connect(self.audition)
+        a.stop.connect(self.player.stop)
+        a.find_similar.connect(self.find_similar)
+        a.classify.connect(self.classify)
+        a.add_to_blend.connect(self.blend.add_sample)
+        self.library_view.selection_ids_changed.connect(self.latent_map.select_ids)
+        self.library_view.play_toggled.connect(self._toggle_play)
+        self.latent_map.clicked.connect(self._map_clicked)
+        self.latent_map.selection_changed.connect(self.library_view.select_ids)
+        self.latent_map.context_requested.connect(self._map_context)
+        self.waveform.play_from.connect(self._play_from)
+        self.player.position.connect(self.waveform.set_playhead)
+        self.player.state_changed.connect(self.similar.set_playing)
+        self.player.unavailable.connect(self._audio_unavailable)
+        self.player.error.connect(lambda msg: self._status(msg, 8000))
+        self.blend.generated.connect(self._play_generated)
+        c = self.controller
+        c.message.connect(self._status)
+        c.model_loading.connect(lambda: self._status("Loading the model..."))
+        c.model_ready.connect(self._model_ready)
+        c.model_failed.connect(self._model_failed)
+        c.library_opening.connect(self._library_opening)
+        c.library_failed.connect(self._library_failed)
+        c.scan_started.connect(self._scan_started)
+        c.scan_progress.connect(self._scan_progress)
+        c.scanned.connect(self._scanned)
+        c.scan_failed.connect(self._scan_failed)
+        c.map_ready.connect(self._show_map)
+        c.map_refined.connect(self._refine_map)
+        c.map_failed.connect(self._map_failed)
+        c.demo_progress.connect(lambda d, t: self._show_progress(d, t))
+        c.demo_ready.connect(self._demo_ready)
+        c.demo_failed.connect(self._demo_failed)
+
+    def _status(self, text: str, msecs: int = 0) -> None:
+        self.statusBar().showMessage(text, msecs)
+
+    def _audio_unavailable(self, reason: str) -> None:
+        self.audio_label.setToolTip(reason)
+        self.audio_label.show()
+        self._status(reason, 10000)
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def closeEvent(self, event) -> None:
+        save_layout(self.settings, self, self._layout_states())
+        self.settings.setValue("similar/sameKind", self.similar.same_kind_box.isChecked())
+        self.settings.sync()
+        self.cancel_all()
+        self.player.stop()
+        super().closeEvent(event)
+
+    def cancel_all(self) -> None:
+        """Ask every running task to stop (a scan stops after its batch in flight)."""
+        self.controller.cancel_all()
+        self.tasks.cancel()
+
+    # -- model -----------------------------------------------------------------------------------
+
+    def switch_model(self, model: str) -> None:
+        """Load another model; the library is re-indexed with it in the background."""
+        self.controller.switch_model(model)
+
+    def _choose_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open model folder")
+        if folder:
+            self.switch_model(folder)
+
+    def _model_ready(self, runtime) -> None:
+        if self.controller.model_name:
+            self.settings.setValue("model", self.controller.model_name)
+        self.blend.set_model(runtime)
+        self.similar.set_same_kind(self.similar.same_kind_box.isChecked(),
+                                   bool(runtime.class_names))  # fmt: skip
+        self.setWindowTitle(f"{APP} — {runtime.name}")
+        self._status(f"Model {runtime.name} loaded ({len(runtime.class_names)} classes, "
+                     f"{runtime.device})", 5000)  # fmt: skip
+        self._fill_model_menu()
+        self._list_models()
+        self.engine_ready.emit(True)
+
+    def _model_failed(self, message: str, kept: bool) -> None:
+        if kept:  # a switch failed: keep working with the current model
+            self._status(f"The model could not be loaded: {message}", 15000)
+            return
+        self.blend.set_model(None)
+        self.welcome.setText(
+            f"<h2>Sample Tool</h2><p>The model could not be loaded:</p><p>{message}</p>"
+        )
+        self.stack.setCurrentIndex(0)
+        self._status("No model loaded")
+        self.engine_ready.emit(False)
+
+    # -- library ---------------------------------------------------------------------------------
+
+    def set_library(self, folder: str) -> None:
+        self.settings.setValue("library", folder)
+        self.stack.setCurrentIndex(1)
+        self.library_changed.emit(folder)
+        self.controller.set_library(folder)
+
+    def _choose_library(self) -> None:
+        start = self.library or str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open sample folder", start)
+        if folder:
+            self.set_library(folder)
+
+    def create_demo_library(self, folder: str | None = None) -> None:
+        """Synthesise the demo library in the background (progress in the status bar), then
+        open it."""
+        target = Path(folder) if folder else demo_library_dir()
+        self.demo_button.setEnabled(False)
+        self._show_progress(0, 0)
+        self._status(f"Creating the demo library in {target}...")
+        self.controller.create_demo_library(target)
+
+    def _demo_ready(self, folder: str, files: int) -> None:
+        self._hide_progress()
+        self.demo_button.setEnabled(True)
+        self.set_library(folder)
+        self._status(f"Demo library ready: {files} files", 5000)
+
+    def _demo_failed(self, message: str) -> None:
+        self._hide_progress()
+        self.demo_button.setEnabled(True)
+        self._status(f"The demo library could not be created: {message}")
+
+    def open_library(self, folder: str, rebuild: bool = False) -> None:
+        self.controller.open_library(folder, rebuild)
+
+    def _library_opening(self, folder: str) -> None:
+        # The previous library is retired: nothing of it stays on screen or in flight.
+        self.tasks.drop("similar", "classify")
+        self.blend.set_library(None)
+        self._hide_progress()
+        self.similar.clear()
+        self.latent_map.highlight([])
+        self.count_label.clear()
+        self.failures_button.hide()
+        self.rebuild_button.hide()
+        self._status(f"Opening {folder}...")
+
+    def _library_failed(self, error: BaseException) -> None:
+        from sampletool.library.catalogue import CatalogueError
+
+        rebuildable = isinstance(error, CatalogueError) and error.rebuildable
+        msg = error.problem if rebuildable else message_of(error)  # no command-line advice
+        self._status(msg)
+        self.rebuild_button.setVisible(rebuildable)
+        if rebuildable:
+            first = "Update Sample Tool, or rebuild" if error.or_else else "Rebuild"
+            self.welcome.setText(
+                f"<h2>The library's catalogue cannot be used</h2><p>{msg}.</p>"
+                f"<p>{first} the catalogue to scan the folder again (your samples are not "
+                "touched), or open another folder.</p>"
+            )
+        else:
+            self.welcome.setText(f"<h2>The library could not be opened</h2><p>{msg}</p>")
+        self.stack.setCurrentIndex(0)
+        self.stuck.emit(msg)
+
+    def _rebuild(self, folder: str | None) -> None:
+        if folder:
+            self.stack.setCurrentIndex(1)
+            self.open_library(folder, rebuild=True)
+
+    def rescan(self) -> None:
+        self.controller.rescan()
+
+    def cancel_indexing(self) -> None:
+        if self.controller.cancel_scan():
+            self._status("Cancelling the scan...")
+
+    def _scan_started(self) -> None:
+        lib = self.controller.lib
+        self.blend.set_library(lib)
+        self.settings.setValue("library", str(lib.root))
+        self._status(f"Indexing {lib.root}...")
+        self._show_progress(0, 0, cancellable=True)
+
+    def _scan_progress(self, done: int, total: int, message: str) -> None:
+        self._show_progress(done, total, cancellable=True)
+        if message:
+            self._status(message)
+
+    def _scanned(self, result: jobs.Scanned) -> None:
+        report = result.report
+        self._hide_progress()
+        # The count of samples is in the status bar's corner: say what this scan did.
+        done = [f"{n} {what}" for n, what in ((report.indexed, "indexed"), (report.moved, "moved"),
+                                              (report.removed, "removed")) if n]  # fmt: skip
+        parts = [", ".join(done) if done else "Library up to date"]
+        if report.cancelled:
+            parts.append("scan cancelled: the next scan carries on")
+        self._status(" · ".join(parts), 8000)
+        snapshot = result.snapshot
+        root = self.lib.root if self.lib else ""
+        self.library_view.set_snapshot(snapshot, root, result.columns)
+        n_failed = len(snapshot.failures)
+        self.count_label.setText(f"{len(snapshot)} samples")
+        self.failures_button.setText(f"{n_failed} could not be read")
+        self.failures_button.setVisible(n_failed > 0)
+        self.failures_dialog.set_failures(snapshot.failures)
+
+    def _scan_failed(self, message: str) -> None:
+        self._hide_progress()
+        self._status(f"Indexing failed: {message}")
+        self.stuck.emit(message)
+
+    def _show_map(self, snapshot, xy: np.ndarray) -> None:
+        self.latent_map.set_points(snapshot.ids, xy, snapshot.predicted, snapshot.class_names,
+                                   self.lookups.labels)  # fmt: skip
+        self.library_ready.emit()
+
+    def _refine_map(self, snapshot, xy: np.ndarray) -> None:
+        self.latent_map.animate_to(xy, 700)  # the view follows unless the user moved it
+        QTimer.singleShot(800, self.map_refined.emit)
+
+    def _map_failed(self, message: str) -> None:
+        self._status(f"The detailed map could not be computed: {message}", 8000)
+        self.stuck.emit(message)
+
+    def show_failures(self) -> None:
+        self.failures_dialog.show()
+        self.failures_dialog.raise_()
+
+    def _show_progress(self, done: int, total: int, cancellable: bool = False) -> None:
+        self.progress.setRange(0, max(total, 0))
+        if total > 0:
+            self.progress.setValue(done)
+        self.progress.show()
+        self.cancel_button.setVisible(cancellable)
+
+    def _hide_progress(self) -> None:
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def ref_for_id(self, entry_id: int) -> SampleRef | None:
+        row = self.lookups.row_of_id.get(int(entry_id))
+        if row is None or self.snapshot is None:
+            return None
+        return SampleRef(self.snapshot.paths[row], float(self.snapshot.onsets[row]))
+
+    def _row_of(self, ref: SampleRef) -> int | None:
+        return self.lookups.row_of.get((ref.path, float(ref.onset)))
+
+    # -- what the actions do ---------------------------------------------------------------------
+
+    def audition(self, ref: SampleRef) -> None:
+        row = self._row_of(ref)
+        onsets: list[float] | tuple = ()
+        if row is not None and self.snapshot is not None:
+            same = self.lookups.onsets_of.get(ref.path, [])
+            onsets = same if len(same) > 1 else ()
+            self.latent_map.select_ids([int(self.snapshot.ids[row])])
+        self.waveform.load(ref.path, onsets, ref.name)
+        self._playing_ref = ref
+        self._play_file(ref.path, ref.onset)
+
+    def _play_file(self, path: str, at: float) -> None:
+        """Read the excerpt on a worker (latest request wins), then play it."""
+        if not self.player.available:
+            return
+        self.tasks.run("audio", jobs.read_for_playback, path, at,
+                       on_result=lambda r: self.player.play_excerpt(r[0], r[1], at),
+                       on_error=lambda e: self._status(
+                           f"Cannot play {Path(path).name}: {message_of(e)}", 8000))  # fmt: skip
+
+    def _toggle_play(self) -> None:
+        if self.player.is_playing:
+            self.player.stop()
+            return
+        ref = self.library_view.current_ref()
+        if ref is not None:
+            self.audition(ref)
+
+    def _play_from(self, seconds: float) -> None:
+        if self._playing_ref is not None:
+            self._play_file(self._playing_ref.path, max(0.0, seconds))
+        elif self._generated is not None:
+            audio, sr = self._generated
+            self.player.play(audio, sr, max(0.0, seconds))
+
+    def _play_generated(self, audio: np.ndarray, sample_rate: int) -> None:
+        self._playing_ref = None
+        self._generated = (audio, sample_rate)
+        self.waveform.set_audio(audio, sample_rate, (), "blend")
+        self.player.play(audio, sample_rate)
+
+    def _map_clicked(self, entry_id: int) -> None:
+        ref = self.ref_for_id(entry_id)
+        if ref is not None:
+            self.library_view.select_ids([entry_id])
+            self.audition(ref)
+
+    def _map_context(self, entry_id: int, pos) -> None:
+        ref = self.ref_for_id(entry_id)
+        if ref is not None:
+            self.actions.show_menu([ref], pos, self)
+
+    def find_similar(self, ref: SampleRef) -> None:
+        if self.lib is None:
+            self.similar.show_error("Open a sample folder first: similar samples come from it.")
+            return
+        self.similar.set_query(ref)
+
+        def done(answer) -> None:
+            results, kind = answer
+            self.similar.show_results(ref, results, kind)
+            ids = [int(self.snapshot.ids[r]) for r in
+                   (self._row_of(x) for x, _ in results) if r is not None]  # fmt: skip
+            self.latent_map.highlight(ids)
+            self._status(f"{len(results)} similar to {ref.name}", 5000)
+
+        def failed(error: BaseException) -> None:
+            self.similar.show_error(f"{Path(ref.path).name} could not be searched: "
+                                    f"{message_of(error)}")  # fmt: skip
+
+        self.tasks.run("similar", jobs.search, self.lib, ref, NUM_SIMILAR,
+                       self.similar.same_kind(), on_result=done, on_error=failed)  # fmt: skip
+
+    def classify(self, ref: SampleRef) -> None:
+        popup = self.classify_popup
+        popup.set_query(ref)
+        popup.popup_at(QCursor.pos())
+        row = self._row_of(ref)
+        self.tasks.drop("classify")  # an older answer must not replace this one
+        if self.snapshot is not None and row is not None and self.snapshot.probs is not None:
+            popup.show_probabilities(ref, self.snapshot.class_names, self.snapshot.probs[row])
+            return
+        if self.runtime is None:
+            popup.show_error("The model is still loading.")
+            return
+        if not self.runtime.class_names:
+            popup.show_error("This model has no classifier.")
+            return
+        names = list(self.runtime.class_names)
+        self.tasks.run("classify", jobs.classify, self.runtime, ref,
+                       on_result=lambda p: popup.show_probabilities(ref, names, p),
+                       on_error=lambda e: popup.show_error(message_of(e)))  # fmt: skip
