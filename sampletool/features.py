@@ -58,7 +58,7 @@ class AudioConfig:
         return cls(**known)
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
     # Slaney's auditory-toolbox scale (librosa's default): linear below 1 kHz, log above.
     f = np.asarray(f, dtype=np.float64)
     f_sp = 200.0 / 3

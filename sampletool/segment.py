@@ -188,7 +188,7 @@ class _Rows:
     """An array that grows by rows; preallocated to the expected count, so usually no copy."""
 
     def __init__(self, shape: tuple[int, ...], dtype: type, capacity: int) -> None:
-        self._data = np.empty((max(capacity, 16), *shape), dtype)
+        self._data: np.ndarray = np.empty((max(capacity, 16), *shape), dtype)
         self.n = 0
 
     def add(self, rows: np.ndarray) -> None:

@@ -32,6 +32,27 @@ def write(path: Path, audio: np.ndarray, sr: int = 16000, **kw) -> Path:
     return path
 
 
+def class_sound(cls: str, rng: np.random.Generator) -> np.ndarray:
+    """A "low" (a low sine), "high" (a high sine) or any other class (noise) one-shot."""
+    t = np.arange(int(16000 * rng.uniform(0.3, 0.9))) / 16000
+    if cls == "low":
+        y = np.sin(2 * np.pi * rng.uniform(60, 150) * t)
+    elif cls == "high":
+        y = np.sin(2 * np.pi * rng.uniform(2500, 4000) * t)
+    else:
+        y = rng.standard_normal(t.size)
+    return (0.5 * y * np.exp(-t * rng.uniform(3, 10))).astype(np.float32)
+
+
+def make_class_folders(root: Path, per_class: int = 16, classes=("low", "high", "noise")) -> Path:
+    """root/<class>/<class>NN.wav, `per_class` of each (see `class_sound`)."""
+    rng = np.random.default_rng(0)
+    for cls in classes:
+        for i in range(per_class):
+            write(root / cls / f"{cls}{i:02d}.wav", class_sound(cls, rng))
+    return root
+
+
 TINY_VAE = dict(
     conv_channels=(4, 8),
     pool_sizes=((4, 4), (4, 4)),

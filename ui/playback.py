@@ -9,16 +9,11 @@ the sound within the output latency, which is all a playhead needs.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Signal
-
-from sampletool.errors import AudioError
-from sampletool.waveform import read_excerpt
 
 __all__ = ["NO_DEVICE", "OutputBackend", "Player", "SoundDeviceOutput"]
 
@@ -80,7 +75,7 @@ class Player(QObject):
         state_changed(bool): playing started (True) or ended/stopped (False).
         unavailable(str): the output cannot be used; emitted once, with a readable reason.
         error(str): one sound could not be played (unreadable file...); playback stays on.
-        position(float): seconds into the sound (file time for `play_file`) about 30 times a
+        position(float): seconds into the sound (file time for `play_excerpt`) about 30 times a
             second while playing; -1.0 once it ends or is stopped, so a playhead can hide.
     """
 
@@ -117,14 +112,6 @@ class Player(QObject):
     def is_playing(self) -> bool:
         return self._playing
 
-    def reset(self) -> None:
-        """Forget an earlier failure: the next play tries the output again (a device may
-        have been plugged in)."""
-        if self._reason:
-            self._reason = ""
-            if isinstance(self._backend, SoundDeviceOutput):
-                self._backend = None
-
     def play(self, audio: np.ndarray, sample_rate: int, start: float = 0.0) -> bool:
         """Play `audio` ([n] or [n, channels]) from `start` seconds.
 
@@ -146,26 +133,9 @@ class Player(QObject):
         first = max(0, round(start * sample_rate))
         return self._play(data[first:], int(sample_rate), first / sample_rate)
 
-    def play_file(
-        self, path: str | os.PathLike[str], onset: float = 0.0, max_seconds: float = 30.0
-    ) -> bool:
-        """Play at most `max_seconds` of a file from `onset` seconds; only those frames are
-        read. An unreadable file emits `error` with the reason and returns False."""
-        if self._reason or self._open_backend() is None:
-            return False
-        try:
-            audio, sr = read_excerpt(path, max(0.0, float(onset)), max_seconds)
-        except AudioError as e:
-            self.error.emit(f"Cannot play {Path(e.path).name}: {e.reason}")
-            return False
-        except (ValueError, TypeError) as e:
-            self.error.emit(f"Cannot play {Path(os.fspath(path)).name}: {e}")
-            return False
-        return self._play(audio, sr, round(max(0.0, float(onset)) * sr) / sr)
-
     def play_excerpt(self, audio: np.ndarray, sample_rate: int, at: float = 0.0) -> bool:
         """Play audio read from a file elsewhere (off the GUI thread); `at` is the file time of
-        its first frame, so `position` reports file time as with `play_file`."""
+        its first frame, so `position` reports file time."""
         if self._reason:
             return False
         return self._play(np.asarray(audio), sample_rate, max(0.0, float(at)))

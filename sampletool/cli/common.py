@@ -86,7 +86,7 @@ class ProgressBar:
             self.shown = False
 
 
-def stop_on_ctrl_c(event: threading.Event, when: str) -> Callable[[], None]:
+def stop_on_ctrl_c(event: threading.Event, when: str) -> Callable[[], object]:
     """Until the returned function is called, the first Ctrl+C sets `event` (the work stops
     cleanly after `when`) and a second one aborts. Off the main thread it does nothing."""
     if threading.current_thread() is not threading.main_thread():

@@ -207,8 +207,8 @@ def _snare(rng: np.random.Generator, sr: int) -> tuple[np.ndarray, str]:
 
 def _hihat(rng: np.random.Generator, sr: int) -> tuple[np.ndarray, str]:
     variant = rng.choice(["closed", "open", "pedal"], p=[0.5, 0.35, 0.15])
-    tau = {"closed": (0.015, 0.07), "open": (0.18, 0.6), "pedal": (0.03, 0.09)}[str(variant)]
-    tau = rng.uniform(*tau)
+    span = {"closed": (0.015, 0.07), "open": (0.18, 0.6), "pedal": (0.03, 0.09)}[str(variant)]
+    tau = rng.uniform(*span)
     t = _t(min(2.0, tau * 6 + 0.05), sr)
     metal = _metal(rng, t, rng.uniform(300, 550))
     noise = _noise(rng, len(t))
@@ -235,9 +235,9 @@ def _tom(rng: np.random.Generator, sr: int) -> tuple[np.ndarray, str]:
 
 def _cymbal(rng: np.random.Generator, sr: int) -> tuple[np.ndarray, str]:
     variant = rng.choice(["crash", "ride", "splash", "china", "808"], p=[0.35, 0.3, 0.15, 0.1, 0.1])
-    tau = {"crash": (0.5, 1.4), "ride": (0.5, 1.2), "splash": (0.2, 0.45), "china": (0.4, 1.0),
-           "808": (0.4, 1.2)}[str(variant)]  # fmt: skip
-    tau = rng.uniform(*tau)
+    span = {"crash": (0.5, 1.4), "ride": (0.5, 1.2), "splash": (0.2, 0.45), "china": (0.4, 1.0),
+            "808": (0.4, 1.2)}[str(variant)]  # fmt: skip
+    tau = rng.uniform(*span)
     t = _t(2.0, sr)
     if variant == "808":
         x = _band(_norm(_metal(rng, t, rng.uniform(300, 500))) + 0.5 * _noise(rng, len(t)), sr,

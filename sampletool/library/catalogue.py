@@ -224,7 +224,7 @@ class Catalogue:
 
     def files(self) -> dict[str, FileRow]:
         rows = self.db.execute("SELECT id, path, size, mtime_ns, hash, error, segmented FROM files")
-        return {r[1]: FileRow(*r[:6], bool(r[6])) for r in rows}
+        return {r[1]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows}
 
     def abspath(self, rel: str) -> Path:
         return self.root / Path(rel)

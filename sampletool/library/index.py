@@ -446,7 +446,7 @@ class VectorIndex:
         if few or up_to is not None:
             found = 0
             for n, i in enumerate(ids):
-                if not few and n == 16 * up_to:  # many of them missing: list the index instead
+                if not few and up_to is not None and n == 16 * up_to:  # many missing: list all
                     break
                 found += self._has(i)
                 if found == up_to:

@@ -24,6 +24,7 @@ from sampletool.library.catalogue import Catalogue
 from sampletool.library.index import ModelIndex
 from sampletool.library.scan_worker import FileResult, ScanPool, quick_hash
 from sampletool.models.encoding import Encoding
+from sampletool.models.kinds import get_kind
 from sampletool.progress import Progress
 
 if TYPE_CHECKING:
@@ -226,7 +227,8 @@ class _Scan:
         total = len(tasks)
         pending: list[FileResult] = []
         model_dir = str(rt.path) if rt.device.type == "cpu" and n_workers > 0 else None
-        with ScanPool(rt.frontend(), rt.audio, self.segmentation, self.workers, model_dir) as pool:
+        with ScanPool(rt.frontend(), rt.audio, self.segmentation, self.workers, model_dir,
+                      get_kind(rt.kind)) as pool:  # fmt: skip
             for done, res in enumerate(pool.imap(tasks), start=1):
                 pending.append(res)
                 last = done == total
@@ -243,11 +245,11 @@ class _Scan:
     def _commit(self, results: list[FileResult], todo) -> None:
         cat, report = self.catalogue, self.report
         ok = [r for r in results if r.error is None]
-        encoding = None
         if ok and ok[0].encoding is not None:  # encoded by the workers
             encoding = Encoding.concat([r.encoding for r in ok])
-        elif ok:
-            stacked = np.concatenate([r.features for r in ok]).astype(np.float32)
+        else:  # features from the workers (or nothing read): encoded here
+            features = [r.features for r in ok if r.features is not None]
+            stacked = np.concatenate(features).astype(np.float32) if features else np.empty(0)
             encoding = self.runtime.encode(stacked)
         new_ids, new_vecs, old_ids = [], [], []
         row = 0

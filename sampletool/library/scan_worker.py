@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,7 +49,7 @@ class FileResult:
     index: int
     hash: str | None = None
     info: dict | None = None
-    onsets: list[float] | None = None
+    onsets: list[float] = field(default_factory=list)  # where its segments start (if read)
     features: np.ndarray | None = None  # float16 [segments, ...] (when not encoded here)
     encoding: Any = None  # sampletool.models.runtime.Encoding of the segments (encoded here)
     error: str | None = None
@@ -61,8 +61,12 @@ _segment = False
 _runtime: Any = None
 
 
-def _init(frontend: Any, audio: AudioConfig, segment: bool, model_dir: str | None = None) -> None:
-    """Set up a worker: the model's per-clip frontend and, to encode here, its runtime."""
+def _init(
+    frontend: Any, audio: AudioConfig, segment: bool, model_dir: str | None = None, kind: Any = None
+) -> None:
+    """Set up a worker: the model's per-clip frontend and, to encode here, its runtime. `kind`
+    (a ModelKind, pickled by reference) is registered first, so a kind registered at run time
+    in the parent (a plug-in's, a test's) is known here too."""
     global _transform, _audio, _segment, _runtime
     _audio, _segment = audio, segment
     _transform = frontend
@@ -70,8 +74,11 @@ def _init(frontend: Any, audio: AudioConfig, segment: bool, model_dir: str | Non
         frontend.init_worker()
     _runtime = None
     if model_dir is not None:
+        from sampletool.models import kinds
         from sampletool.models.runtime import load_runtime
 
+        if kind is not None:
+            kinds.register(kind)
         _runtime = load_runtime(model_dir, device="cpu")
 
 
@@ -123,13 +130,15 @@ class ScanPool:
         segment: bool,
         workers: int | None = None,
         model_dir: str | None = None,
+        kind: Any = None,
     ) -> None:
         """`frontend`: the model's picklable per-clip feature transform; `model_dir`: encode in
-        the workers with this bundle (CPU), or None to send features back."""
+        the workers with this bundle (CPU, its `kind` registered there), or None to send
+        features back."""
         self.workers = self.worker_count(workers)
         self.frontend, self.audio, self.segment = frontend, audio, segment
         self._pool = (
-            _context().Pool(self.workers, _init, (frontend, audio, segment, model_dir))
+            _context().Pool(self.workers, _init, (frontend, audio, segment, model_dir, kind))
             if self.workers
             else None
         )

@@ -38,8 +38,9 @@ class Encoding:
     @staticmethod
     def concat(parts: Sequence[Encoding]) -> Encoding:
         """One Encoding of several batches, in order (at least one batch)."""
+        probs = [p.probs for p in parts if p.probs is not None]
         return Encoding(
             np.concatenate([p.vectors for p in parts]),
-            None if parts[0].probs is None else np.concatenate([p.probs for p in parts]),  # type: ignore[misc]
+            np.concatenate(probs) if probs else None,
             np.concatenate([p.latents for p in parts]),
         )

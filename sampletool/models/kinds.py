@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import torch
@@ -71,6 +71,19 @@ class Loss:
     total: torch.Tensor
     parts: dict[str, float] = field(default_factory=dict)
     class_logits: torch.Tensor | None = None
+
+
+class Trainable(Protocol):
+    """What the trainer asks of a kind's module (besides being a torch.nn.Module)."""
+
+    def loss(
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        class_balance: torch.Tensor | None = None,
+        forward: Callable[..., Any] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Loss: ...
 
 
 def kind_names() -> list[str]:

@@ -325,8 +325,8 @@ class ModelRuntime:
             z = z[None]
         z = torch.nan_to_num(z, nan=0.0, posinf=LATENT_LIMIT, neginf=-LATENT_LIMIT)
         z = z.clamp(-LATENT_LIMIT, LATENT_LIMIT)
-        audio = self._decode(z, seed=seed, iterations=iterations, progress=progress, cancel=cancel)
-        audio = torch.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0).float().cpu().numpy()
+        raw = self._decode(z, seed=seed, iterations=iterations, progress=progress, cancel=cancel)
+        audio = torch.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0).float().cpu().numpy()
         peak = np.abs(audio).max(axis=1, keepdims=True)
         scale = np.where(peak > 1e-9, PEAK / np.maximum(peak, 1e-9), 0.0)
         return (audio * scale).astype(np.float32)

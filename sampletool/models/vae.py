@@ -97,6 +97,8 @@ class VAEConfig:
 class MaskedLinear(nn.Linear):
     """A linear layer whose weight is multiplied by a fixed 0/1 mask (MADE)."""
 
+    mask: torch.Tensor
+
     def __init__(self, in_features: int, out_features: int, mask: torch.Tensor) -> None:
         super().__init__(in_features, out_features)
         # Derived from the sizes, so not part of the saved weights.
@@ -187,6 +189,9 @@ class VAE(nn.Module):
         prior_scale: distance of each class centre from the origin.
         kl_weight, class_weight, neighbour_weight: the loss's weights (see `loss`).
     """
+
+    class_centres: torch.Tensor
+    classifier: nn.Module | None
 
     def __init__(
         self,

@@ -138,7 +138,7 @@ def label_kits(kits: Path, out: Path) -> Counter:
     return counts
 
 
-def _riff_chunks(data: bytes, start: int, end: int):
+def _riff_chunks(data: bytes | mmap.mmap, start: int, end: int):
     while start + 8 <= end:
         cid, size = struct.unpack_from("<4sI", data, start)
         yield cid, start + 8, size

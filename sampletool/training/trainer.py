@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ from sampletool.errors import SampleToolError
 from sampletool.features import AudioConfig, log_mel
 from sampletool.fileio import atomic_write, atomic_write_text
 from sampletool.models.bundle import WEIGHTS_FILE, save_bundle
-from sampletool.models.kinds import build_model, config_from_dict
+from sampletool.models.kinds import Trainable, build_model, config_from_dict
 from sampletool.models.runtime import load_runtime, resolve_device
 from sampletool.progress import Progress
 
@@ -362,8 +363,9 @@ class Trainer:
         confusion = np.zeros((k, k), np.int64)
         for s in range(0, len(self.val_idx), 256):
             x, y = self._batch(self.val_idx[s : s + 256], None)
-            out = model.loss(x, y if k else None, self.class_balance,
-                             generator=gen if x.device.type == "cpu" else None)  # fmt: skip
+            draws = gen if x.device.type == "cpu" else None
+            out = cast(Trainable, model).loss(x, y if k else None, self.class_balance,
+                                              generator=draws)  # fmt: skip
             for key, v in out.parts.items():  # batch means, weighted into a split mean
                 totals[key] = totals.get(key, 0.0) + v * len(x)
             if k and out.class_logits is not None:
@@ -475,7 +477,7 @@ class Trainer:
                 global_batch = np.resize(order, per_rank * self.world)
             mine = self.train_idx[global_batch[self.rank :: self.world]]
             x, y = self._batch(mine, aug_gen if self.augment_cfg.active else None)
-            out = model.loss(
+            out = cast(Trainable, model).loss(
                 x, y if self.class_names else None, self.class_balance, forward=forward
             )
             parts = out.parts
@@ -510,7 +512,7 @@ class Trainer:
             if self.is_main:
                 try:
                     elapsed = time.perf_counter() - t0
-                    metrics = {
+                    metrics: dict[str, Any] = {
                         "step": step,
                         "lr": state["lr"],
                         "samples_per_s": samples / max(elapsed, 1e-9),

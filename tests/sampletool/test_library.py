@@ -621,3 +621,64 @@ def test_a_rescan_of_a_folder_that_is_gone_keeps_the_catalogue(tmp_path, tiny_bu
         assert len(lib.snapshot()) == 2  # nothing was dropped
     finally:
         lib.close()
+
+
+def _as_schema_1(db_path: Path) -> None:
+    """Turn a catalogue into one written before latents were stored (schema 1)."""
+    db = sqlite3.connect(db_path)
+    db.executescript("""
+        BEGIN;
+        CREATE TABLE v1 (
+            segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+            model_id TEXT NOT NULL, vector BLOB NOT NULL, probs BLOB,
+            PRIMARY KEY (segment_id, model_id)) WITHOUT ROWID;
+        INSERT INTO v1 SELECT segment_id, model_id, vector, probs FROM vectors;
+        DROP TABLE vectors;
+        ALTER TABLE v1 RENAME TO vectors;
+        CREATE INDEX vectors_model ON vectors(model_id);
+        UPDATE meta SET value = '1' WHERE key = 'schema_version';
+        COMMIT;
+    """)
+    db.close()
+
+
+def test_a_scan_stores_each_entrys_latent_so_blending_reads_no_audio(tmp_path, tool):
+    root = make_library(tmp_path / "lib", n=6)
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=2)  # encoded in worker processes
+    entry = root / "kind1" / "s004.wav"
+    outside = write(tmp_path / "elsewhere.wav", tone(300, 0.4, decay=5))
+    expected = {p: tool.latent(p) for p in (entry, outside)}
+    reads = []
+    real_clip = lib.runtime.clip
+    lib.runtime.clip = lambda *a: reads.append(a) or real_clip(*a)
+    try:
+        np.testing.assert_allclose(lib.latent(entry), expected[entry], atol=1e-5)
+        assert reads == []  # from the catalogue
+        np.testing.assert_allclose(lib.latent(outside), expected[outside], atol=1e-6)
+        assert len(reads) == 1  # a sound from outside is read
+        lib.latent(entry, offset=0.1)  # not an entry's onset: read from the file
+        assert len(reads) == 2
+    finally:
+        del lib.runtime.clip
+
+
+def test_a_catalogue_from_before_latents_is_migrated_and_re_embedded(tmp_path, tool):
+    root = make_library(tmp_path / "lib", n=6)
+    entry = root / "kind0" / "s003.wav"
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=0)
+    before = similar(lib, entry, 3)
+    lib.close()
+    _as_schema_1(lib.db_path)
+    lib = lib_at(tmp_path, tool)  # migrated in place when opened
+    db = lib.catalogue.db
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    assert db.execute("SELECT count(*), count(latent) FROM vectors").fetchone() == (6, 0)
+    assert similar(lib, entry, 3) == before  # the old vectors serve search at once
+    np.testing.assert_allclose(lib.latent(entry), tool.latent(entry), atol=1e-5)  # read
+    report = lib.scan(workers=0)  # the next scan re-embeds, keeping the entries
+    assert report.indexed == 6 and report.skipped_unchanged == 0
+    assert db.execute("SELECT count(*), count(latent) FROM vectors").fetchone() == (6, 6)
+    assert consistent(lib)["files"] == 6 and similar(lib, entry, 3) == before
+    assert lib.scan(workers=0).skipped_unchanged == 6

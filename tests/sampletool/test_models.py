@@ -18,7 +18,7 @@ from sampletool.models.bundle import (
     resolve_model,
     save_bundle,
 )
-from sampletool.models.kinds import build_model, config_from_dict
+from sampletool.models.kinds import build_model, config_from_dict, kind_names
 from sampletool.models.runtime import load_runtime
 from sampletool.models.vae import VAEConfig
 
@@ -367,3 +367,74 @@ def test_atomic_writes_get_the_usual_permissions_not_private_ones(tmp_path):
     os.umask(mask)
     path = atomic_write_text(tmp_path / "x.json", "{}")
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+# -- every registered kind, and the shipped model's own settings, at tiny capacity ------------
+
+# A kind added to the registry without tiny settings here fails the test below.
+TINY_VAE_SETTINGS = dict(conv_channels=[4, 8], pool_sizes=[[4, 4], [4, 4]], hidden=32,
+                         latent=16, flow_length=2, flow_hidden=8)  # fmt: skip
+TINY_SETTINGS = {"vae": TINY_VAE_SETTINGS}
+
+
+def _shipped_settings_shrunk() -> dict:
+    """The built-in model's config (class prior, classifier on the latent, neighbour loss...)
+    with every size made tiny."""
+    from sampletool.models.bundle import read_bundle_config
+
+    model = dict(read_bundle_config(resolve_model(None))["model"])
+    model.pop("extra", None)
+    model.update(conv_channels=[4] * len(model["conv_channels"]), hidden=32, latent=16,
+                 flow_hidden=8)  # fmt: skip
+    return model
+
+
+def _exercise(settings: dict, num_classes: int, tmp_path) -> dict:
+    """Build, take a training step, save, load through the registry, encode, blend, decode."""
+    from sampletool.models.kinds import get_kind
+
+    config = config_from_dict(settings | {"num_classes": num_classes})
+    kind = get_kind(config.kind)
+    audio = AudioConfig()
+    torch.manual_seed(0)
+    module = kind.build(config, audio).train()
+    x = torch.rand(6, audio.n_mels, audio.num_frames)
+    labels = torch.tensor([0, 1, 2, 0, 1, -1]) if num_classes else None
+    out = module.loss(x, labels)
+    out.total.backward()
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    assert torch.isfinite(out.total) and grads and all(torch.isfinite(g).all() for g in grads)
+    assert (out.class_logits is not None) == bool(num_classes)
+    names = [f"c{i}" for i in range(num_classes)]
+    save_bundle(tmp_path / config.kind, module, config, audio, names)
+    runtime = load_bundle(tmp_path / config.kind)
+    assert type(runtime) is kind.runtime_type and runtime.class_names == names
+    enc = runtime.encode(x.numpy())
+    assert enc.vectors.shape == (6, runtime.vector_dim)
+    assert enc.latents.shape == (6, *runtime.latent_shape)
+    if num_classes:
+        assert enc.probs.shape == (6, num_classes) and np.allclose(enc.probs.sum(1), 1, atol=1e-5)
+    else:
+        assert enc.probs is None
+    clip = np.sin(np.linspace(0, 2000, audio.num_samples)).astype(np.float32)
+    reading = runtime.read(clip)
+    np.testing.assert_allclose(reading.vectors, runtime.encode_clips(clip[None]).vectors, atol=1e-6)
+    sound = runtime.decode(runtime.blend(enc.latents, [1, 2, 0, 0, 0, 1]), iterations=2)
+    assert sound.shape == (1, audio.num_samples) and np.isfinite(sound).all()
+    assert np.abs(sound).max() <= 1.0
+    return out.parts
+
+
+@pytest.mark.parametrize("kind", kind_names())
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_every_registered_kind_builds_trains_and_runs(kind, num_classes, tmp_path):
+    assert kind in TINY_SETTINGS, f"give the {kind!r} kind tiny settings in TINY_SETTINGS"
+    _exercise({"kind": kind, **TINY_SETTINGS[kind]}, num_classes, tmp_path)
+
+
+def test_the_shipped_models_own_settings_at_tiny_capacity(tmp_path):
+    settings = _shipped_settings_shrunk()
+    assert settings["prior"] == "class" and settings["classifier_input"] == "latent"
+    assert settings["neighbour_weight"] > 0
+    parts = _exercise(settings, 9, tmp_path)
+    assert {"recon", "kl", "ce", "nn", "loss"} <= set(parts)

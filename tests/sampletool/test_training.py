@@ -21,28 +21,9 @@ from sampletool.features import log_mel
 from sampletool.models.runtime import load_runtime
 from sampletool.progress import Cancelled
 from sampletool.training.trainer import TrainConfig, Trainer
-from tests.helpers import TINY_VAE, write
+from tests.helpers import TINY_VAE, make_class_folders, write
 
 SR = 16000
-
-
-def _sound(cls: str, rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(int(SR * rng.uniform(0.3, 0.9))) / SR
-    if cls == "low":
-        y = np.sin(2 * np.pi * rng.uniform(60, 150) * t)
-    elif cls == "high":
-        y = np.sin(2 * np.pi * rng.uniform(2500, 4000) * t)
-    else:
-        y = rng.standard_normal(t.size)
-    return (0.5 * y * np.exp(-t * rng.uniform(3, 10))).astype(np.float32)
-
-
-def make_class_folders(root: Path, per_class: int = 16, classes=("low", "high", "noise")) -> Path:
-    rng = np.random.default_rng(0)
-    for cls in classes:
-        for i in range(per_class):
-            write(root / cls / f"{cls}{i:02d}.wav", _sound(cls, rng))
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -411,3 +411,32 @@ def test_no_model_is_a_message_not_a_crash(make_panel, runtime, sounds, qtbot):
     panel.set_model(runtime)  # a model arrives later: the waiting sample is read and blended
     _wait_idle(qtbot, panel)
     assert rec.audio and panel.slot_latent(0) is not None
+
+
+def test_an_indexed_sample_takes_its_stored_latent_and_reads_no_audio(
+    make_panel, runtime, sounds, tmp_path, qtbot
+):
+    from sampletool.library import Library
+
+    lib = Library(sounds[0].parent, runtime, db_path=tmp_path / "db" / "c.sqlite")
+    try:
+        lib.scan(workers=0)
+        expected = latent(runtime, sounds[1])
+        panel = make_panel(runtime)
+        panel.set_library(lib)
+        rec = Recorder(panel)
+        reads = []
+        real_clip = runtime.clip
+        runtime.clip = lambda *a: reads.append(a) or real_clip(*a)
+        try:
+            panel.add_sample(SampleRef(str(sounds[1])))
+            _wait_idle(qtbot, panel)
+            assert reads == [] and rec.audio  # from the catalogue, and blended
+            np.testing.assert_allclose(panel.slot_latent(0), expected, atol=1e-5)
+            panel.add_sample(SampleRef(str(tmp_path / "elsewhere.wav")))  # not in it: read
+            _wait_idle(qtbot, panel)
+            assert len(reads) == 1 and "not found" in panel.slot_error(1)
+        finally:
+            del runtime.clip
+    finally:
+        lib.close()

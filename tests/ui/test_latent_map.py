@@ -293,3 +293,18 @@ def test_an_empty_map_is_fine(qtbot):
     m.set_points(np.empty(0, np.int64), np.zeros((0, 2), np.float32), np.empty(0, np.int64),
                  ["kick"], [])  # fmt: skip
     assert len(m.ids()) == 0 and m.legend_entries() == []
+
+
+def test_the_hover_tree_is_built_off_the_gui_thread(qtbot):
+    m = LatentMap()  # Qt's thread pool: the tree comes back through the event loop
+    qtbot.addWidget(m)
+    m.resize(600, 640)
+    m.show()
+    qtbot.waitExposed(m)
+    ids, xy, classes, labels = grid()
+    m.set_points(ids, xy, classes, NAMES, labels)
+    assert m.id_at(at(m, *xy[7])) == -1  # no tree yet: the GUI thread did not build one
+    qtbot.waitUntil(lambda: m.id_at(at(m, *xy[7])) == ids[7], timeout=10_000)
+    m.animate_to(xy[::-1].copy(), 100)
+    assert m.id_at(at(m, *xy[7])) == -1  # positions are moving: no stale tree
+    qtbot.waitUntil(lambda: m.id_at(at(m, *xy[7])) == ids[-8], timeout=10_000)

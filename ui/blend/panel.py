@@ -42,11 +42,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sampletool.errors import FileProblem
 from ui.blend.history import BlendResult, HistoryList
 from ui.blend.scheduler import LatestWins
 from ui.blend.slot import BlendSlot
 from ui.dnd import SampleRef, can_accept, make_mime, samples_from_mime
+from ui.messages import reason_of
 from ui.settings import app_settings
 from ui.workers import Pool, TaskGroup
 
@@ -61,14 +61,6 @@ SavePathProvider = Callable[[QWidget, str, str, str], str]
 
 def _ask_save_path(parent: QWidget, caption: str, start: str, filters: str) -> str:
     return QFileDialog.getSaveFileName(parent, caption, start, filters)[0]
-
-
-def _reason(error: BaseException) -> str:
-    """One readable line for an error from the engine."""
-    if isinstance(error, FileProblem):
-        return error.reason
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 # -- engine side (runs on a worker thread) -------------------------------------------------------
@@ -317,7 +309,7 @@ class BlendPanel(QWidget):
         layout.addWidget(history_label)
         layout.addWidget(self.history)
         layout.addWidget(self.status)
-        self._variance_moved(self.variance.value())
+        self.variance_label.setText(f"{self.variance.value() / 100:.2f}")  # no sound yet
 
     def sizeHint(self) -> QSize:
         return QSize(340, 640)
@@ -375,7 +367,7 @@ class BlendPanel(QWidget):
 
     def _latent_read(self, ref: SampleRef, latent, error) -> None:
         if error is not None:
-            self._errors[ref] = _reason(error)
+            self._errors[ref] = reason_of(error)
         else:
             self._latents[ref] = latent
         touched = False
@@ -598,7 +590,7 @@ class BlendPanel(QWidget):
         wanted, following = self._scheduler.finish(request)
         if wanted and not self._debounce.isActive():
             if error is not None:
-                self._set_status(f"The blend failed: {_reason(error)}", error=True)
+                self._set_status(f"The blend failed: {reason_of(error)}", error=True)
             else:
                 self._show_result(request, *result)
         if following is not None:
@@ -733,7 +725,7 @@ class BlendPanel(QWidget):
         self._jobs.run(
             "save", _save_job, self._current.audio, self._current.sample_rate, target,
             on_result=done,
-            on_error=lambda e: self._set_status(f"Could not save {target.name}: {_reason(e)}",
+            on_error=lambda e: self._set_status(f"Could not save {target.name}: {reason_of(e)}",
                                                 error=True),
         )  # fmt: skip
 

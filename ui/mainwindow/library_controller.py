@@ -13,17 +13,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from sampletool.errors import SampleToolError
 from ui.mainwindow import jobs
 from ui.mainwindow.jobs import Lookups, Scanned
+from ui.messages import message_of
 from ui.workers import Pool, TaskGroup
-
-
-def message_of(error: BaseException) -> str:
-    """A sentence for the user: our errors say what happened; others get their type."""
-    if isinstance(error, SampleToolError | OSError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
 
 
 class LibraryController(QObject):

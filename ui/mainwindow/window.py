@@ -32,7 +32,8 @@ from ui.blend import BlendPanel
 from ui.dialogs.failures import FailuresDialog
 from ui.dnd import SampleRef
 from ui.mainwindow import jobs
-from ui.mainwindow.library_controller import LibraryController, message_of
+from ui.mainwindow.library_controller import LibraryController
+from ui.messages import message_of, reason_of
 from ui.playback import Player
 from ui.settings import APP, app_settings, restore_layout, save_layout
 from ui.widgets.class_bars import ClassifyPopup
@@ -417,7 +418,9 @@ class MainWindow(QMainWindow):
     def _demo_failed(self, message: str) -> None:
         self._hide_progress()
         self.demo_button.setEnabled(True)
-        self._status(f"The demo library could not be created: {message}")
+        text = f"The demo library could not be created: {message}"
+        self._status(text)
+        self.welcome.setText(f"<h2>Sample Tool</h2><p>{text}</p>")  # stays while you choose
 
     def open_library(self, folder: str, rebuild: bool = False) -> None:
         self.controller.open_library(folder, rebuild)
@@ -560,7 +563,7 @@ class MainWindow(QMainWindow):
         self.tasks.run("audio", jobs.read_for_playback, path, at,
                        on_result=lambda r: self.player.play_excerpt(r[0], r[1], at),
                        on_error=lambda e: self._status(
-                           f"Cannot play {Path(path).name}: {message_of(e)}", 8000))  # fmt: skip
+                           f"Cannot play {Path(path).name}: {reason_of(e)}", 8000))  # fmt: skip
 
     def _toggle_play(self) -> None:
         if self.player.is_playing:
