@@ -47,12 +47,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from sampletool.audio import load_clips  # noqa: E402
-from sampletool.data.labels import drum_class  # noqa: E402
-from sampletool.features import AudioConfig, features_to_audio, log_mel  # noqa: E402
+from sampletool.audio import load_clips, write_wav
+from sampletool.data.labels import drum_class
+from sampletool.features import AudioConfig, features_to_audio, log_mel
 
 DRUMS = ("kick", "snare", "hihat", "tom", "cymbal", "clap")
 SONIC_PI_PREFIXES = ("bd_", "sn_", "drum_", "elec_")
@@ -209,8 +206,6 @@ def write_blends(tool, files: list[Path], labels: list[str], out: Path, cfg: Aud
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sampletool.tool import write_wav
-
     def first(cls: str, n: int = 0) -> tuple[Path, str]:
         return [f for f, lab in zip(files, labels, strict=True) if lab == cls][n], cls
 
@@ -227,7 +222,7 @@ def write_blends(tool, files: list[Path], labels: list[str], out: Path, cfg: Aud
         blend = tool.generate(None, [a, b], weights=[0.5, 0.5], seed=0)
         name = f"blend_{row}_{a.stem}+{b.stem}.wav"
         write_wav(out / name, blend, cfg.sample_rate)
-        clips = np.stack([tool._clip(a), tool._clip(b), blend])
+        clips = np.stack([tool.runtime.clip(a), tool.runtime.clip(b), blend])
         feats = log_mel(torch.from_numpy(clips), cfg).numpy()
         for col, (title, f) in enumerate(zip([a.name, b.name, "50/50 blend"], feats, strict=True)):
             ax = axes[row, col]
@@ -236,8 +231,8 @@ def write_blends(tool, files: list[Path], labels: list[str], out: Path, cfg: Aud
             ax.set_xticks([])
             ax.set_yticks([])
         shares = [band_shares(c, cfg) for c in clips]
-        probs = tool.predict_clips(clips)[:, [tool.class_names.index(a_cls),
-                                              tool.class_names.index(b_cls)]]  # fmt: skip
+        pair = [tool.class_names.index(a_cls), tool.class_names.index(b_cls)]
+        probs = tool.runtime.encode_clips(clips).probs[:, pair]
         heard = {k: [round(float(v), 2) for v in row_p]
                  for k, row_p in zip(("a", "b", "blend"), probs, strict=True)}  # fmt: skip
         done.append({"a": a.name, "b": b.name, "wav": name, "classes": [a_cls, b_cls],
@@ -290,13 +285,13 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from sampletool.registry import CONFIG_FILE, resolve_model
+    from sampletool.models.bundle import CONFIG_FILE, resolve_model
     from sampletool.tool import SoundSampleTool
 
     t0 = time.perf_counter()
     model_dir = resolve_model(args.model)
     tool = SoundSampleTool(model_dir, device="cpu")
-    cfg = tool.audio
+    cfg = tool.runtime.audio
     files, labels = test_files(args.real)
     clips, feats, failures, kept = load_features(files, cfg)
     files = [files[i] for i in kept]
@@ -304,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = {c: labels.count(c) for c in DRUMS}
 
     # 1. classification
-    probs = tool.predict_clips(clips)
+    reading = tool.runtime.encode_clips(clips)
+    probs = reading.probs
     pred = [tool.class_names[i] for i in probs.argmax(1)]
     bal, per = balanced_accuracy(labels, pred)
     train_x, train_y = training_features(args.work, cfg)
@@ -316,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     base_bal, base_per = balanced_accuracy(labels, base_pred)
 
     # 2. similarity
-    vectors = tool.embed_clips(clips)
+    vectors = reading.vectors
     model_q = query_precision(vectors, labels)
     base_q = query_precision(StandardScaler().fit_transform(test_stats), labels)
     p10, ceiling, p10_per = summarise_precision(model_q, labels)
@@ -327,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     # 3. reconstruction
     with torch.no_grad():
         x = torch.from_numpy(feats)
-        recon = tool.model.decode(tool.model.decoder_latent(tool.model.encode(x)))
+        vae = tool.runtime.module
+        recon = vae.decode(vae.decoder_latent(vae.encode(x)))
         audio_model = features_to_audio(recon, cfg, n_iter=32, seed=0).numpy()
         audio_oracle = features_to_audio(x, cfg, n_iter=32, seed=0).numpy()
         feat_mse = float((recon - x).square().mean())

@@ -41,8 +41,9 @@ import torch
 
 from sampletool.errors import SampleToolError
 from sampletool.features import AudioConfig, griffin_lim, mel_to_linear
-from sampletool.models import VAEConfig, build_model
 from sampletool.models.bundle import CONFIG_FILE, save_bundle
+from sampletool.models.kinds import build_model
+from sampletool.models.vae import VAEConfig
 from sampletool.paths import BUILTIN_MODELS_DIR, DEFAULT_MODEL_NAME
 from sampletool.tool import SoundSampleTool
 
@@ -51,7 +52,7 @@ N_LATENTS = 4
 WEIGHTS = [0.4, 0.3, 0.2, 0.1]
 FAST_ITERS = 32
 CLASSIC_ITERS = 100
-PEAK = 10 ** (-0.3 / 20)  # what SoundSampleTool.decode normalises to
+PEAK = 10 ** (-0.3 / 20)  # what ModelRuntime.decode normalises to
 
 
 def _sync(device: torch.device) -> None:
@@ -98,8 +99,8 @@ def _stats(times_s: list[float]) -> dict:
 
 
 def measure(tool: SoundSampleTool, repeat: int, warmup: int, log: Callable[[str], None]) -> dict:
-    cfg = tool.audio
-    device = tool.device
+    cfg = tool.runtime.audio
+    device = tool.runtime.device
     rng = np.random.default_rng(0)
 
     def latents() -> np.ndarray:
@@ -107,8 +108,8 @@ def measure(tool: SoundSampleTool, repeat: int, warmup: int, log: Callable[[str]
 
     # Fixed inputs for the parts timed alone (their cost does not depend on the values).
     with torch.inference_mode():
-        z = torch.from_numpy(tool.blend_latent(latents(), WEIGHTS)).to(device)[None]
-        feats = tool.model.decode(z)
+        z = torch.from_numpy(tool.runtime.blend(latents(), WEIGHTS)).to(device)[None]
+        feats = tool.runtime.module.decode(z)
         mag = mel_to_linear(feats, cfg)
 
     def end_to_end() -> None:
@@ -116,9 +117,9 @@ def measure(tool: SoundSampleTool, repeat: int, warmup: int, log: Callable[[str]
 
     @torch.inference_mode()
     def baseline_end_to_end() -> None:
-        # SoundSampleTool.decode's steps, with classic Griffin-Lim in place of the fast one.
-        zz = torch.from_numpy(tool.blend_latent(lat, WEIGHTS)).to(device)[None]
-        f = tool.model.decode(zz)
+        # ModelRuntime.decode's steps, with classic Griffin-Lim in place of the fast one.
+        zz = torch.from_numpy(tool.runtime.blend(lat, WEIGHTS)).to(device)[None]
+        f = tool.runtime.module.decode(zz)
         audio = griffin_lim(mel_to_linear(f, cfg), cfg, n_iter=CLASSIC_ITERS, momentum=0.0)
         audio = torch.nan_to_num(audio).float().cpu().numpy()
         peak = np.abs(audio).max(axis=1, keepdims=True)
@@ -126,7 +127,7 @@ def measure(tool: SoundSampleTool, repeat: int, warmup: int, log: Callable[[str]
 
     @torch.inference_mode()
     def decoder() -> None:
-        tool.model.decode(z)
+        tool.runtime.module.decode(z)
 
     @torch.inference_mode()
     def mel_inverse() -> None:
@@ -281,11 +282,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     res = {
         "benchmark": "generate",
         "model": {
-            "name": tool.bundle.name,
+            "name": tool.runtime.name,
             "source": source,
-            "parameters": sum(p.numel() for p in tool.model.parameters()),
+            "parameters": sum(p.numel() for p in tool.runtime.module.parameters()),
         },
-        "device": str(tool.device),
+        "device": str(tool.runtime.device),
         "threads": torch.get_num_threads(),
         "repeat": args.repeat,
         "warmup": args.warmup,

@@ -63,8 +63,9 @@ def model_dir(arg: str | None, tmp: Path) -> tuple[str, str]:
     if (BUILTIN_MODELS_DIR / "default" / "config.json").exists():
         return str(BUILTIN_MODELS_DIR / "default"), "built-in default"
     from sampletool.features import AudioConfig
-    from sampletool.models import VAEConfig, build_model
     from sampletool.models.bundle import save_bundle
+    from sampletool.models.kinds import build_model
+    from sampletool.models.vae import VAEConfig
 
     cfg = VAEConfig(num_classes=9)
     names = ["kick", "snare", "hihat", "tom", "cymbal", "clap", "percussion", "tonal", "fx"]
@@ -76,7 +77,7 @@ def measure(root: Path, model: str, workers: int, tmp: Path, label: str) -> dict
     from sampletool.audio import _context
     from sampletool.data.dataset import find_audio_files
     from sampletool.library import Library
-    from sampletool.tool import SoundSampleTool
+    from sampletool.models.runtime import load_runtime
 
     paths = [str(p) for p in find_audio_files(root)]
     for p in paths:  # page cache: every pipeline reads from memory
@@ -87,9 +88,9 @@ def measure(root: Path, model: str, workers: int, tmp: Path, label: str) -> dict
         counts = list(pool.imap(_decode, paths, chunksize=16))
         decode_s = time.perf_counter() - t0
     decoded = sum(1 for c in counts if c >= 0)
-    tool = SoundSampleTool(model, device="cpu")
+    runtime = load_runtime(model, device="cpu")
     db = tmp / f"{label}-db" / "catalogue.sqlite"
-    lib = Library(root, tool, db_path=db)
+    lib = Library(root, runtime, db_path=db)
     t0 = time.perf_counter()
     report = lib.scan(workers=workers)
     index_s = time.perf_counter() - t0

@@ -337,10 +337,12 @@ class Library:
             rel = self.catalogue.relpath(p)
         except ValueError:  # another drive (Windows)
             return None
-        segs = self.catalogue.segments_of(rel) if rel and not rel.startswith("..") else []
-        if not segs:
+        if not rel or rel.startswith(".."):
             return None
-        sid, onset = min(segs, key=lambda s: abs(s[1] - offset))
+        nearest = self.catalogue.nearest_segment(rel, offset)
+        if nearest is None:
+            return None
+        sid, onset = nearest
         return sid if tolerance is None or abs(onset - offset) <= tolerance else None
 
     def _entry_kinds(self) -> tuple[np.ndarray, np.ndarray]:

@@ -298,6 +298,15 @@ class Catalogue:
             (rel,),
         ).fetchall()
 
+    def nearest_segment(self, rel: str, onset: float) -> tuple[int, float] | None:
+        """(segment id, onset) of a file's segment that starts nearest `onset`, or None if the
+        file has none. One indexed lookup, however many segments the file has."""
+        return self.db.execute(
+            "SELECT s.id, s.onset FROM segments s JOIN files f ON f.id = s.file_id "
+            "WHERE f.path = ? ORDER BY abs(s.onset - ?), s.onset LIMIT 1",
+            (rel, float(onset)),
+        ).fetchone()
+
     def vector_of(self, segment_id: int, model_id: str) -> np.ndarray | None:
         row = self.db.execute(
             "SELECT vector FROM vectors WHERE segment_id = ? AND model_id = ?",

@@ -4,7 +4,7 @@ QPoint, 6.12 from a QPointF)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 COPY = Qt.DropAction.CopyAction
 
@@ -21,10 +21,6 @@ def _make(cls, x: float, y: float, actions, mime: QMimeData):
 
 def drag_enter_event(x: float, y: float, mime: QMimeData, actions=COPY) -> QDragEnterEvent:
     return _make(QDragEnterEvent, x, y, actions, mime)
-
-
-def drag_move_event(x: float, y: float, mime: QMimeData, actions=COPY) -> QDragMoveEvent:
-    return _make(QDragMoveEvent, x, y, actions, mime)
 
 
 def drop_event(x: float, y: float, mime: QMimeData, actions=COPY) -> QDropEvent:

@@ -85,7 +85,6 @@ class ClassProbabilities(QWidget):
         font.setBold(True)
         self.title.setFont(font)
         self.title.setVisible(show_title)
-        self._show_title = show_title
         self.message = QLabel("", self)
         self.message.setObjectName("classMessage")
         self.message.setTextFormat(Qt.TextFormat.PlainText)
