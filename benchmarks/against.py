@@ -45,11 +45,12 @@ def main() -> int:
     p.add_argument("rev", help="the earlier revision (a commit, tag or branch)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--out", type=Path, help="write both sides' JSON results here")
-    p.add_argument("script", nargs=argparse.REMAINDER, help="-- SCRIPT [ARGS...]")
-    args = p.parse_args()
-    script = args.script[1:] if args.script[:1] == ["--"] else args.script
-    if not script:
+    p.usage = "%(prog)s REV [--rounds N] [--out JSON] -- SCRIPT [ARGS...]"
+    argv = sys.argv[1:]
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
         p.error("name the benchmark script after --")
+    split = argv.index("--")
+    args, script = p.parse_args(argv[:split]), argv[split + 1 :]
     with tempfile.TemporaryDirectory(prefix="sampletool-before-") as tmp:
         before = Path(tmp) / "tree"
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(before), args.rev],

@@ -34,6 +34,7 @@ def main() -> int:
     p.add_argument("--model", default=None)
     p.add_argument("--select", default="kick", help="a name to filter for and select")
     p.add_argument("--same-kind", action="store_true", help="search with Same kind only on")
+    p.add_argument("--size", default="1500x900", help="window size, WxH (default %(default)s)")
     args = p.parse_args()
     os.environ.setdefault("SAMPLETOOL_DATA_DIR", tempfile.mkdtemp(prefix="sampletool-shots-"))
 
@@ -48,7 +49,8 @@ def main() -> int:
 
     w = MainWindow(model=args.model, library=str(args.library.absolute()),
                    player=Player(backend=SilentOutput()))  # fmt: skip
-    w.resize(1500, 900)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    w.resize(width, height)
     w.show()
     state = {"refined": False}
     w.map_refined.connect(lambda: state.__setitem__("refined", True))

@@ -128,13 +128,20 @@ class IAFStep(nn.Module):
 
     def forward(self, z: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z [B, D], h [B, C] -> (z' [B, D], log-determinant [B])."""
+        z, s = self._step(z, h)
+        return z, F.logsigmoid(s).sum(-1)
+
+    def transform(self, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """z' alone (no log-determinant: decoding needs none)."""
+        return self._step(z, h)[0]
+
+    def _step(self, z: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a = F.elu(self.inp(z) + self.ctx(h))
         a = F.elu(self.mid(a))
         # The +1.5 bias starts each step close to the identity (sigma ~ 0.82), as in the paper.
         s = self.gate(a) + 1.5
         sigma = torch.sigmoid(s)
-        z = sigma * z + (1 - sigma) * self.shift(a)
-        return z, F.logsigmoid(s).sum(-1)
+        return sigma * z + (1 - sigma) * self.shift(a), s
 
 
 @dataclass
@@ -311,7 +318,12 @@ class VAE(nn.Module):
         this is the vector to decode, blend and add noise to. The pre-flow mean is far from it
         (the shipped model's means have norm ~31, its flowed means ~5) and decodes badly.
         """
-        return self._flow(post.mean, post.hidden)[0]
+        z = post.mean
+        for i, step in enumerate(self.flows):
+            if i:
+                z = z.flip(-1)  # as in _flow
+            z = step.transform(z, post.hidden)
+        return z
 
     def _flow(self, z: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z through the IAF steps with context `hidden` -> (z [B, latent], sum of log-dets [B])."""

@@ -13,6 +13,7 @@ waveform and the session history; it can be saved or dragged out.
 from __future__ import annotations
 
 import random
+import sqlite3
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -69,22 +70,28 @@ def _ask_save_path(parent: QWidget, caption: str, start: str, filters: str) -> s
 def _latent_job(runtime, library, path: str, onset: float) -> np.ndarray:
     """A sample's decoder latent: stored in the library for its entries, else read."""
     if library is not None:
-        return np.asarray(library.latent(path, onset), np.float32)
+        try:
+            return np.asarray(library.latent(path, onset), np.float32)
+        except sqlite3.ProgrammingError:  # closed meanwhile (another library was opened)
+            pass
     return runtime.read(path, onset).latents[0]
 
 
-def _blend_job(runtime, latents, weights, variance, seed, wav_path: Path) -> tuple:
-    """Blend with the effective weights, decode, and write the result's WAV for drags.
+def _blend_job(runtime, latents, weights, variance, seed, folder: Path | None, name: str):
+    """Blend with the effective weights, decode, and write the result's WAV (for drags) into
+    the session's folder, made here the first time (None).
 
-    Returns (audio, the WAV's path or None, why it could not be written or None)."""
+    Returns (audio, the WAV's path or None, why it could not be written or None, the folder)."""
     from sampletool.audio import write_wav
 
     z = runtime.blend(latents, weights, normalize=False, variance=variance, seed=seed)
     audio = runtime.decode(z, seed=seed)[0]
     try:
-        return audio, write_wav(wav_path, audio, runtime.sample_rate), None
+        # Left in place on exit: a DAW may still reference a file dropped into it.
+        folder = folder or Path(tempfile.mkdtemp(prefix="sampletool-blends-"))
+        return audio, write_wav(folder / name, audio, runtime.sample_rate), None, folder
     except OSError as e:
-        return audio, None, f"could not write the temporary WAV file ({e.strerror or e})"
+        return audio, None, f"could not write the temporary WAV file ({e.strerror or e})", folder
 
 
 def _save_job(audio: np.ndarray, sample_rate: int, target: Path) -> Path:
@@ -155,7 +162,7 @@ class BlendPanel(QWidget):
         self._scheduler: LatestWins[_Request] = LatestWins(key=lambda r: r.key)
         self._current: BlendResult | None = None
         self._blend_count = 0
-        self._temp_dir: Path | None = None
+        self._temp_dir: Path | None = None  # the session's WAV files (made by the first job)
         self._press_pos: QPoint | None = None
 
         self._debounce = QTimer(self)
@@ -578,21 +585,23 @@ class BlendPanel(QWidget):
         self._set_status("Generating...")
         # Named by generation: a result that is never shown (a newer one overtook it) leaves
         # its number unused, and no two results share a file.
-        wav = self._session_dir() / f"sampletool-blend-{self.generations_started}.wav"
+        wav = f"sampletool-blend-{self.generations_started}.wav"
         self._jobs.run(
             ("generate", self.generations_started), _blend_job, request.runtime,
-            request.latents, request.weights, request.variance, request.seed, wav,
+            request.latents, request.weights, request.variance, request.seed, self._temp_dir, wav,
             on_result=lambda r, req=request: self._finished(req, r, None),
             on_error=lambda e, req=request: self._finished(req, None, e),
         )  # fmt: skip
 
     def _finished(self, request: _Request, result, error) -> None:
         wanted, following = self._scheduler.finish(request)
+        if result is not None:
+            self._temp_dir = self._temp_dir or result[3]  # the session folder, once made
         if wanted and not self._debounce.isActive():
             if error is not None:
                 self._set_status(f"The blend failed: {reason_of(error)}", error=True)
             else:
-                self._show_result(request, *result)
+                self._show_result(request, *result[:3])
         if following is not None:
             self._start(following)
 
@@ -649,12 +658,6 @@ class BlendPanel(QWidget):
         if entry is not None:
             self._set_current(entry)
             self.generated.emit(entry.audio, entry.sample_rate)
-
-    def _session_dir(self) -> Path:
-        if self._temp_dir is None:
-            # Left in place on exit: a DAW may still reference a file dropped into it.
-            self._temp_dir = Path(tempfile.mkdtemp(prefix="sampletool-blends-"))
-        return self._temp_dir
 
     def result_mime(self, entry: BlendResult | None = None):
         """The drag payload of a result (the current one by default): a local file URL to its
