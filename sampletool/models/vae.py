@@ -319,7 +319,8 @@ class VAE(nn.Module):
         (the shipped model's means have norm ~31, its flowed means ~5) and decodes badly.
         """
         z = post.mean
-        for i, step in enumerate(self.flows):
+        steps: list[IAFStep] = list(self.flows)  # type: ignore[arg-type]  # a ModuleList of them
+        for i, step in enumerate(steps):
             if i:
                 z = z.flip(-1)  # as in _flow
             z = step.transform(z, post.hidden)
