@@ -27,9 +27,9 @@ def grid(side: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
     return np.arange(n, dtype=np.int64) + 100, xy, np.arange(n) % 3, [f"s{i}.wav" for i in range(n)]
 
 
-@pytest.fixture
-def shown(qtbot):
-    m = LatentMap(pool=SynchronousPool())
+def show_grid(qtbot, pool=None):
+    """A shown map of the grid; with no pool its hover tree is built on Qt's threads."""
+    m = LatentMap(pool=pool)
     qtbot.addWidget(m)
     m.resize(600, 640)
     m.show()
@@ -37,6 +37,11 @@ def shown(qtbot):
     ids, xy, classes, labels = grid()
     m.set_points(ids, xy, classes, NAMES, labels)
     return m, ids, xy, classes
+
+
+@pytest.fixture
+def shown(qtbot):
+    return show_grid(qtbot, SynchronousPool())
 
 
 def at(m: LatentMap, x: float, y: float) -> QPoint:
@@ -296,13 +301,7 @@ def test_an_empty_map_is_fine(qtbot):
 
 
 def test_the_hover_tree_is_built_off_the_gui_thread(qtbot):
-    m = LatentMap()  # Qt's thread pool: the tree comes back through the event loop
-    qtbot.addWidget(m)
-    m.resize(600, 640)
-    m.show()
-    qtbot.waitExposed(m)
-    ids, xy, classes, labels = grid()
-    m.set_points(ids, xy, classes, NAMES, labels)
+    m, ids, xy, _ = show_grid(qtbot)  # the tree comes back through the event loop
     assert m.id_at(at(m, *xy[7])) == -1  # no tree yet: the GUI thread did not build one
     qtbot.waitUntil(lambda: m.id_at(at(m, *xy[7])) == ids[7], timeout=10_000)
     m.animate_to(xy[::-1].copy(), 100)
