@@ -22,10 +22,17 @@ def add_parser(sub) -> None:
     d.add_argument("--name", required=True, help="dataset name")
     d.add_argument("--out", metavar="DIR", help="dataset folder (default: user data/datasets/NAME)")
     d.add_argument("--train-ratio", type=float, default=0.9, help="default %(default)s")
-    d.add_argument(
+    classes = d.add_mutually_exclusive_group()
+    classes.add_argument(
         "--classes-from-subfolders",
         action="store_true",
         help="the immediate sub-folders of each DATA_DIR are the class names",
+    )
+    classes.add_argument(
+        "--classes-from-names",
+        action="store_true",
+        help="drum classes from the words in file and folder names ('Kick_01.wav', "
+        "'SD Tight 3.aif', 'Hats/01.wav'); files that name none are left out",
     )
     d.add_argument("--seed", type=int, default=0, help="seed of the split")
     d.add_argument("--overwrite", action="store_true",
@@ -43,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
             args.name,
             out=args.out,
             train_ratio=args.train_ratio,
-            classes_from_subfolders=args.classes_from_subfolders,
+            labels="subfolders"
+            if args.classes_from_subfolders
+            else "names"
+            if args.classes_from_names
+            else "none",
             seed=args.seed,
             workers=args.workers,
             progress=bar,

@@ -114,6 +114,172 @@ def _stratified_split(
     return splits
 
 
+LABELS = ("subfolders", "names", "none")
+# A class needs a file on each side of the split; fewer and it is left out.
+MIN_CLASS_FILES = 2
+# Warn when the largest class has this many times the files of the smallest.
+IMBALANCE_RATIO = 5.0
+
+
+@dataclass
+class Survey:
+    """What a set of folders holds for training, found before anything is written or trained.
+
+    Attributes:
+        data_dirs: the folders, as given.
+        labels: how classes were found: "subfolders" (each data folder's immediate
+            sub-folders), "names" (the drum words in file and folder names, as
+            `sampletool.data.labels.drum_class` reads them) or "none" (no classes).
+        items: the files to train on: (resolved path, class name; "" without classes).
+        failed: files that cannot be read and folders that cannot be listed: (path, reason).
+        repeated: files reached through more than one folder, counted once.
+        unlabelled: files ("names" labels) whose names name no class; left out.
+        small: classes left out for having fewer than `MIN_CLASS_FILES` readable files, with
+            their counts.
+        problem: why these folders cannot make a dataset (None: they can).
+        warnings: things worth knowing before training (imbalance, few files...).
+    """
+
+    data_dirs: list[str]
+    labels: str
+    items: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    repeated: int = 0
+    unlabelled: list[str] = field(default_factory=list)
+    small: dict[str, int] = field(default_factory=dict)
+    problem: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def class_names(self) -> list[str]:
+        return sorted({c for _, c in self.items if c})
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Files per class (one entry, "", without classes)."""
+        return dict(sorted(Counter(c for _, c in self.items).items()))
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _class_from_names(path: Path, under: Path) -> str | None:
+    """The drum class the file's name says, else the nearest folder name that says one."""
+    from sampletool.data.labels import drum_class
+
+    for name in (path.name, *reversed(path.relative_to(under).parts[:-1])):
+        cls = drum_class(name)
+        # Folders are often plural ("Kicks", "Hats"); the vocabulary is singular.
+        if cls is None and name.lower().endswith("s"):
+            cls = drum_class(name[:-1])
+        if cls is not None:
+            return cls
+    return None
+
+
+def survey_folders(
+    data_dirs: Sequence[str | os.PathLike[str]],
+    labels: str = "subfolders",
+    workers: int | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> Survey:
+    """Find the audio files under `data_dirs`, label them, check that each can be read, and say
+    whether they make a dataset. Reads every file's header; writes and moves nothing.
+
+    Problems (no folder, a folder that vanished, no audio, nothing readable, one class only)
+    are returned in `Survey.problem`, not raised, so a caller can show them beside what was
+    found.
+
+    Raises:
+        DatasetError: `labels` is not one of `LABELS`.
+        Cancelled: `cancel` was set while the files were checked.
+    """
+    if labels not in LABELS:
+        raise DatasetError(f"labels must be one of {', '.join(LABELS)}, not {labels!r}")
+    survey = Survey([str(d) for d in data_dirs], labels)
+    if not data_dirs:
+        survey.problem = "no data folder given"
+        return survey
+    found: list[tuple[str, str | None]] = []  # (path, class; None: names name none)
+    for d in map(Path, data_dirs):
+        if not d.is_dir():
+            survey.problem = f"{d} is not a folder" if d.exists() else f"{d} does not exist"
+            return survey
+        try:
+            with os.scandir(d) as entries:
+                next(entries, None)
+        except OSError as e:
+            survey.problem = f"{d} cannot be read ({e.strerror})"
+            return survey
+        walk_errors: list[tuple[str, str]] = []
+        if labels == "subfolders":
+            subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if not subs:
+                survey.problem = (f"{d} has no sub-folders; to take classes from sub-folders, "
+                                  "each sub-folder must hold one class")  # fmt: skip
+                return survey
+            for sub in subs:
+                found += [(str(p.resolve()), sub.name) for p in find_audio_files(sub, walk_errors)]
+        elif labels == "names":
+            found += [(str(p.resolve()), _class_from_names(p, d))
+                      for p in find_audio_files(d, walk_errors)]  # fmt: skip
+        else:
+            found += [(str(p.resolve()), "") for p in find_audio_files(d, walk_errors)]
+        survey.failed += walk_errors
+    first: dict[str, str | None] = {}
+    for path, cls in found:  # the same file reached twice counts once, with its first class
+        first.setdefault(path, cls)
+    survey.repeated = len(found) - len(first)
+    if not first:
+        survey.problem = "no audio files in " + ", ".join(str(d) for d in data_dirs)
+        return survey
+
+    paths = list(first)
+    reasons = _probe_all(paths, workers, progress, cancel)
+    check_cancel(cancel, "checking the files was cancelled")
+    good: list[tuple[str, str | None]] = []
+    for path, reason in zip(paths, reasons, strict=True):
+        if reason is None:
+            good.append((path, first[path]))
+        else:
+            survey.failed.append((path, reason))
+    if not good:
+        survey.problem = f"none of the {len(paths)} audio files could be read"
+        return survey
+    survey.unlabelled = [p for p, c in good if c is None]
+    items = [(p, c) for p, c in good if c is not None]
+    if labels == "none":
+        survey.items = items
+        if len(items) < 2:
+            survey.problem = "a dataset needs at least 2 readable files"
+        return survey
+
+    counts = Counter(c for _, c in items)
+    survey.small = {c: n for c, n in sorted(counts.items()) if n < MIN_CLASS_FILES}
+    survey.items = [(p, c) for p, c in items if c not in survey.small]
+    for c, n in survey.small.items():
+        survey.warnings.append(f"class {c!r} has only {n} readable file; it is left out "
+                               f"({MIN_CLASS_FILES} or more needed)")  # fmt: skip
+    if survey.unlabelled:
+        survey.warnings.append(f"{len(survey.unlabelled)} files have no drum word in their name "
+                               "or folder; they are left out")  # fmt: skip
+    kept = survey.counts
+    if len(kept) < 2:
+        survey.problem = (f"a classifier needs at least 2 classes with {MIN_CLASS_FILES}+ files "
+                          f"each; found {len(kept)} ({', '.join(kept) or 'none'})")  # fmt: skip
+        return survey
+    big, small = max(kept, key=kept.__getitem__), min(kept, key=kept.__getitem__)
+    if kept[big] >= IMBALANCE_RATIO * kept[small]:
+        survey.warnings.append(
+            f"the classes are unbalanced: {big!r} has {kept[big]} files, {small!r} only "
+            f"{kept[small]}; training weighs the classes evenly, but a class with few files "
+            "is learned from few examples"
+        )
+    return survey
+
+
 def make_dataset(
     data_dirs: Sequence[str | os.PathLike[str]],
     name: str,
@@ -126,6 +292,8 @@ def make_dataset(
     cancel: threading.Event | None = None,
     warn: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    labels: str | None = None,
+    survey: Survey | None = None,
 ) -> Path:
     """Find every audio file under `data_dirs` and write a dataset folder.
 
@@ -133,11 +301,16 @@ def make_dataset(
         data_dirs: folders to search (all sub-folders).
         name: the dataset's name; the folder is `out` (default: the user's datasets folder / name).
         train_ratio: share of each class that goes to training; the rest is validation.
-        classes_from_subfolders: the immediate sub-folders of each data dir are the classes.
+        classes_from_subfolders: the immediate sub-folders of each data dir are the classes
+            (the same as `labels="subfolders"`).
         seed: seeds the split.
         warn: called with each warning (classes dropped for having too few files...).
         overwrite: replace a dataset already in the folder (runs trained on it, which resume
             from its manifest, would then train on the new one).
+        labels: "subfolders", "names" or "none" (see `Survey.labels`); default: from
+            `classes_from_subfolders`.
+        survey: what `survey_folders` found in `data_dirs` already (its files are not read
+            again).
 
     Returns:
         The dataset folder, holding manifest.csv (path, class, split) and summary.json.
@@ -153,70 +326,24 @@ def make_dataset(
         raise DatasetError(f"invalid dataset name {name!r}")
     if not 0.0 < train_ratio < 1.0:
         raise DatasetError(f"--train-ratio must be between 0 and 1, got {train_ratio}")
-    if not data_dirs:
-        raise DatasetError("no data folder given")
     root = Path(out) if out is not None else user_data_dir() / "datasets" / name
     if (root / MANIFEST).exists() and not overwrite:
         raise DatasetError(
             f"a dataset is already in {root}; choose another name (or --out), or replace it "
             "with --overwrite"
         )
-    warn = warn or (lambda _msg: None)
     started = time.time()
-    walk_errors: list[tuple[str, str]] = []
-    items: list[tuple[str, str]] = []  # (path, class name or "")
-    for d in map(Path, data_dirs):
-        if not d.is_dir():
-            raise DatasetError(f"{d} is not a folder" if d.exists() else f"{d} does not exist")
-        if classes_from_subfolders:
-            subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-            if not subs:
-                raise DatasetError(
-                    f"{d} has no sub-folders; with --classes-from-subfolders each sub-folder "
-                    "is a class"
-                )
-            for sub in subs:
-                items += [(str(p.resolve()), sub.name) for p in find_audio_files(sub, walk_errors)]
-        else:
-            items += [(str(p.resolve()), "") for p in find_audio_files(d, walk_errors)]
-    items = list(dict.fromkeys(items))  # the same file reached twice counts once
-    if not items:
-        raise DatasetError("no audio files found in " + ", ".join(str(d) for d in data_dirs))
-
-    failures: list[tuple[str, str]] = list(walk_errors)
-    good: list[tuple[str, str]] = []
-    reasons = _probe_all([p for p, _ in items], workers, progress, cancel)
-    check_cancel(cancel, "making the dataset was cancelled")
-    for (path, cls), reason in zip(items, reasons, strict=True):
-        if reason is None:
-            good.append((path, cls))
-        else:
-            failures.append((path, reason))
-    if not good:
-        raise DatasetError(f"none of the {len(items)} audio files could be read")
-
-    if classes_from_subfolders:
-        counts = Counter(c for _, c in good)
-        small = sorted(c for c, n in counts.items() if n < 2)
-        for c in small:
-            warn(
-                f"class {c!r} has only {counts[c]} readable file; it is left out (2 or more needed)"
-            )
-        good = [(p, c) for p, c in good if c not in small]
-        class_names = sorted({c for _, c in good})
-        if len(class_names) < 2:
-            raise DatasetError(
-                f"a classifier needs at least 2 classes with 2+ files each; found "
-                f"{len(class_names)} ({', '.join(class_names) or 'none'})"
-            )
-        labels = np.array([class_names.index(c) for _, c in good])
-    else:
-        class_names = []
-        labels = np.full(len(good), -1)
-        if len(good) < 2:
-            raise DatasetError("a dataset needs at least 2 readable files")
-
-    splits = _stratified_split(labels, train_ratio, np.random.default_rng(seed))
+    if survey is None:
+        labels = labels or ("subfolders" if classes_from_subfolders else "none")
+        survey = survey_folders(data_dirs, labels, workers, progress, cancel)
+    for message in survey.warnings:
+        (warn or (lambda _msg: None))(message)
+    if survey.problem is not None:
+        raise DatasetError(survey.problem)
+    good = survey.items
+    class_names = survey.class_names
+    labels_arr = np.array([class_names.index(c) if c else -1 for _, c in good])
+    splits = _stratified_split(labels_arr, train_ratio, np.random.default_rng(seed))
     root.mkdir(parents=True, exist_ok=True)
 
     def write_manifest(tmp: Path) -> None:
@@ -233,8 +360,9 @@ def make_dataset(
     }  # fmt: skip
     summary = {
         "name": name,
-        "data_dirs": [str(Path(d).resolve()) for d in data_dirs],
-        "classes_from_subfolders": classes_from_subfolders,
+        "data_dirs": [str(Path(d).resolve()) for d in survey.data_dirs],
+        "labels": survey.labels,
+        "classes_from_subfolders": survey.labels == "subfolders",
         "class_names": class_names,
         "train_ratio": train_ratio,
         "seed": seed,
@@ -242,7 +370,10 @@ def make_dataset(
         "train": splits.count("train"),
         "val": splits.count("val"),
         "per_class": per_class,
-        "failed": [{"path": p, "reason": r} for p, r in failures],
+        "failed": [{"path": p, "reason": r} for p, r in survey.failed],
+        "repeated": survey.repeated,
+        "unlabelled": len(survey.unlabelled),
+        "left_out_classes": survey.small,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(time.time() - started, 3),
     }
