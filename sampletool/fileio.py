@@ -1,14 +1,17 @@
-"""Crash-safe file writes: write a temporary file beside the target, then rename it over.
+"""Crash-safe files: writes that replace a file whole, and locks that die with their process.
 
-A crash at any moment leaves either the old file or the new one, never half of one.
+A crash at any moment leaves either the old file or the new one, never half of one; a lock
+held by a process that crashed is free again (the kernel drops it).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -45,3 +48,40 @@ _UMASK = _read_umask()
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+class LockHeld(OSError):
+    """Another process (or another open of the file) holds the lock."""
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on the file at `path` (created if missing) while inside.
+
+    Raises:
+        LockHeld: someone else holds it; nothing waits.
+    """
+    lock = open(path, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise LockHeld(errno.EAGAIN, "locked by another process", str(path)) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+def is_locked(path: str | os.PathLike[str]) -> bool:
+    """Whether a live process holds `exclusive_lock(path)` now (a missing file: no)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        with exclusive_lock(path):
+            return False
+    except LockHeld:
+        return True
+    except OSError:  # cannot even open it: nobody we could tell about
+        return False

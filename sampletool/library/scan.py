@@ -7,7 +7,6 @@ the app) from running at once. `Library.scan` is the way in.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import numpy as np
 
 from sampletool.data.dataset import find_audio_files
 from sampletool.errors import LibraryError
+from sampletool.fileio import LockHeld, exclusive_lock
 from sampletool.library.catalogue import Catalogue
 from sampletool.library.index import ModelIndex
 from sampletool.library.scan_worker import FileResult, ScanPool, quick_hash
@@ -57,17 +57,11 @@ def scan_lock(path: Path, root: Path) -> Iterator[None]:
     Raises:
         LibraryError: another scan holds it.
     """
-    lock = open(path, "a+")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
+        with exclusive_lock(path):
+            yield
+    except LockHeld:
         raise LibraryError(f"another scan of {root} is running; wait for it to finish") from None
-    try:
-        yield
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
 
 
 def scan_folder(

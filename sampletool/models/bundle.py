@@ -29,6 +29,8 @@ FORMAT = "sampletool-model"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
+# Held by the trainer while it writes a bundle that is also a training run's log folder.
+TRAINING_LOCK = "run.lock"
 
 
 @dataclass(frozen=True)

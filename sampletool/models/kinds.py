@@ -11,6 +11,8 @@ A kind is one module that defines `KIND = ModelKind(...)`:
   DistributedDataParallel's wrapper can stand in); a classifier head's parameters are named
   `classifier.*` (fine-tuning on other classes starts that head afresh).
 - `runtime_type`: the `ModelRuntime` subclass that encodes and decodes with a loaded module.
+- `presets`: model settings per size ("small", "medium", "large"), what the train wizard
+  offers; a kind without them trains at its config's defaults whatever the size.
 
 Kinds are listed here by module name, so nothing heavy (torch) is imported until a kind is used:
 the CLI's help and the GUI's model menu stay fast. `register` adds a kind at run time (tests
@@ -21,7 +23,7 @@ the app only ever go through this registry.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,6 +37,8 @@ _MODULES: dict[str, str] = {
     "vae": "sampletool.models.vae",
 }
 _REGISTERED: dict[str, ModelKind] = {}
+# The sizes the train wizard offers, smallest first.
+SIZES = ("small", "medium", "large")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class ModelKind:
         config_type: the kind's config dataclass (see the module docstring).
         build: config, audio parameters -> an untrained `torch.nn.Module`.
         runtime_type: the `sampletool.models.runtime.ModelRuntime` subclass for this kind.
+        presets: size name (one of `SIZES`) -> the settings that differ from the config's
+            defaults at that size.
     """
 
     name: str
@@ -54,6 +60,17 @@ class ModelKind:
     config_type: Any
     build: Callable[[Any, AudioConfig], torch.nn.Module]
     runtime_type: type
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def preset(self, size: str) -> dict[str, Any]:
+        """The model settings (with `kind`) of a size preset.
+
+        Raises:
+            ValueError: not one of `SIZES`.
+        """
+        if size not in SIZES:
+            raise ValueError(f"unknown size {size!r} (known: {', '.join(SIZES)})")
+        return {"kind": self.name, **dict(self.presets.get(size, {}))}
 
 
 @dataclass

@@ -511,4 +511,22 @@ KIND = ModelKind(
     config_type=VAEConfig,
     build=build_vae,
     runtime_type=VAERuntime,
+    presets={
+        # Half SampleVAE's widths: about twice as fast to train on a CPU.
+        "small": {
+            "conv_channels": [16, 32, 16, 16],
+            "hidden": 256,
+            "latent": 32,
+            "flow_length": 3,
+            "flow_hidden": 32,
+        },
+        "medium": {},  # SampleVAE's sizes (the built-in model's)
+        "large": {
+            "conv_channels": [64, 128, 64, 64],
+            "hidden": 1024,
+            "latent": 128,
+            "flow_length": 8,
+            "flow_hidden": 128,
+        },
+    },
 )

@@ -7,10 +7,12 @@ A log folder (`--logdir`) holds everything about one run and is itself a model b
     checkpoint.pt                      the latest state: weights, optimiser, step, learning rate
     metrics.jsonl                      one JSON object per validation
     confusion_matrix.json / .png       at each validation, when the dataset has classes
+    run.json, run.lock                 how the run stands, and who trains it now (see `runs`)
 
 Training stops by itself when the learning rate, lowered each time validation stops
 improving for `patience` evaluations, falls below `min_lr` (SampleVAE's auto-convergence), at
-`max_steps`, or when the stop event is set (Ctrl+C), always leaving a clean checkpoint.
+`max_steps`, or when the stop event is set (Ctrl+C), always leaving a clean checkpoint. While
+the pause event is set it waits between steps (paused time counts in no rate).
 """
 
 from __future__ import annotations
@@ -36,13 +38,13 @@ from sampletool.data.cache import DONE, FeatureCache
 from sampletool.data.dataset import DatasetError, load_dataset
 from sampletool.errors import SampleToolError
 from sampletool.features import AudioConfig, log_mel
-from sampletool.fileio import atomic_write, atomic_write_text
+from sampletool.fileio import LockHeld, atomic_write, atomic_write_text, exclusive_lock
 from sampletool.models.bundle import WEIGHTS_FILE, save_bundle
 from sampletool.models.kinds import Trainable, build_model, config_from_dict
 from sampletool.models.runtime import load_runtime, resolve_device
-from sampletool.progress import Progress
+from sampletool.progress import Cancelled, Progress
+from sampletool.training.runs import RUN_LOCK, TRAIN_CONFIG, write_state
 
-TRAIN_CONFIG = "train_config.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 
@@ -109,6 +111,50 @@ class TrainResult:
     metrics: dict
 
 
+def batch_features(
+    features: np.ndarray | None,
+    clips: np.ndarray | None,
+    augment_cfg: AugmentConfig,
+    audio: AudioConfig,
+    gen: torch.Generator | None,
+) -> torch.Tensor:
+    """A training batch's model input: the cached features, or with `gen` (augmenting) and
+    clips the augmented clips' features; then the feature augmentations.
+
+    Args:
+        features: Float [B, n_mels, T] (any float dtype); only read without clips.
+        clips: Float [B, samples], or None when the augmentation needs no audio.
+    """
+    if gen is not None and clips is not None:
+        x = log_mel(augment(torch.from_numpy(clips.astype(np.float32)), augment_cfg,
+                            audio.sample_rate, gen), audio)  # fmt: skip
+    elif features is not None:
+        x = torch.from_numpy(features.astype(np.float32))
+    else:
+        raise ValueError("a batch needs features, or clips and a generator")
+    if gen is not None and augment_cfg.on_features:
+        x = augment_features(x, augment_cfg, audio.top_db, gen)
+    return x
+
+
+def train_step(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    class_balance: torch.Tensor | None,
+    forward: Callable[..., Any] | None,
+    grad_clip: float,
+) -> dict[str, float]:
+    """One optimiser step on one batch; the loss's terms."""
+    out = cast(Trainable, model).loss(x, y, class_balance, forward=forward)
+    opt.zero_grad(set_to_none=True)
+    out.total.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return out.parts
+
+
 def _dist_info() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -130,9 +176,11 @@ class Trainer:
         max_steps: overrides the config's limit (to train a finished run further).
         config: the run's parameters (required for a new run).
         device: 'auto', 'cpu', 'cuda', 'mps'. Under torchrun each process uses its local GPU.
-        on_metrics: called as on_metrics(step, metrics) every 10 steps (training terms, lr) and
-            after each validation (with "val_loss" and the rest).
+        on_metrics: called as on_metrics(step, metrics) every 10 steps (training terms, lr,
+            "elapsed": seconds spent training in this process, pauses left out) and after each
+            validation (with "val_loss" and the rest, and "confusion" with classes).
         stop: set it to stop cleanly (checkpoint saved, a usable bundle) at the next step.
+        pause: while it is set, training waits between steps (a stop still ends it).
         log: called with lines worth showing (cache building, learning-rate changes...).
         cache_progress: the feature cache's progress while it is built.
 
@@ -150,10 +198,13 @@ class Trainer:
         stop: threading.Event | None = None,
         log: Callable[[str], None] | None = None,
         cache_progress: Progress | None = None,
+        pause: threading.Event | None = None,
     ) -> None:
         self.logdir = Path(logdir)
         self.on_metrics = on_metrics
         self.stop = stop or threading.Event()
+        self.pause = pause or threading.Event()
+        self._step = 0  # the last step checkpointed, for run.json
         self._log = log or (lambda _msg: None)
         self.cache_progress = cache_progress
         self.rank, self.world, local_rank = _dist_info()
@@ -300,13 +351,9 @@ class Trainer:
         self, idx: np.ndarray, gen: torch.Generator | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.sort(idx)  # sorted reads are sequential on the memory map
-        if gen is not None and self.clips is not None:
-            clips = torch.from_numpy(self.clips[idx].astype(np.float32))
-            x = log_mel(augment(clips, self.augment_cfg, self.audio.sample_rate, gen), self.audio)
-        else:
-            x = torch.from_numpy(self.features[idx].astype(np.float32))
-        if gen is not None and self.augment_cfg.on_features:
-            x = augment_features(x, self.augment_cfg, self.audio.top_db, gen)
+        clips = self.clips[idx] if gen is not None and self.clips is not None else None
+        features = self.features[idx] if clips is None else None
+        x = batch_features(features, clips, self.augment_cfg, self.audio, gen)
         return x.to(self.device), self.labels[idx].to(self.device)
 
     # -- checkpoints ----------------------------------------------------------------------------
@@ -418,11 +465,57 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
-        """Train until convergence, max_steps or stop. Returns how it ended."""
+        """Train until convergence, max_steps or stop. Returns how it ended.
+
+        Raises:
+            TrainingError: another process is training this run now, or it cannot go on.
+            Cancelled: stopped while the feature cache was built (what was cached is kept).
+        """
+        if not self.is_main:
+            return self._run()
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        try:
+            lock = exclusive_lock(self.logdir / RUN_LOCK)
+            lock.__enter__()
+        except LockHeld:
+            raise TrainingError(
+                f"{self.logdir} is being trained by another process now; wait for it to end or "
+                "stop it first"
+            ) from None
+        try:
+            result = self._run()
+        except Cancelled:
+            self._write_state("stopped")
+            raise
+        except Exception as e:
+            self._write_state("failed", str(e))
+            raise
+        finally:
+            lock.__exit__(None, None, None)
+        return result
+
+    def _write_state(self, status: str, message: str = "") -> None:
+        if self.is_main:
+            write_state(self.logdir, status, self._step, self.config.max_steps, message)
+
+    def _wait_while_paused(self) -> float:
+        """Wait while the pause event is set (a stop ends the wait); the seconds waited."""
+        if not self.pause.is_set() or self.stop.is_set():
+            return 0.0
+        started = time.perf_counter()
+        self._write_state("paused")
+        self.log(f"paused at step {self._step}")
+        while self.pause.is_set() and not self.stop.is_set():
+            self.stop.wait(0.1)
+        self._write_state("running")
+        self.log(f"resumed at step {self._step}")
+        return time.perf_counter() - started
+
+    def _run(self) -> TrainResult:
         cfg = self.config
         if self.is_main:
-            self.logdir.mkdir(parents=True, exist_ok=True)
             _atomic_json(self.logdir / TRAIN_CONFIG, asdict(cfg))
+            self._write_state("running")
         self._prepare_data()
         torch.manual_seed(cfg.seed + self.rank)
         model = self.model
@@ -436,6 +529,8 @@ class Trainer:
             opt.load_state_dict(saved["optimizer"])
             state.update(saved["state"])
             self.log(f"resuming at step {int(state['step'])}")
+            self._step = int(state["step"])
+            self._write_state("running")
         elif cfg.init_from:
             self._init_weights(cfg.init_from)
         if cfg.ema > 0:
@@ -461,9 +556,13 @@ class Trainer:
         aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank + step)
         running: dict[str, float] = {}
         n_running, t0, samples = 0, time.perf_counter(), 0
+        started, paused = t0, 0.0
         reason = "max_steps"
         last_metrics: dict = {}
         while step < cfg.max_steps:
+            waited = self._wait_while_paused()
+            t0 += waited
+            paused += waited
             epoch, pos = divmod(step, epoch_len)
             rng = np.random.default_rng((cfg.seed, epoch))
             if self.draw_p is None:
@@ -477,14 +576,8 @@ class Trainer:
                 global_batch = np.resize(order, per_rank * self.world)
             mine = self.train_idx[global_batch[self.rank :: self.world]]
             x, y = self._batch(mine, aug_gen if self.augment_cfg.active else None)
-            out = cast(Trainable, model).loss(
-                x, y if self.class_names else None, self.class_balance, forward=forward
-            )
-            parts = out.parts
-            opt.zero_grad(set_to_none=True)
-            out.total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            parts = train_step(model, opt, x, y if self.class_names else None,
+                               self.class_balance, forward, cfg.grad_clip)  # fmt: skip
             if self.ema is not None:
                 self.ema.update_parameters(model)
             step += 1
@@ -502,7 +595,8 @@ class Trainer:
             if self.on_metrics is not None and self.is_main and (step % 10 == 0 or evaluate):
                 self.on_metrics(
                     step,
-                    {f"train_{k}": v / n_running for k, v in running.items()} | {"lr": state["lr"]},
+                    {f"train_{k}": v / n_running for k, v in running.items()}
+                    | {"lr": state["lr"], "elapsed": time.perf_counter() - started - paused},
                 )
             if not evaluate:
                 continue
@@ -544,7 +638,8 @@ class Trainer:
                     last_metrics = metrics
                     converged = state["lr"] < cfg.min_lr
                     if self.on_metrics is not None:
-                        self.on_metrics(step, metrics)
+                        shown = metrics if confusion is None else metrics | {"confusion": confusion}
+                        self.on_metrics(step, shown)
                 except BaseException as e:
                     error = e
             self._agree_or_raise(error, "validation")
@@ -556,6 +651,8 @@ class Trainer:
                 g["lr"] = state["lr"]
             state["step"] = step
             self._save_checkpoint(opt, state)
+            self._step = step
+            self._write_state("running")
             running, n_running, t0, samples = {}, 0, time.perf_counter(), 0
             if stop_now:
                 reason = "stopped"
@@ -571,6 +668,8 @@ class Trainer:
             del forward, ddp
             gc.collect()
         self.close()
+        self._step = step
+        self._write_state(reason)
         return TrainResult(
             step=step, reason=reason, best_val_loss=state["best"], metrics=last_metrics
         )
