@@ -18,3 +18,23 @@ def reason_of(error: BaseException) -> str:
         return error.reason
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def confirm(parent, title: str, text: str, yes: str, no: str = "Cancel") -> bool:
+    """Ask a yes/no question in a dialog; True for `yes`. (Tests replace this function.)"""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=parent)
+    yes_button = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(no, QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(yes_button)
+    box.exec()
+    return box.clickedButton() is yes_button
+
+
+def ask_text(parent, title: str, label: str, text: str = "") -> str | None:
+    """Ask for one line of text; None if cancelled. (Tests replace this function.)"""
+    from PySide6.QtWidgets import QInputDialog
+
+    value, ok = QInputDialog.getText(parent, title, label, text=text)
+    return value if ok else None

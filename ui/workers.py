@@ -5,7 +5,9 @@ brings back its result or its exception, and its progress, as Qt signals deliver
 thread. A newer task of the same name supersedes the older one (it is cancelled and its result
 dropped: latest wins), and nothing is delivered once the group's owner is deleted. Every widget
 that runs work has its own group; the groups share a pool, which tests inject: a
-`SynchronousPool` runs each task inline.
+`SynchronousPool` runs each task inline. Work that would stall the window even on a thread
+(training: the GIL and torch's threads) runs as an `EngineProcess` instead: an engine module
+in its own process, talking in JSON lines.
 
 Engine functions take a plain `progress(done, total, message)` callable and a
 `threading.Event` for cancel (see `sampletool.progress`); they never see Qt.
@@ -13,12 +15,14 @@ Engine functions take a plain `progress(done, total, message)` callable and a
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QProcess, QRunnable, QThreadPool, Signal
 from shiboken6 import isValid
 
 
@@ -240,3 +244,94 @@ class TaskGroup:
 
     def drop_all(self) -> None:
         self.drop(*tuple(self._tasks))
+
+
+class EngineProcess(QObject):
+    """An engine module run as a separate Python process (`python -m MODULE ARGS`), for work
+    that would stall the window even on a thread (training: the GIL and torch's threads).
+
+    The process writes one JSON object per line on stdout (each becomes an `event`) and reads
+    one command per line on stdin (`send`). Reading happens in the event loop as output
+    arrives; nothing blocks the GUI thread.
+
+    Signals:
+        event(dict): one line of the process's output.
+        finished(int, str): it ended: its exit status (-1 if it crashed or was killed) and
+            the end of what it wrote on stderr.
+    """
+
+    event = Signal(object)
+    finished = Signal(int, str)
+
+    def __init__(self, module: str, args: list[str], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.module, self.args = module, list(args)
+        self._stderr = b""
+        self._done = False
+        self.proc = QProcess(self)
+        self.proc.setProcessChannelMode(QProcess.ProcessChannelMode.SeparateChannels)
+        self.proc.readyReadStandardOutput.connect(self._read)
+        self.proc.readyReadStandardError.connect(self._read_stderr)
+        self.proc.finished.connect(self._finished)
+        self.proc.errorOccurred.connect(self._failed)
+
+    def start(self) -> None:
+        self.proc.start(sys.executable, ["-u", "-m", self.module, *self.args])
+
+    @property
+    def running(self) -> bool:
+        return self.proc.state() != QProcess.ProcessState.NotRunning
+
+    def send(self, command: str) -> None:
+        """One command line to the process (dropped once it has ended)."""
+        if self.running:
+            self.proc.write((command + "\n").encode())
+
+    def close_input(self) -> None:
+        """End the process's stdin: our processes take that as "stop"."""
+        if self.running:
+            self.proc.closeWriteChannel()
+
+    def wait(self, msecs: int) -> bool:
+        """Block until the process ends (True) or `msecs` pass; for quitting only."""
+        if not self.running:
+            return True
+        ended = self.proc.waitForFinished(msecs)
+        self._read()
+        return ended
+
+    def kill(self) -> None:
+        if self.running:
+            self.proc.kill()
+            self.proc.waitForFinished(5000)
+
+    def _read(self) -> None:
+        while self.proc.canReadLine():
+            line = bytes(self.proc.readLine().data()).strip()
+            if not line:
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue  # not ours (a library printing to stdout)
+            if isinstance(doc, dict):
+                self.event.emit(doc)
+
+    def _read_stderr(self) -> None:
+        self._stderr = (self._stderr + bytes(self.proc.readAllStandardError().data()))[-8192:]
+
+    def _finished(self, code: int, status) -> None:
+        self._read()
+        self._read_stderr()
+        crashed = status == QProcess.ExitStatus.CrashExit
+        self._end(-1 if crashed else int(code))
+
+    def _failed(self, error) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self._stderr += f"\ncould not start {self.module}: {self.proc.errorString()}".encode()
+            self._end(-1)
+
+    def _end(self, code: int) -> None:
+        if not self._done:
+            self._done = True
+            self.finished.emit(code, self._stderr.decode(errors="replace").strip())

@@ -166,16 +166,12 @@ class Survey:
 
 def _class_from_names(path: Path, under: Path) -> str | None:
     """The drum class the file's name says, else the nearest folder name that says one."""
-    from sampletool.data.labels import drum_class
+    from sampletool.data.labels import drum_class, folder_class
 
-    for name in (path.name, *reversed(path.relative_to(under).parts[:-1])):
-        cls = drum_class(name)
-        # Folders are often plural ("Kicks", "Hats"); the vocabulary is singular.
-        if cls is None and name.lower().endswith("s"):
-            cls = drum_class(name[:-1])
-        if cls is not None:
-            return cls
-    return None
+    cls = drum_class(path.name)
+    for folder in reversed(path.relative_to(under).parts[:-1]):
+        cls = cls or folder_class(folder)
+    return cls
 
 
 def survey_folders(

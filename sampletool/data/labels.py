@@ -46,3 +46,16 @@ def drum_class(name: str) -> str | None:
         if pattern.search(text):
             return cls
     return None
+
+
+def folder_class(name: str) -> str | None:
+    """The drum class a folder's name means; folders are often plural ("Kicks", "Hats")."""
+    cls = drum_class(name)
+    if cls is None and name.lower().endswith("s"):
+        cls = drum_class(name[:-1])
+    return cls
+
+
+def names_drums(names: list[str] | tuple[str, ...]) -> bool:
+    """Whether every one of these class names (sub-folder names, say) names a drum class."""
+    return bool(names) and all(folder_class(n) is not None for n in names)

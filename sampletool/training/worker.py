@@ -20,7 +20,8 @@ Events, on stdout:
     {"event": "estimate", "size": str, "measurement": {...}} or {..., "error": str}
     {"event": "error", "message": str}                       then exit status 1
 Commands, on stdin: "pause", "resume", "stop". The end of stdin (the app closed or crashed)
-stops the run the way "stop" does: a checkpoint is saved and the run can be resumed.
+stops the run the way "stop" does (a checkpoint is saved), and the run is then recorded as
+"interrupted", not "stopped": the app offers to resume it when it starts again.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def emit(event: str, **fields: Any) -> None:
             _out_ok.clear()
 
 
-def _listen(stop: threading.Event, pause: threading.Event) -> None:
-    """Apply the commands on stdin; at its end, stop."""
+def _listen(stop: threading.Event, pause: threading.Event, gone: threading.Event) -> None:
+    """Apply the commands on stdin; at its end (`gone`), stop."""
     for line in sys.stdin:
         command = line.strip()
         if command == "pause":
@@ -68,6 +69,8 @@ def _listen(stop: threading.Event, pause: threading.Event) -> None:
             stop.set()
         elif command:
             emit("log", message=f"unknown command {command!r}")
+    if not stop.is_set():
+        gone.set()
     stop.set()
     pause.clear()
 
@@ -88,11 +91,11 @@ class _CacheProgress:
 def _train(args: argparse.Namespace) -> int:
     from sampletool.errors import SampleToolError
     from sampletool.progress import Cancelled
-    from sampletool.training.runs import run_state
+    from sampletool.training.runs import run_state, write_state
     from sampletool.training.trainer import TrainConfig, Trainer
 
-    stop, pause = threading.Event(), threading.Event()
-    threading.Thread(target=_listen, args=(stop, pause), daemon=True).start()
+    stop, pause, gone = threading.Event(), threading.Event(), threading.Event()
+    threading.Thread(target=_listen, args=(stop, pause, gone), daemon=True).start()
     config = TrainConfig.from_dict(json.loads(args.config)) if args.config else None
 
     def on_metrics(step: int, metrics: dict) -> None:
@@ -117,6 +120,9 @@ def _train(args: argparse.Namespace) -> int:
         traceback.print_exc()
         emit("error", message=f"{type(e).__name__}: {e}")
         return 1
+    if gone.is_set() and result.reason == "stopped":
+        write_state(trainer.logdir, "interrupted", result.step, trainer.config.max_steps,
+                    "the app closed while it trained")  # fmt: skip
     emit("end", reason=result.reason, step=result.step, best_val_loss=result.best_val_loss,
          metrics=result.metrics)  # fmt: skip
     return 0

@@ -306,7 +306,8 @@ def test_the_training_process_stops_cleanly_when_the_app_goes(dataset, tmp_path)
     finally:
         proc.kill()
     state = run_state(tmp_path / "run")
-    assert state.status == "stopped" and state.has_model and state.step >= 10
+    assert state.status == "interrupted" and state.incomplete and state.has_model
+    assert state.step >= 10 and "app closed" in state.message
 
 
 def test_the_training_process_says_why_it_cannot_start(tmp_path):

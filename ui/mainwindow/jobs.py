@@ -40,6 +40,15 @@ def find_models():
     return find_bundles()
 
 
+def interrupted_runs() -> list:
+    """Training runs in the user's models folder that were cut short (the app closed while
+    they trained, or crashed): not the ones the user stopped."""
+    from sampletool.paths import user_models_dir
+    from sampletool.training.runs import find_runs
+
+    return [r for r in find_runs([user_models_dir()]) if r.status == "interrupted"]
+
+
 def open_library(runtime, root: str, rebuild: bool = False):
     from sampletool.library import Library
 

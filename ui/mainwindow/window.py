@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui import messages
 from ui.actions import SampleActions
 from ui.blend import BlendPanel
 from ui.dialogs.failures import FailuresDialog
@@ -89,6 +90,9 @@ class MainWindow(QMainWindow):
         )
         self.controller.folder = library or self.settings.value("library", None) or None
         self._bundles: list = []  # the Model menu's entries, as last listed
+        self._wizard = None  # ui.training.TrainWizard, made on first use
+        self._manager = None  # ui.models.ModelManager, made on first use
+        self._runs_checked_once = False
         self._playing_ref: SampleRef | None = None
         self._generated: tuple[np.ndarray, int] | None = None
         self.actions = SampleActions(self)
@@ -224,7 +228,14 @@ class MainWindow(QMainWindow):
         self.audio_label = QLabel("No audio output", self)
         self.audio_label.setObjectName("audioStatus")
         self.audio_label.hide()
+        self.training_button = QPushButton(self)
+        self.training_button.setObjectName("trainingStatusButton")
+        self.training_button.setFlat(True)
+        self.training_button.setToolTip("A model is training: click to see it")
+        self.training_button.hide()
+        self.training_button.clicked.connect(self.open_train_wizard)
         sb = self.statusBar()
+        sb.addPermanentWidget(self.training_button)
         sb.addPermanentWidget(self.audio_label)
         sb.addPermanentWidget(self.count_label)
         sb.addPermanentWidget(self.failures_button)
@@ -265,6 +276,13 @@ class MainWindow(QMainWindow):
         # opens, and the menu shows the last list meanwhile.
         self.model_menu.aboutToShow.connect(self._list_models)
         self._fill_model_menu()
+        tools = self.menuBar().addMenu("&Tools")
+        self.train_action = tools.addAction("&Train model...", self.open_train_wizard)
+        self.train_action.setObjectName("trainModelAction")
+        self.train_action.setShortcut("Ctrl+T")
+        self.models_action = tools.addAction("&Models...", self.open_model_manager)
+        self.models_action.setObjectName("modelsAction")
+        self.models_action.setShortcut("Ctrl+M")
 
     def _list_models(self) -> None:
         self.tasks.run("models", jobs.find_models, on_result=self._models_listed,
@@ -338,6 +356,16 @@ class MainWindow(QMainWindow):
     # -- closing ---------------------------------------------------------------------------------
 
     def closeEvent(self, event) -> None:
+        wizard = self._wizard
+        if wizard is not None and wizard.training:
+            if not messages.confirm(self, "Quit while training?",
+                                    "A model is training. Quit and stop it? It is saved, and "
+                                    "Tools > Models can resume it where it stopped.",
+                                    "Stop training and quit"):  # fmt: skip
+                event.ignore()
+                return
+            self._status("Stopping the training and saving it...")
+            wizard.stop_and_wait()
         save_layout(self.settings, self, self._layout_states())
         self.settings.setValue("similar/sameKind", self.similar.same_kind_box.isChecked())
         self.settings.sync()
@@ -356,6 +384,68 @@ class MainWindow(QMainWindow):
         """Load another model; the library is re-indexed with it in the background."""
         self.controller.switch_model(model)
 
+    # -- training and models ---------------------------------------------------------------------
+
+    def train_wizard(self):
+        """The train wizard (made on first use)."""
+        if self._wizard is None:
+            from ui.training import TrainWizard
+
+            self._wizard = TrainWizard(self, pool=self.pool, settings=self.settings)
+            self._wizard.use_model.connect(self.switch_model)
+            self._wizard.models_changed.connect(self._list_models)
+            self._wizard.training_changed.connect(self._training_status)
+        return self._wizard
+
+    def open_train_wizard(self) -> None:
+        self.train_wizard().start_new()
+
+    def model_manager(self):
+        """The model manager (made on first use)."""
+        if self._manager is None:
+            from ui.models import ModelManager
+
+            m = ModelManager(self, active=lambda: str(self.runtime.path) if self.runtime else None,
+                             pool=self.pool, settings=self.settings)  # fmt: skip
+            m.activate.connect(self.switch_model)
+            m.resume.connect(self.resume_training)
+            m.changed.connect(self._list_models)
+            m.renamed.connect(self._model_renamed)
+            self._manager = m
+        return self._manager
+
+    def open_model_manager(self) -> None:
+        m = self.model_manager()
+        m.show()
+        m.raise_()
+        m.activateWindow()
+
+    def resume_training(self, logdir: str) -> None:
+        if not self.train_wizard().resume(logdir):
+            self._status("Another model is training: stop it first (one run at a time)", 8000)
+            self.train_wizard().start_new()
+
+    def _model_renamed(self, old: str, new: str) -> None:
+        if self.runtime is not None and Path(old) == Path(self.runtime.path):
+            self.switch_model(new)
+
+    def _training_status(self, text: str) -> None:
+        self.training_button.setText(text)
+        self.training_button.setVisible(bool(text))
+        if not text and self._manager is not None and self._manager.isVisible():
+            self._manager.refresh()
+
+    def _check_runs(self) -> None:
+        """Say once, at start-up, when a training run was cut short (Tools > Models resumes)."""
+        self.tasks.run("runs", jobs.interrupted_runs, on_result=self._runs_checked,
+                       on_error=lambda _e: None)  # fmt: skip
+
+    def _runs_checked(self, runs: list) -> None:
+        if runs and not (self._wizard is not None and self._wizard.training):
+            names = ", ".join(r.name for r in runs[:3])
+            self._status(f"Training of {names} did not finish: Tools > Models... resumes it",
+                         15000)  # fmt: skip
+
     def _choose_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open model folder")
         if folder:
@@ -372,6 +462,9 @@ class MainWindow(QMainWindow):
                      f"{runtime.device})", 5000)  # fmt: skip
         self._fill_model_menu()
         self._list_models()
+        if not self._runs_checked_once:
+            self._runs_checked_once = True
+            QTimer.singleShot(5000, self._check_runs)  # after the model's own status line
         self.engine_ready.emit(True)
 
     def _model_failed(self, message: str, kept: bool) -> None:
