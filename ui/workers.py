@@ -301,9 +301,9 @@ class EngineProcess(QObject):
         return ended
 
     def kill(self) -> None:
+        """Kill the process now, without waiting for it (`finished` follows)."""
         if self.running:
             self.proc.kill()
-            self.proc.waitForFinished(5000)
 
     def _read(self) -> None:
         while self.proc.canReadLine():

@@ -430,6 +430,8 @@ class MainWindow(QMainWindow):
             self.switch_model(new)
 
     def _training_status(self, text: str) -> None:
+        if text == self.training_button.text() and bool(text) == self.training_button.isVisible():
+            return  # said every second: change the status bar only when there is news
         self.training_button.setText(text)
         self.training_button.setVisible(bool(text))
         if not text and self._manager is not None and self._manager.isVisible():

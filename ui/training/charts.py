@@ -26,10 +26,18 @@ class TrainingCharts(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("trainingCharts")
-        self.loss_plot = self._plot("lossPlot", "Loss")
-        self.acc_plot = self._plot("accuracyPlot", "Validation accuracy")
+        # Both plots in one scene: a new validation redraws them in one repaint, not two
+        # (with training on every core, each repaint of the window costs tens of ms).
+        self.plots = pg.GraphicsLayoutWidget(self)
+        self.plots.setObjectName("trainingPlots")
+        pal = self.palette()
+        self.plots.setBackground(pal.color(QPalette.ColorRole.Base))
+        self.plots.setMinimumHeight(240)
+        self.plots.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.loss_plot = self._plot(0, "Loss")
+        self.acc_plot = self._plot(1, "Validation accuracy")
         self.acc_plot.setYRange(0, 1, padding=0.02)
-        self.acc_plot.getPlotItem().setLimits(yMin=-0.05, yMax=1.05)
+        self.acc_plot.setLimits(yMin=-0.05, yMax=1.05)
         self.loss_plot.addLegend(offset=(-8, 8))
         self.acc_plot.addLegend(offset=(-8, -8))
         self.train_curve = self.loss_plot.plot([], [], name="training",
@@ -52,33 +60,39 @@ class TrainingCharts(QWidget):
         self.no_classes.setWordWrap(True)
         self.no_classes.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.no_classes.hide()
+        self.no_classes.setMaximumHeight(60)
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        grid.addWidget(self.loss_plot, 0, 0)
-        grid.addWidget(self.acc_plot, 1, 0)
+        grid.addWidget(self.plots, 0, 0)
         grid.addWidget(self.no_classes, 1, 0)
         grid.addWidget(self.confusion, 0, 1, 2, 1)
         grid.setColumnStretch(0, 3)
         grid.setColumnStretch(1, 2)
         self._train: list[tuple[int, float]] = []
         self._val: list[tuple[int, float, float | None, float | None]] = []
+        self._log = False
+        self._acc_shown = True
+        # What changed since the last `flush` (drawn together: each redraw repaints).
+        self._pending_train = self._pending_val = False
+        self._pending_confusion: dict | None = None
 
-    def _plot(self, name: str, title: str) -> pg.PlotWidget:
-        plot = pg.PlotWidget(self)
-        plot.setObjectName(name)
+    def _plot(self, row: int, title: str) -> pg.PlotItem:
+        plot = self.plots.addPlot(row=row, col=0)
         pal = self.palette()
-        plot.setBackground(pal.color(QPalette.ColorRole.Base))
         text = pal.color(QPalette.ColorRole.Text)
         plot.setTitle(title, color=text, size="10pt")
         for axis in ("left", "bottom"):
             plot.getAxis(axis).setTextPen(text)
             plot.getAxis(axis).setPen(pal.color(QPalette.ColorRole.Mid))
         plot.setLabel("bottom", "step")
-        plot.showGrid(x=True, y=True, alpha=0.15)
+        # Fixed axis sizes: tick labels that change width as the numbers grow would otherwise
+        # lay the plot (and the page around it) out again at every new point.
+        plot.getAxis("left").setWidth(52)
+        plot.getAxis("bottom").setHeight(36)
+        # No grid: pyqtgraph draws grid lines with its axes, and with them a repaint costs
+        # twice as much, which shows as a stall while training takes the machine's cores.
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
-        plot.setMinimumHeight(120)
-        plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         return plot
 
     # -- data -----------------------------------------------------------------------------------
@@ -87,58 +101,80 @@ class TrainingCharts(QWidget):
         """Empty every chart; without classes there is no accuracy or confusion to show."""
         self._train.clear()
         self._val.clear()
+        self._pending_train = self._pending_val = False
+        self._pending_confusion = None
         self._redraw()
-        self.acc_plot.setVisible(classes)
+        if classes != self._acc_shown:  # without classes, the loss takes the whole height
+            if classes:
+                self.plots.addItem(self.acc_plot, row=1, col=0)
+            else:
+                self.plots.removeItem(self.acc_plot)
+            self._acc_shown = classes
         self.no_classes.setVisible(not classes)
         self.confusion.setVisible(classes)
         self.confusion.clear("The confusion matrix appears after the first validation")
 
     def add_train(self, step: int, loss: float) -> None:
+        """Add a training loss (drawn at the next `flush`)."""
         self._train.append((step, loss))
-        self._redraw()
+        self._pending_train = True
 
     def add_validation(self, step: int, metrics: dict) -> None:
+        """Add a validation's figures (drawn at the next `flush`)."""
         self._val.append((step, float(metrics["val_loss"]), metrics.get("val_accuracy"),
                           metrics.get("val_balanced_accuracy")))  # fmt: skip
-        self._redraw()
+        self._pending_val = True
+
+    def set_confusion(self, doc: dict | None) -> None:
+        """Show a confusion matrix ({"classes", "matrix", "step"}) at the next `flush`."""
+        if doc:
+            self._pending_confusion = doc
+
+    def flush(self) -> None:
+        """Draw what was added since the last flush, in one go (one repaint of the window: the
+        owner calls this a few times a second at most, however fast the run reports)."""
+        train, val = self._pending_train, self._pending_val
+        self._pending_train = self._pending_val = False
+        if train or val:
+            self._redraw(train=train, validation=val)
+        doc, self._pending_confusion = self._pending_confusion, None
+        if doc:
+            step = doc.get("step", "?")
+            self.confusion.set_matrix(doc.get("classes", []), doc.get("matrix", []),
+                                      f"Confusion at step {step} (rows: true class)")  # fmt: skip
 
     def load(self, train: Iterable[tuple[int, float]], validations: Iterable[dict]) -> None:
         """Show a run's history at once (a resumed run, or a page opened late)."""
         self._train = list(train)
         self._val = [
-            (
-                int(r["step"]),
-                float(r["val_loss"]),
-                r.get("val_accuracy"),
-                r.get("val_balanced_accuracy"),
-            )
-            for r in validations
-            if "val_loss" in r
-        ]
+            (int(r["step"]), float(r["val_loss"]), r.get("val_accuracy"),
+             r.get("val_balanced_accuracy"))
+            for r in validations if "val_loss" in r
+        ]  # fmt: skip
         self._redraw()
 
-    def set_confusion(self, doc: dict | None) -> None:
-        if doc:
-            self.confusion.set_matrix(doc.get("classes", []), doc.get("matrix", []),
-                                      f"Confusion at step {doc.get('step', '?')} "
-                                      "(rows: true class)")  # fmt: skip
-
-    def _redraw(self) -> None:
-        steps = np.array([s for s, _ in self._train], float)
-        losses = np.array([v for _, v in self._train], float)
-        vsteps = np.array([s for s, *_ in self._val], float)
-        vloss = np.array([v[1] for v in self._val], float)
-        every = np.concatenate([losses, vloss])
-        log = bool(every.size) and bool(np.all(np.isfinite(every) & (every > 0)))
-        self.loss_plot.setLogMode(y=log)
-        self.train_curve.setData(steps, losses)
-        self.val_curve.setData(vsteps, vloss)
-        acc = [(s, a, b) for s, _, a, b in self._val if a is not None]
-        self.acc_curve.setData([s for s, _, _ in acc], [float(a) for _, a, _ in acc])
-        self.balanced_curve.setData([s for s, _, b in acc if b is not None],
-                                    [float(b) for _, _, b in acc if b is not None])  # fmt: skip
+    def _redraw(self, train: bool = True, validation: bool = True) -> None:
+        """Set the curves that changed (each setData repaints its plot: a new training point
+        every 10 steps leaves the accuracy plot alone)."""
+        losses = [v for _, v in self._train] + [v[1] for v in self._val]
+        log = bool(losses) and all(np.isfinite(v) and v > 0 for v in losses)
+        if log != self._log:  # switching the scale re-lays out the whole plot: only on change
+            self._log = log
+            self.loss_plot.setLogMode(y=log)
+        if train:
+            self.train_curve.setData([s for s, _ in self._train], [v for _, v in self._train])
+        if validation:
+            self.val_curve.setData([s for s, *_ in self._val], [v[1] for v in self._val])
+            acc = [(s, a, b) for s, _, a, b in self._val if a is not None]
+            self.acc_curve.setData([s for s, _, _ in acc], [float(a) for _, a, _ in acc])
+            self.balanced_curve.setData([s for s, _, b in acc if b is not None],
+                                        [float(b) for _, _, b in acc if b is not None])  # fmt: skip
 
     @property
     def points(self) -> tuple[int, int]:
-        """(training points, validation points) on the charts."""
+        """(training points, validation points) the charts hold."""
         return len(self._train), len(self._val)
+
+    def drawn(self) -> tuple[int, int]:
+        """(training points, validation points) drawn now."""
+        return len(self.train_curve.getData()[0] or ()), len(self.val_curve.getData()[0] or ())

@@ -55,6 +55,7 @@ from ui.settings import app_settings
 from ui.training import jobs
 from ui.training.charts import TrainingCharts
 from ui.training.session import TrainingSession
+from ui.widgets import StatusLine
 from ui.workers import EngineProcess, Pool, TaskGroup
 
 DATA, SETUP, TRAINING, FINISH = range(4)
@@ -63,8 +64,9 @@ AUGMENT_MODES = (("none", "None"), ("additive", "Additive noise"),
                  ("multiplicative", "Multiplicative noise"), ("both", "Both"))  # fmt: skip
 NOISES = (("gaussian", "Gaussian"), ("laplace", "Laplace"), ("gmm", "Gaussian mixture"))
 FINE_TUNE_LR = 3e-4
+ERROR_COLOUR = "#d03030"
 WARN = "color: #d08000;"
-ERROR = "color: #d03030;"
+ERROR = f"color: {ERROR_COLOUR};"
 
 
 def duration_text(seconds: float) -> str:
@@ -698,9 +700,7 @@ class SetupPage(QWizardPage):
         survey = self.w.survey
         if survey is None or not survey.ok or self.kind.currentData() is None:
             return
-        if self._estimator is not None:
-            self._estimator.kill()
-            self._estimator.deleteLater()
+        self._drop_estimator()
         fine = self.start_from.currentData() is not None
         sizes = "" if fine else ",".join(s for s, b in self.size_buttons.items() if b.isVisible())
         try:
@@ -761,8 +761,20 @@ class SetupPage(QWizardPage):
 
     def stop_measuring(self) -> None:
         self._timer.stop()
-        if self._estimator is not None:
-            self._estimator.kill()
+        self._drop_estimator()
+
+    def _drop_estimator(self) -> None:
+        """Kill the measuring process, if any, and forget it once it has ended (waiting for a
+        process to die would stall the window)."""
+        old, self._estimator = self._estimator, None
+        if old is None:
+            return
+        old.event.disconnect()
+        if old.running:
+            old.finished.connect(old.deleteLater)
+            old.kill()
+        else:
+            old.deleteLater()
 
 
 class TrainingPage(QWizardPage):
@@ -773,11 +785,10 @@ class TrainingPage(QWizardPage):
         self.w = wizard
         self.setObjectName("trainTrainingPage")
         self.setTitle("Training")
-        self.setSubTitle("In its own process, with the same trainer as `sampletool train`. "
+        self.setSubTitle("In its own process, with the same trainer as the command line. "
                          "Closing this window leaves it training.")  # fmt: skip
-        self.status = QLabel(self)
+        self.status = StatusLine(self)  # says something new every second
         self.status.setObjectName("trainStatus")
-        self.status.setWordWrap(True)
         self.progress = QProgressBar(self)
         self.progress.setObjectName("trainProgress")
         self.charts = TrainingCharts(self)
@@ -817,9 +828,16 @@ class TrainingPage(QWizardPage):
         layout.addWidget(self.charts, 1)
         layout.addWidget(self.log)
         layout.addLayout(buttons)
-        self._tick = QTimer(self)
+        self._tick = QTimer(self)  # the time left changes even when nothing is reported
         self._tick.setInterval(1000)
-        self._tick.timeout.connect(self._show_status)
+        self._tick.timeout.connect(self._show)
+        # Everything a report changes is shown in one frame, at most five times a second:
+        # while training takes every core, each repaint of the window costs tens of ms.
+        self._frame = QTimer(self)
+        self._frame.setSingleShot(True)
+        self._frame.setInterval(200)
+        self._frame.timeout.connect(self._show)
+        self._cached: tuple[int, int] | None = None  # the feature cache's progress
         self._phase = ""
 
     def initializePage(self) -> None:
@@ -832,12 +850,13 @@ class TrainingPage(QWizardPage):
         self.charts.reset(classes)
         self.charts.load(session.history.train, session.history.validations)
         self.charts.set_confusion(session.history.confusion)
+        self.charts.flush()
         self.log.clear()
         session.started.connect(self._started)
         session.cache.connect(self._cache)
         session.step.connect(self._step)
         session.validated.connect(self._validated)
-        session.confusion.connect(self.charts.set_confusion)
+        session.confusion.connect(self._confusion)
         session.log.connect(self.log.appendPlainText)
         session.paused.connect(self._paused)
         session.ended.connect(self._ended)
@@ -848,7 +867,7 @@ class TrainingPage(QWizardPage):
         self.pause_button.setText("&Pause")
         self.stop_button.setEnabled(True)
         self.retry_button.hide()
-        self.status.setStyleSheet("")
+        self.status.set_colour(None)
         self._tick.start()
         self._show_status()
         self.completeChanged.emit()
@@ -860,6 +879,7 @@ class TrainingPage(QWizardPage):
         self.charts.reset(bool(session.class_names))
         self.charts.load(session.history.train, session.history.validations)
         self.charts.set_confusion(session.history.confusion)
+        self.charts.flush()
         self._phase = (f"Resuming at step {e.get('step', 0):,}..." if e.get("resuming")
                        else "Reading your samples...")  # fmt: skip
         self.pause_button.setEnabled(True)
@@ -867,18 +887,29 @@ class TrainingPage(QWizardPage):
 
     def _cache(self, done: int, total: int) -> None:
         self._phase = f"Reading your samples: {done:,} of {total:,}"
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-        self.status.setText(self._phase)
+        self._cached = (done, total)
+        self._frame.start()
 
     def _step(self, step: int, m: dict) -> None:
         self._phase = ""
         if "train_loss" in m:
             self.charts.add_train(step, float(m["train_loss"]))
-        self._show_status()
+        if not self._frame.isActive():
+            self._frame.start()
 
     def _validated(self, step: int, m: dict) -> None:
         self.charts.add_validation(step, m)
+        if not self._frame.isActive():
+            self._frame.start()
+
+    def _confusion(self, doc: dict) -> None:
+        self.charts.set_confusion(doc)
+        if not self._frame.isActive():
+            self._frame.start()
+
+    def _show(self) -> None:
+        """Bring the page up to date in one frame: charts, status and progress."""
+        self.charts.flush()
         self._show_status()
 
     def _paused(self, paused: bool) -> None:
@@ -905,6 +936,8 @@ class TrainingPage(QWizardPage):
 
     def _ended(self, reason: str, metrics: dict) -> None:
         self._tick.stop()
+        self._frame.stop()
+        self.charts.flush()
         self.pause_button.setEnabled(False)
         self.stop_button.setEnabled(False)
         session = self.w.session
@@ -924,10 +957,12 @@ class TrainingPage(QWizardPage):
 
     def _failed(self, message: str) -> None:
         self._tick.stop()
+        self._frame.stop()
+        self.charts.flush()
         self.pause_button.setEnabled(False)
         self.stop_button.setEnabled(False)
         self.retry_button.setVisible(self.w.run_dir().is_dir())
-        self.status.setStyleSheet(ERROR)
+        self.status.set_colour(ERROR_COLOUR)
         self.status.setText(f"Training stopped with an error: {message}")
         self.completeChanged.emit()
 
@@ -937,7 +972,11 @@ class TrainingPage(QWizardPage):
             return
         if self._phase:
             self.status.setText(self._phase)
-            if "Reading" not in self._phase:
+            if self._phase.startswith("Reading") and self._cached is not None:
+                done, total = self._cached
+                self.progress.setRange(0, max(total, 1))
+                self.progress.setValue(done)
+            else:
                 self.progress.setRange(0, 0)
             return
         step, total = session.current_step, session.max_steps

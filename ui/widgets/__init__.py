@@ -48,3 +48,40 @@ class ElidedLabel(QLabel):
     def _elide(self) -> None:
         mode = Qt.TextElideMode.ElideMiddle
         self.setText(self.fontMetrics().elidedText(self._full, mode, max(self.width(), 40)))
+
+
+class StatusLine(QWidget):
+    """A status text that changes often (every second) without laying its window out again:
+    a fixed number of wrapped lines, painted in place. A QLabel's setText asks its layout to
+    recompute the whole page (charts included) each time.
+    """
+
+    def __init__(self, parent: QWidget | None = None, lines: int = 2) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._colour: QColor | None = None
+        self.setFixedHeight(lines * self.fontMetrics().lineSpacing() + 4)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:
+        if text != self._text:
+            self._text = text
+            self.setToolTip(text if len(text) > 120 else "")
+            self.update()
+
+    def clear(self) -> None:
+        self.setText("")
+
+    def set_colour(self, colour: str | None) -> None:
+        """Draw the text in `colour` (a CSS colour), or in the palette's text colour."""
+        self._colour = QColor(colour) if colour else None
+        self.update()
+
+    def paintEvent(self, _event) -> None:
+        p = QPainter(self)
+        p.setPen(self._colour or self.palette().text().color())
+        flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
+        p.drawText(self.rect().adjusted(0, 2, 0, 0), int(flags), self._text)
