@@ -307,12 +307,29 @@ def _wizard_run(window, library: Path, name: str, steps: int, phase: dict, last:
     return logdir, config, start
 
 
-def training_phases(window, library: Path, phase: dict, last: dict, wait, args) -> dict:
-    """Train in the wizard and with the CLI, alternately, on the same data and settings."""
-    import statistics
+def _cli_run(config: dict, logdir: Path, phase: dict, last: dict, wait) -> None:
+    """The same run from the command line (the wizard's "Copy command"), with the window up
+    and idle meanwhile: the stalls that training beside the app causes whoever starts it (the
+    machine's cores are busy), for comparison."""
     import subprocess
 
     from sampletool.training.runs import train_command
+
+    command = train_command(config, logdir)
+    phase["name"] = "idle while `sampletool train` runs (baseline)"
+    last["t"] = None
+    proc = subprocess.Popen([sys.executable, "-m", "sampletool", *command[1:]], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    wait(lambda: proc.poll() is not None, 3600)
+    phase["name"] = "after training"
+    if proc.returncode != 0:
+        said = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        raise RuntimeError(f"sampletool train failed ({proc.returncode}): {said}")
+
+
+def training_phases(window, library: Path, phase: dict, last: dict, wait, args) -> dict:
+    """Train in the wizard and with the CLI, alternately, on the same data and settings."""
+    import statistics
 
     wizard_rates: list[float] = []
     cli_rates: list[float] = []
@@ -325,18 +342,8 @@ def training_phases(window, library: Path, phase: dict, last: dict, wait, args) 
         print(f"wizard run {round_ + 1} ({start}): {time.perf_counter() - t0:.0f} s, "
               f"{wizard_rates[-1]:.1f} samples/s", flush=True)  # fmt: skip
         cli_log = logdir.with_name(logdir.name + "-cli")
-        command = train_command(config, cli_log)
-        # The window stays up, idle, while the CLI trains: the stalls that training beside the
-        # app causes whoever starts it (the machine's two cores are busy), for comparison.
-        phase["name"] = "idle while `sampletool train` runs (baseline)"
-        last["t"] = None
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "sampletool", *command[1:]], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        wait(lambda: proc.poll() is not None, 3600)
-        phase["name"] = "after training"
-        if proc.returncode != 0:
-            raise RuntimeError(f"sampletool train failed ({proc.returncode})")
+        _cli_run(config, cli_log, phase, last, wait)
         cli_rates.append(_samples_per_s(cli_log))
         print(f"CLI run {round_ + 1}: {time.perf_counter() - t0:.0f} s, "
               f"{cli_rates[-1]:.1f} samples/s", flush=True)  # fmt: skip
