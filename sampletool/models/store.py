@@ -53,7 +53,8 @@ class ModelEntry:
         created: when its weights were written (ISO 8601, local time).
         builtin: ships with Sample Tool (cannot be renamed or deleted).
         training: a training process is writing it now.
-        confusion: its confusion matrix ({"classes", "matrix", "step"}), when it has one.
+        confusion: its confusion matrix ({"classes", "matrix", "step"}), when it has one: the
+            validation's that chose its weights, else (older bundles) its run's latest.
     """
 
     info: BundleInfo
@@ -97,13 +98,16 @@ def describe(info: BundleInfo) -> ModelEntry:
         )
     except OSError:
         created = ""
-    confusion = None
-    try:
-        doc = json.loads((info.path / CONFUSION_FILE).read_text(encoding="utf-8"))
-        if isinstance(doc, dict) and isinstance(doc.get("matrix"), list):
-            confusion = doc
-    except (OSError, ValueError):
-        pass
+    # The bundle's own (its best validation's), else the run's latest beside it.
+    confusion = info.metadata.get("confusion")
+    if not (isinstance(confusion, dict) and isinstance(confusion.get("matrix"), list)):
+        confusion = None
+        try:
+            doc = json.loads((info.path / CONFUSION_FILE).read_text(encoding="utf-8"))
+            if isinstance(doc, dict) and isinstance(doc.get("matrix"), list):
+                confusion = doc
+        except (OSError, ValueError):
+            pass
     return ModelEntry(info, size, created, is_builtin(info.path),
                       is_locked(info.path / TRAINING_LOCK), confusion)  # fmt: skip
 

@@ -373,7 +373,9 @@ class Trainer:
         """The model that is validated and saved: the weight average when there is one."""
         return self.ema.module if self.ema is not None else self.model
 
-    def _save_bundle(self, metrics: dict) -> None:
+    def _save_bundle(self, metrics: dict, confusion: list | None = None) -> None:
+        """Save the model as the run's bundle, with the figures of the validation that chose
+        it (and its confusion matrix: confusion_matrix.json beside it is the latest one's)."""
         ds_summary = {}
         summary_path = self.dataset.root / "summary.json"
         if summary_path.exists():
@@ -392,8 +394,10 @@ class Trainer:
                 "dataset": ds_summary,
                 "augment": self.config.augment,
                 "metrics": metrics,
+                **({"confusion": {"step": metrics.get("step"), "classes": self.class_names,
+                                  "matrix": confusion}} if confusion is not None else {}),
             },
-        )
+        )  # fmt: skip
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -618,9 +622,9 @@ class Trainer:
                     if improved:
                         state["best"] = metrics["val_loss"]
                         state["bad_evals"] = 0
-                        self._save_bundle({k: v for k, v in metrics.items()})
+                        self._save_bundle(dict(metrics), confusion)
                     elif not (self.logdir / WEIGHTS_FILE).exists():
-                        self._save_bundle(metrics)
+                        self._save_bundle(dict(metrics), confusion)
                     else:
                         state["bad_evals"] += 1
                         if state["bad_evals"] >= cfg.patience:

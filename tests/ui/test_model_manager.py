@@ -82,10 +82,10 @@ def test_lists_every_model_with_its_facts_and_confusion_matrix(qtbot, models, tm
     m = open_manager(qtbot, active=str(resolve_model(None)))
     names = [r.name for r in m.rows]
     assert names[0] == "default" and {"kit", "team"} <= set(names)
-    default = m.table.item(0, 7).text()
+    default = m.table.item(0, 1).text()
     assert "Built-in" in default and "In use" in default
     m.table.selectRow(row_of(m, "kit"))
-    assert m.table.item(row_of(m, "kit"), 4).text() == "3"
+    assert m.table.item(row_of(m, "kit"), 3).text() == "3"
     assert m.confusion.matrix.sum() == 12 and "class1" in m.details.text()
     assert m.rename_button.isEnabled() and m.delete_button.isEnabled()
     m.table.selectRow(0)  # the built-in model: neither renamed nor deleted
@@ -195,7 +195,7 @@ def test_the_app_closed_mid_training_offers_to_resume_it_and_resuming_works(
     w2.open_model_manager()
     qtbot.waitUntil(lambda: any(r.name == "Long run" for r in manager.rows), timeout=30_000)
     row = row_of(manager, "Long run")
-    assert "Cut short at step" in manager.table.item(row, 7).text()
+    assert "Cut short at step" in manager.table.item(row, 1).text()
     manager.table.selectRow(row)
     assert manager.resume_button.isEnabled()
     cfg = json.loads((logdir / "train_config.json").read_text())

@@ -254,3 +254,21 @@ def test_setup_checks_the_name_and_measures_each_size(qtbot, samples, tmp_path):
     page.noise.setCurrentIndex(page.noise.findData("gmm"))
     cfg = page.config()
     assert cfg["augment"]["mode"] == "both" and cfg["augment"]["noise"] == "gmm"
+
+
+def test_without_classes_it_trains_a_model_for_search_and_blending(qtbot, samples):
+    w = open_wizard(qtbot)
+    to_setup(qtbot, w, [samples], labels="none")
+    assert not w.data_page.table.isVisible() and "30 files" in w.data_page.summary.text()
+    small_run(w, max_steps=20, eval_every=10)
+    w.next()
+    qtbot.waitUntil(lambda: w.currentId() == FINISH, timeout=TIMEOUT)
+    charts = w.training_page.charts
+    assert not charts._acc_shown and charts.no_classes.isVisibleTo(w.training_page)
+    assert "No classes" in w.finish_page.confusion._note
+    from sampletool.models.runtime import load_runtime
+
+    runtime = load_runtime(w.run_dir(), device="cpu")
+    assert runtime.class_names == [] and runtime.read(
+        class_sound("low", np.random.default_rng(0))
+    ).vectors.shape == (1, runtime.vector_dim)

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from sampletool.models.store import ModelEntry
     from sampletool.training.runs import RunState
 
-COLUMNS = ("Name", "Kind", "Trained", "Dataset", "Classes", "Validation", "Size", "Status")
+COLUMNS = ("Name", "Status", "Kind", "Classes", "Validation", "Size", "Trained", "Dataset")
+STATUS, CLASSES, VALIDATION, SIZE = 1, 3, 4, 5
 ERROR = "color: #d03030;"
 
 
@@ -98,7 +99,7 @@ def _status(row: Row, active: str | None) -> str:
     elif row.resumable:
         what = {"interrupted": "Cut short", "stopped": "Stopped", "failed": "Failed"}
         parts.append(f"{what.get(run.status, 'Incomplete')} at step {run.step:,} of "
-                     f"{run.max_steps:,}: can resume")  # fmt: skip
+                     f"{run.max_steps:,}")  # fmt: skip
     return " · ".join(parts)
 
 
@@ -146,8 +147,11 @@ class ModelManager(QDialog):
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setStretchLastSection(False)
+        for column, width in ((0, 170), (STATUS, 190)):  # long names and states: elided
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, width)
+        header.setStretchLastSection(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.itemSelectionChanged.connect(self._selected)
         self.table.doubleClicked.connect(lambda _i: self._use())
 
@@ -167,6 +171,7 @@ class ModelManager(QDialog):
         split.addWidget(side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([640, 380])
 
         def button(text: str, name: str, slot) -> QPushButton:
             b = QPushButton(text, self)
@@ -224,7 +229,7 @@ class ModelManager(QDialog):
         for i, row in enumerate(self.rows):
             for j, text in enumerate(self._cells(row, active)):
                 item = QTableWidgetItem(text)
-                if j in (4, 5, 6):
+                if j in (CLASSES, VALIDATION, SIZE):
                     item.setTextAlignment(
                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                     )
@@ -232,7 +237,8 @@ class ModelManager(QDialog):
             if row.entry is not None:
                 info = row.entry.info
                 self.table.item(i, 0).setToolTip(f"{info.description}\n{info.path}")
-                self.table.item(i, 4).setToolTip(", ".join(info.class_names))
+                self.table.item(i, CLASSES).setToolTip(", ".join(info.class_names))
+            self.table.item(i, STATUS).setToolTip(self.table.item(i, STATUS).text())
         index = next((i for i, r in enumerate(self.rows) if str(r.path) == keep), 0)
         if self.rows:
             self.table.selectRow(index)
@@ -243,8 +249,8 @@ class ModelManager(QDialog):
         e = row.entry
         if e is None:
             run = row.run
-            return [row.name, str(run.config.get("model", {}).get("kind", "?")), "", "",
-                    "", "", "", _status(row, active)]  # fmt: skip
+            kind = str(run.config.get("model", {}).get("kind", "?"))
+            return [row.name, _status(row, active), kind, "", "", "", run.updated[:16], ""]
         info = e.info
         m = e.metrics
         if "val_accuracy" in m:
@@ -254,8 +260,9 @@ class ModelManager(QDialog):
         else:
             val = ""
         size = e.size / 1e6
-        return [info.name, info.kind, e.created, e.dataset, str(len(info.class_names)) or "",
-                val, f"{size:.1f} MB", _status(row, active)]  # fmt: skip
+        classes = str(len(info.class_names)) if info.class_names else "none"
+        return [info.name, _status(row, active), info.kind, classes, val, f"{size:.1f} MB",
+                e.created, e.dataset]  # fmt: skip
 
     def _current(self) -> Row | None:
         rows = self.table.selectionModel().selectedRows()
@@ -299,9 +306,9 @@ class ModelManager(QDialog):
             m = e.metrics
             figures = []
             if "val_accuracy" in m:
-                figures.append(f"validation accuracy {m['val_accuracy']:.1%}")
+                figures.append(f"{m['val_accuracy']:.1%} right")
             if "val_balanced_accuracy" in m:
-                figures.append(f"balanced {m['val_balanced_accuracy']:.1%}")
+                figures.append(f"balanced over the classes {m['val_balanced_accuracy']:.1%}")
             if "val_loss" in m:
                 figures.append(f"loss {m['val_loss']:.4g}")
             if "step" in m:

@@ -19,6 +19,42 @@ VAL_COLOUR = "#E69F00"  # orange
 BALANCED_COLOUR = "#009E73"  # bluish green
 
 
+class LossAxis(pg.AxisItem):
+    """The loss axis. A run's loss falls by orders of magnitude, so the loss plot is on a log
+    scale while every loss is positive; there this axis labels a few round values (1, 2 and 5
+    times a power of ten). pyqtgraph's own log axis labels every minor tick, and over less than
+    a decade the labels overlap."""
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        if not np.isfinite([minVal, maxVal]).all() or maxVal <= minVal:
+            return stdTicks
+        lo, hi = 10**minVal, 10**maxVal
+        room = max(2, int(size // 28))
+        values: list[float] = []
+        for steps in ((1, 2, 5), (1, 3), (1,)):
+            values = [m * 10.0**k for k in range(int(np.floor(minVal)), int(np.ceil(maxVal)) + 1)
+                      for m in steps if lo <= m * 10.0**k <= hi]  # fmt: skip
+            if len(values) <= room:
+                break
+        if len(values) < 2:  # less than one round step in view: two plain values
+            values = [lo + (hi - lo) * f for f in (0.15, 0.85)]
+        return [(None, [float(np.log10(v)) for v in values])]
+
+    def logTickStrings(self, values, scale, spacing):
+        return [_number(10**v) for v in values]
+
+
+def _number(x: float) -> str:
+    if x >= 10_000:
+        return f"{x:.0e}".replace("e+0", "e").replace("e+", "e")
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def _key(*parts: tuple[str, str]) -> str:
+    """A title's colour key: (colour, words) pairs."""
+    return "  ".join(f"<span style='color:{c}'>━ {t}</span>" for c, t in parts)
+
+
 class TrainingCharts(QWidget):
     """Loss over steps (log scale while every value is positive), validation accuracy, and the
     confusion matrix; feed it with `add_train`, `add_validation` and `set_confusion`."""
@@ -34,12 +70,14 @@ class TrainingCharts(QWidget):
         self.plots.setBackground(pal.color(QPalette.ColorRole.Base))
         self.plots.setMinimumHeight(240)
         self.plots.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.loss_plot = self._plot(0, "Loss")
-        self.acc_plot = self._plot(1, "Validation accuracy")
+        self.loss_axis = LossAxis("left")
+        self.loss_plot = self._plot(0, "Loss  " + _key((TRAIN_COLOUR, "training"),
+                                                       (VAL_COLOUR, "validation")),
+                                    self.loss_axis)  # fmt: skip
+        self.acc_plot = self._plot(1, "Validation accuracy  " + _key(
+            (VAL_COLOUR, "overall"), (BALANCED_COLOUR, "balanced over the classes")))  # fmt: skip
         self.acc_plot.setYRange(0, 1, padding=0.02)
         self.acc_plot.setLimits(yMin=-0.05, yMax=1.05)
-        self.loss_plot.addLegend(offset=(-8, 8))
-        self.acc_plot.addLegend(offset=(-8, -8))
         self.train_curve = self.loss_plot.plot([], [], name="training",
                                                pen=pg.mkPen(TRAIN_COLOUR, width=1.5))  # fmt: skip
         self.val_curve = self.loss_plot.plot(
@@ -76,8 +114,8 @@ class TrainingCharts(QWidget):
         self._pending_train = self._pending_val = False
         self._pending_confusion: dict | None = None
 
-    def _plot(self, row: int, title: str) -> pg.PlotItem:
-        plot = self.plots.addPlot(row=row, col=0)
+    def _plot(self, row: int, title: str, left: pg.AxisItem | None = None) -> pg.PlotItem:
+        plot = self.plots.addPlot(row=row, col=0, axisItems={"left": left} if left else None)
         pal = self.palette()
         text = pal.color(QPalette.ColorRole.Text)
         plot.setTitle(title, color=text, size="10pt")

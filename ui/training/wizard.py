@@ -1044,9 +1044,9 @@ class FinishPage(QWizardPage):
         self.use_button.setText("&Use it now")
         try:
             meta = json.loads((run / "config.json").read_text(encoding="utf-8"))["metadata"]
-            m = meta.get("metrics", {})
         except (OSError, ValueError, KeyError):
-            m = {}
+            meta = {}
+        m = meta.get("metrics", {})
         rows = []
         if "val_accuracy" in m:
             rows.append(
@@ -1062,13 +1062,10 @@ class FinishPage(QWizardPage):
             rows.append(f"trained for {session.current_step:,} steps, until {said}")
         rows.append(f"saved in {run}")
         self.figures.setText("<br>".join(rows))
-        doc = session.history.confusion if session is not None else None
-        if doc:
-            self.confusion.set_matrix(
-                doc["classes"],
-                doc["matrix"],
-                f"Validation confusion at step {doc.get('step', '?')}",
-            )
+        doc = meta.get("confusion")  # the best checkpoint's, which the figures above are of
+        if isinstance(doc, dict) and doc.get("matrix"):
+            caption = f"Validation confusion at step {doc.get('step', '?')}"
+            self.confusion.set_matrix(doc.get("classes", []), doc["matrix"], caption)
         else:
             self.confusion.clear("No classes: nothing to confuse")
 
