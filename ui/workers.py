@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
@@ -55,7 +56,7 @@ class Task(QRunnable):
     def run(self) -> None:
         kwargs = dict(self.kwargs)
         if self.pass_control:
-            kwargs["progress"] = self.signals.progress.emit
+            kwargs["progress"] = Throttled(self.signals.progress.emit)
             kwargs["cancel"] = self.cancel_event
         try:
             result = self.fn(*self.args, **kwargs)
@@ -74,6 +75,22 @@ class Task(QRunnable):
             signal.emit(*args)
         except RuntimeError:  # the receiver is gone (the app is shutting down): nothing to do
             pass
+
+
+class Throttled:
+    """A task's progress callback: passes a report on at most every `interval` seconds (the
+    last one, done == total, and those without a total always), so a call that reports each
+    of 100k files does not queue 100k updates (and repaints) on the GUI thread."""
+
+    def __init__(self, emit: Callable[[int, int, str], None], interval: float = 0.05) -> None:
+        self.emit, self.interval = emit, interval
+        self.last = -float("inf")
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        now = time.monotonic()
+        if done >= total or total <= 0 or now - self.last >= self.interval:
+            self.last = now
+            self.emit(done, total, message)
 
 
 class Pool(Protocol):

@@ -136,6 +136,25 @@ def unregister(name: str) -> None:
     _REGISTERED.pop(name, None)
 
 
+def plugin_modules() -> list[str]:
+    """The modules defining the kinds registered at run time (not listed here): another
+    process (the app's training process) imports them to know those kinds too."""
+    return sorted({k.build.__module__ for n, k in _REGISTERED.items() if n not in _MODULES})
+
+
+def register_module(module: str) -> None:
+    """Import `module` and register the `KIND` it defines (see `plugin_modules`).
+
+    Raises:
+        ValueError: the module cannot be imported or defines no KIND.
+    """
+    try:
+        kind = importlib.import_module(module).KIND
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"no model kind in {module} ({e})") from None
+    register(kind)
+
+
 def config_from_dict(d: dict) -> Any:
     """The typed config of a stored dict, by its `kind`.
 

@@ -17,6 +17,7 @@ the pause event is set it waits between steps (paused time counts in no rate).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
 import json
@@ -394,8 +395,9 @@ class Trainer:
                 "dataset": ds_summary,
                 "augment": self.config.augment,
                 "metrics": metrics,
-                **({"confusion": {"step": metrics.get("step"), "classes": self.class_names,
-                                  "matrix": confusion}} if confusion is not None else {}),
+                "confusion": None if confusion is None else {
+                    "step": metrics.get("step"), "classes": self.class_names, "matrix": confusion
+                },
             },
         )  # fmt: skip
 
@@ -478,25 +480,20 @@ class Trainer:
         if not self.is_main:
             return self._run()
         self.logdir.mkdir(parents=True, exist_ok=True)
-        try:
-            lock = exclusive_lock(self.logdir / RUN_LOCK)
-            lock.__enter__()
-        except LockHeld:
-            raise TrainingError(
-                f"{self.logdir} is being trained by another process now; wait for it to end or "
-                "stop it first"
-            ) from None
-        try:
-            result = self._run()
-        except Cancelled:
-            self._write_state("stopped")
-            raise
-        except Exception as e:
-            self._write_state("failed", str(e))
-            raise
-        finally:
-            lock.__exit__(None, None, None)
-        return result
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(exclusive_lock(self.logdir / RUN_LOCK))
+            except LockHeld:
+                raise TrainingError(f"{self.logdir} is being trained by another process now; "
+                                    "wait for it to end or stop it first") from None  # fmt: skip
+            try:
+                return self._run()
+            except Cancelled:
+                self._write_state("stopped")
+                raise
+            except Exception as e:
+                self._write_state("failed", str(e))
+                raise
 
     def _write_state(self, status: str, message: str = "") -> None:
         if self.is_main:

@@ -4,7 +4,7 @@ The app keeps training out of its own process (the GIL and torch's threads would
 window): it runs this module, reads one JSON object per line from its stdout and writes
 commands to its stdin. The work is the same `Trainer` as `sampletool train`.
 
-    train LOGDIR [--config JSON] [--device D] [--nice N]
+    train LOGDIR [--config JSON] [--device D] [--nice N] [--kind-module MODULE...]
         train the run in LOGDIR (a new one from --config, a TrainConfig as JSON; without it,
         resume the run there)
     estimate --config JSON --classes N [--sizes small,medium,large] FILE...
@@ -166,9 +166,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for s in (t, e):
         s.add_argument("--device", default="auto")
         s.add_argument("--nice", type=int, default=0, help="lower this process's priority")
+        s.add_argument("--kind-module", action="append", default=[], metavar="MODULE",
+                       help="a module defining a model kind registered at run time")  # fmt: skip
     args = p.parse_args(argv)
     if args.nice and hasattr(os, "nice"):
         os.nice(args.nice)
+    from sampletool.models.kinds import register_module
+
+    for module in args.kind_module:
+        try:
+            register_module(module)
+        except ValueError as err:
+            emit("error", message=str(err))
+            return 1
     return _train(args) if args.command == "train" else _estimate(args)
 
 

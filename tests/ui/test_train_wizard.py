@@ -272,3 +272,42 @@ def test_without_classes_it_trains_a_model_for_search_and_blending(qtbot, sample
     assert runtime.class_names == [] and runtime.read(
         class_sound("low", np.random.default_rng(0))
     ).vectors.shape == (1, runtime.vector_dim)
+
+
+def test_every_registered_kind_is_offered_and_trains_in_the_process(qtbot, samples):
+    """A kind registered at run time (a plug-in) is listed, and the training process (which
+    imports only the engine's kinds) learns it from the app."""
+    from sampletool.models import kinds
+    from tests import second_kind
+
+    kinds.register(second_kind.KIND)
+    try:
+        w = open_wizard(qtbot)
+        to_setup(qtbot, w, [samples])
+        page = w.setup_page
+        names = [page.kind.itemData(i)[0] for i in range(page.kind.count())]
+        assert names == sorted(kinds.kind_names()) and second_kind.NAME in names
+        page.start_from.setCurrentIndex(0)
+        page._select_kind(second_kind.NAME)
+        assert page.kind_note.text() == second_kind.KIND.description
+        qtbot.waitUntil(lambda: "" in page.measurements or "medium" in page.measurements,
+                        timeout=TIMEOUT)  # fmt: skip
+        assert "error" not in page.measurements.get("medium", {})
+        page.advanced_toggle.setChecked(True)
+        page.batch.setValue(8)
+        page.lr.setValue(0.05)
+        page.max_steps.setValue(40)
+        page.eval_every.setValue(20)
+        w.next()
+        qtbot.waitUntil(lambda: w.currentId() == FINISH, timeout=TIMEOUT)
+    finally:
+        kinds.unregister(second_kind.NAME)
+    from sampletool.models.runtime import load_runtime
+
+    kinds.register(second_kind.KIND)
+    try:
+        runtime = load_runtime(w.run_dir(), device="cpu")
+    finally:
+        kinds.unregister(second_kind.NAME)
+    assert type(runtime).__name__ == "MeanLinearRuntime"
+    assert runtime.class_names == ["high", "low", "noise"]

@@ -99,3 +99,57 @@ def test_a_synchronous_pool_runs_inline_and_errors_reach_the_group_default():
 
     group.run("y", fail)
     assert [str(e) for e in errors] == ["disk full"]
+
+
+# -- engine processes ----------------------------------------------------------------------------
+
+
+def test_an_engine_process_brings_back_its_json_lines_and_its_end(qtbot, tmp_path):
+    """The training worker's estimate on a file that is not audio: one event that says so,
+    then a clean end; a line that is not JSON is skipped."""
+    from ui.workers import EngineProcess
+
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    proc = EngineProcess("sampletool.training.worker",
+                         ["estimate", "--config", '{"dataset": "-", "batch_size": 2}',
+                          "--classes", "2", "--device", "cpu", str(bad)])  # fmt: skip
+    events = []
+    proc.event.connect(events.append)
+    with qtbot.waitSignal(proc.finished, timeout=120_000) as ended:
+        proc.start()
+        assert proc.running
+    assert ended.args[0] == 0 and not proc.running
+    assert len(events) == 1 and events[0]["event"] == "estimate"
+    assert "could be read" in events[0]["error"]
+    proc.send("ignored")  # after the end: dropped, no error
+
+
+def test_an_engine_process_that_fails_says_why(qtbot):
+    from ui.workers import EngineProcess
+
+    proc = EngineProcess("sampletool.no_such_module", [])
+    with qtbot.waitSignal(proc.finished, timeout=60_000) as ended:
+        proc.start()
+    code, stderr = ended.args
+    assert code == 1 and "No module named sampletool.no_such_module" in stderr
+
+
+def test_progress_reports_are_thinned_but_the_last_one_always_arrives(qtbot):
+    """A call reporting each of 20,000 files must not queue 20,000 updates on the GUI thread."""
+    got = []
+
+    def work(progress, cancel):
+        for i in range(20_000):
+            progress(i + 1, 20_000, f"file {i}")
+        progress(0, 0, "a message without a total")
+        return "done"
+
+    done = {}
+    workers.run_task(work, pass_control=True, on_progress=lambda *a: got.append(a),
+                     on_result=lambda r: done.setdefault("r", r))  # fmt: skip
+    qtbot.waitUntil(lambda: "r" in done, timeout=30_000)
+    qtbot.waitUntil(lambda: got and got[-1][2] == "a message without a total", timeout=10_000)
+    assert got[-2] == (20_000, 20_000, "file 19999")
+    assert 2 <= len(got) < 2_000  # a few per 50 ms, however fast the loop
+    assert [d for d, _, _ in got[:-1]] == sorted(d for d, _, _ in got[:-1])

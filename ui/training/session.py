@@ -24,6 +24,13 @@ NICE = 5
 RATE_WINDOW_S = 60.0  # steps per second over the last minute of training
 
 
+def plugin_args() -> list[str]:
+    """The worker's arguments that make kinds registered in this process known there too."""
+    from sampletool.models.kinds import plugin_modules
+
+    return [a for module in plugin_modules() for a in ("--kind-module", module)]
+
+
 @dataclass
 class History:
     """What a run has reported: training losses, validations, the latest confusion matrix."""
@@ -103,7 +110,7 @@ class TrainingSession(QObject):
     def start(self, config: dict | None = None, device: str = "auto") -> None:
         """Start training: a new run from `config` (a TrainConfig as a dict), or without it
         resume the run in the log folder."""
-        args = ["train", str(self.logdir), "--device", device, "--nice", str(NICE)]
+        args = ["train", str(self.logdir), "--device", device, "--nice", str(NICE), *plugin_args()]
         if config is not None:
             args += ["--config", json.dumps(config)]
             self.config = dict(config)

@@ -54,7 +54,7 @@ from ui.messages import message_of
 from ui.settings import app_settings
 from ui.training import jobs
 from ui.training.charts import TrainingCharts
-from ui.training.session import TrainingSession
+from ui.training.session import NICE, TrainingSession, plugin_args
 from ui.widgets import StatusLine
 from ui.workers import EngineProcess, Pool, TaskGroup
 
@@ -711,7 +711,8 @@ class SetupPage(QWizardPage):
         cfg["dataset"] = "-"
         files = jobs.sample_files(survey.items, self.batch.value())
         args = ["estimate", "--config", json.dumps(cfg), "--classes",
-                str(len(survey.class_names)), "--sizes", sizes, "--nice", "5", *files]  # fmt: skip
+                str(len(survey.class_names)), "--sizes", sizes, "--nice", str(NICE),
+                *plugin_args(), *files]  # fmt: skip
         self._estimator = EngineProcess("sampletool.training.worker", args, self)
         self._estimator.event.connect(self._estimated)
         self._estimator.start()
