@@ -244,7 +244,11 @@ class Trainer:
         model_dict["num_classes"] = len(self.dataset.class_names)
         try:
             self.model_config = config_from_dict(model_dict)
-            self.model = build_model(self.model_config, self.audio).to(self.device)
+            # The seed decides the initial weights too (the same on every rank), without
+            # disturbing the caller's random state.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed)
+                self.model = build_model(self.model_config, self.audio).to(self.device)
         except ValueError as e:
             raise TrainingError(f"invalid model settings ({e})") from None
         self.ema: torch.optim.swa_utils.AveragedModel | None = None  # made by run()

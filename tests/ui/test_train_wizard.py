@@ -74,7 +74,8 @@ def test_the_wizard_trains_a_model_that_classifies_and_offers_it(qtbot, samples)
     assert page.name.text() == "My Drums" and page.isComplete()
     assert page.kind.currentData()[0] == "vae"
     assert w.data_page.table.rowCount() == 3
-    small_run(w)
+    # 120 steps: every one of 40 seeds then classifies all 15 (at 60, 3 of 40 fell short).
+    small_run(w, max_steps=120, eval_every=20)
     w.next()  # "Train": the dataset is written, the training process starts
     assert w.currentId() == TRAINING
     qtbot.waitUntil(lambda: w.session is not None and bool(w.session.history.validations),
@@ -82,7 +83,7 @@ def test_the_wizard_trains_a_model_that_classifies_and_offers_it(qtbot, samples)
     assert "Step" in w.training_page.status.text() or "Reading" in w.training_page.status.text()
     qtbot.waitUntil(lambda: w.currentId() == FINISH, timeout=TIMEOUT)
     session = w.session
-    assert session.outcome == "max_steps" and session.current_step == 60
+    assert session.outcome == "max_steps" and session.current_step == 120
     train_points, val_points = w.training_page.charts.points
     assert train_points >= 5 and val_points == 6
     assert w.training_page.charts.confusion.matrix.sum() == 3  # the 10 % held out
