@@ -138,6 +138,18 @@ def name_problem(name: str, taken: set[str] | None = None) -> str | None:
     return None
 
 
+def free_name(base: str, taken: set[str], fallback: str) -> str:
+    """`base` (or `fallback`, where `base` cannot name a model), numbered "-2", "-3"... until
+    no model in `taken` has it."""
+    if name_problem(base, set()) is not None:
+        base = fallback
+    name, n = base, 1
+    while name_problem(name, taken) is not None:
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
 def _check_changeable(path: Path) -> None:
     if is_builtin(path):
         raise BundleError("the built-in model cannot be changed or deleted")
@@ -329,12 +341,7 @@ def import_bundle(
         taken = {i.name for i in find_bundles()} | {p.name for p in target_root.iterdir()}
         named = info.metadata.get("name")
         base = str(named) if named and name_problem(str(named), set()) is None else folder_name
-        if name_problem(base, set()) is not None:
-            base = "imported model"
-        name, n = base, 1
-        while name_problem(name, taken) is not None:
-            n += 1
-            name = f"{base}-{n}"
+        name = free_name(base, taken, "imported model")
         doc = dict(info.doc)
         doc["metadata"] = {**info.metadata, "name": name}
         atomic_write_text(tmp / CONFIG_FILE, json.dumps(doc, indent=2) + "\n")

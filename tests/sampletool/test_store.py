@@ -18,6 +18,7 @@ from sampletool.models.store import (
     delete_bundle,
     describe,
     export_bundle,
+    free_name,
     import_bundle,
     is_builtin,
     list_models,
@@ -63,6 +64,8 @@ def test_names_are_checked(models):
     assert "exists already" in name_problem("default")  # would hide the built-in model
     assert "cannot start" in name_problem("a/b") and "cannot start" in name_problem(".x")
     assert name_problem("My kit 2") is None
+    assert free_name("Kit", {"kit", "Kit-2"}, "x") == "Kit-3"
+    assert free_name("a/b", set(), "my-model") == "my-model"
 
 
 def test_rename_moves_the_folder_and_the_name_and_keeps_it_loadable(models):

@@ -517,17 +517,11 @@ class SetupPage(QWizardPage):
 
     def _free_name(self, taken: set[str]) -> str:
         """The first folder's name, numbered if a model has it already."""
-        from sampletool.models.store import name_problem
+        from sampletool.models.store import free_name
 
         survey = self.w.survey
         base = Path(survey.data_dirs[0]).name if survey and survey.data_dirs else "my-model"
-        if name_problem(base, set()) is not None:
-            base = "my-model"
-        name, n = base, 1
-        while name_problem(name, taken) is not None:
-            n += 1
-            name = f"{base}-{n}"
-        return name
+        return free_name(base, taken, "my-model")
 
     def _installed(self, installed) -> None:
         self.installed = installed
