@@ -25,12 +25,14 @@ from sampletool.cli import (
     train,
 )
 from sampletool.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError
+from sampletool.cli.wavenet import Embed as wavenet_embed
+from sampletool.cli.wavenet import Generate as wavenet_generate
 from sampletool.errors import SampleToolError
 from sampletool.progress import Cancelled
 
 # In the order `--help` lists them.
 COMMANDS = (generate, classify, embed, make_dataset, train, index, similar, duplicates, demo,
-            models)  # fmt: skip
+            models, wavenet_embed, wavenet_generate)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

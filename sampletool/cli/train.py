@@ -15,7 +15,7 @@ from sampletool.cli.common import (
     UsageError,
     stop_on_ctrl_c,
 )
-from sampletool.models.kinds import kind_names
+from sampletool.models.kinds import SIZES, kind_names
 
 NAME = "train"
 
@@ -31,6 +31,12 @@ def add_parser(sub) -> None:
     t.add_argument("--logdir", required=True, metavar="DIR")
     t.add_argument("--dataset", metavar="DIR", help="dataset folder (not needed to resume)")
     t.add_argument("--model", default="vae", choices=kind_names(), help="model kind")
+    t.add_argument(
+        "--size",
+        choices=SIZES,
+        help="the kind's size preset (what the train "
+        "wizard offers; default: the kind's own defaults); --model-options override it",
+    )
     t.add_argument("--init-from", metavar="MODEL", help="start from this model's weights "
                    "(a folder or an installed model's name, e.g. default): fine-tune it on your "
                    "library; its settings become the run's")  # fmt: skip
@@ -71,10 +77,17 @@ def _new_run(args: argparse.Namespace):
     if not args.dataset:
         raise UsageError(f"{args.logdir} holds no training run yet: name a --dataset")
     model: dict = {"kind": args.model}
+    if args.size:
+        from sampletool.models.kinds import get_kind
+
+        model = get_kind(args.model).preset(args.size)
     audio = None
     source = None
     if args.init_from:
         from sampletool.models.bundle import read_bundle_config, resolve_model
+
+        if args.size:
+            raise UsageError("--size and --init-from: the model's settings come from the model")
 
         source = resolve_model(args.init_from)
         doc = read_bundle_config(source)

@@ -1,6 +1,6 @@
 """The registry of model kinds: a bundle's `model.kind` -> its config, builder and runtime.
 
-A kind is one module that defines `KIND = ModelKind(...)`:
+A kind is defined by a module, as `KIND = ModelKind(...)` (or several, as `KINDS = (...)`):
 
 - `config_type`: a frozen dataclass with `kind`, `num_classes`, `to_dict()` and `from_dict()`;
   it is what a bundle's config.json holds under "model".
@@ -11,6 +11,8 @@ A kind is one module that defines `KIND = ModelKind(...)`:
   DistributedDataParallel's wrapper can stand in); a classifier head's parameters are named
   `classifier.*` (fine-tuning on other classes starts that head afresh).
 - `runtime_type`: the `ModelRuntime` subclass that encodes and decodes with a loaded module.
+- `input`: what the module reads, "log_mel" (Float [B, n_mels, T] from the frontend) or
+  "waveform" (the clip itself, Float [B, samples]); the trainer and the runtime feed it that.
 - `presets`: model settings per size ("small", "medium", "large"), what the train wizard
   offers; a kind without them trains at its config's defaults whatever the size.
 
@@ -35,7 +37,10 @@ if TYPE_CHECKING:
 # kind name -> the module that defines its KIND
 _MODULES: dict[str, str] = {
     "vae": "sampletool.models.vae",
+    "wavenet-encoder": "sampletool.models.wavenet",
+    "wavenet-autoencoder": "sampletool.models.wavenet",
 }
+INPUTS = ("log_mel", "waveform")
 _REGISTERED: dict[str, ModelKind] = {}
 # The sizes the train wizard offers, smallest first.
 SIZES = ("small", "medium", "large")
@@ -53,6 +58,7 @@ class ModelKind:
         runtime_type: the `sampletool.models.runtime.ModelRuntime` subclass for this kind.
         presets: size name (one of `SIZES`) -> the settings that differ from the config's
             defaults at that size.
+        input: what the module reads: "log_mel" features or the "waveform".
     """
 
     name: str
@@ -61,6 +67,11 @@ class ModelKind:
     build: Callable[[Any, AudioConfig], torch.nn.Module]
     runtime_type: type
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    input: str = "log_mel"
+
+    def __post_init__(self) -> None:
+        if self.input not in INPUTS:
+            raise ValueError(f"a kind's input is one of {', '.join(INPUTS)}, not {self.input!r}")
 
     def preset(self, size: str) -> dict[str, Any]:
         """The model settings (with `kind`) of a size preset.
@@ -119,11 +130,17 @@ def get_kind(name: str) -> ModelKind:
     module = _MODULES.get(name) if isinstance(name, str) else None
     if module is None:
         raise ValueError(f"unknown model kind {name!r} (known: {', '.join(kind_names())})")
-    kind = importlib.import_module(module).KIND
-    if kind.name != name:
-        raise ValueError(f"{module} defines kind {kind.name!r}, not {name!r}")
+    kind = _defined(importlib.import_module(module)).get(name)
+    if kind is None:
+        raise ValueError(f"{module} defines no kind {name!r}")
     _REGISTERED[name] = kind
     return kind
+
+
+def _defined(module: Any) -> dict[str, ModelKind]:
+    """The kinds a module defines (its KIND, or each of its KINDS), by name."""
+    kinds = getattr(module, "KINDS", None) or (module.KIND,)
+    return {k.name: k for k in kinds}
 
 
 def register(kind: ModelKind) -> None:
@@ -143,16 +160,17 @@ def plugin_modules() -> list[str]:
 
 
 def register_module(module: str) -> None:
-    """Import `module` and register the `KIND` it defines (see `plugin_modules`).
+    """Import `module` and register the kinds it defines (see `plugin_modules`).
 
     Raises:
         ValueError: the module cannot be imported or defines no KIND.
     """
     try:
-        kind = importlib.import_module(module).KIND
+        kinds = _defined(importlib.import_module(module))
     except (ImportError, AttributeError) as e:
         raise ValueError(f"no model kind in {module} ({e})") from None
-    register(kind)
+    for kind in kinds.values():
+        register(kind)
 
 
 def config_from_dict(d: dict) -> Any:

@@ -175,6 +175,11 @@ class ModelRuntime:
         encoder's full-resolution activations (2 MB a clip) then stay in cache."""
         return 1 if self.device.type == "cpu" else 64
 
+    @property
+    def can_generate(self) -> bool:
+        """Whether `decode` makes audio (a model without a decoder only reads sounds)."""
+        return True
+
     def require_classifier(self) -> None:
         """Raises ModelError unless the model classifies."""
         if not self.class_names:

@@ -79,7 +79,7 @@ def measure(
     from sampletool.audio import AudioError, load_clip
     from sampletool.data.augment import AugmentConfig
     from sampletool.features import AudioConfig, log_mel
-    from sampletool.models.kinds import Trainable, build_model, config_from_dict
+    from sampletool.models.kinds import Trainable, build_model, config_from_dict, get_kind
     from sampletool.models.runtime import resolve_device
     from sampletool.training.trainer import TrainingError, batch_features, train_step
 
@@ -89,6 +89,7 @@ def measure(
     try:
         model_cfg = config_from_dict(dict(config.model) | {"num_classes": num_classes})
         model = build_model(model_cfg, audio).to(dev).train()
+        waveform = get_kind(model_cfg.kind).input == "waveform"
     except ValueError as e:
         raise TrainingError(f"invalid model settings ({e})") from None
     clips: list[np.ndarray] = []
@@ -115,14 +116,15 @@ def measure(
     timings = []
     for i in range(steps + 1):
         t0 = time.perf_counter()
-        x = batch_features(features, batch if aug.needs_clips else None, aug, audio, gen)
+        x = batch_features(features, batch if aug.needs_clips or waveform else None, aug, audio,
+                           gen, waveform)  # fmt: skip
         train_step(model, opt, x.to(dev), labels, balance, None, config.grad_clip)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         if i:  # the first step allocates and warms caches
             timings.append(time.perf_counter() - t0)
     model.eval()
-    x = torch.from_numpy(features).to(dev)
+    x = torch.from_numpy(batch if waveform else features).to(dev)
     t0 = time.perf_counter()
     with torch.no_grad():
         cast(Trainable, model).loss(x, labels, balance)

@@ -41,7 +41,7 @@ from sampletool.errors import SampleToolError
 from sampletool.features import AudioConfig, log_mel
 from sampletool.fileio import LockHeld, atomic_write, atomic_write_text, exclusive_lock
 from sampletool.models.bundle import WEIGHTS_FILE, save_bundle
-from sampletool.models.kinds import Trainable, build_model, config_from_dict
+from sampletool.models.kinds import Trainable, build_model, config_from_dict, get_kind
 from sampletool.models.runtime import load_runtime, resolve_device
 from sampletool.progress import Cancelled, Progress
 from sampletool.training.runs import RUN_LOCK, TRAIN_CONFIG, write_state
@@ -118,14 +118,24 @@ def batch_features(
     augment_cfg: AugmentConfig,
     audio: AudioConfig,
     gen: torch.Generator | None,
+    waveform: bool = False,
 ) -> torch.Tensor:
     """A training batch's model input: the cached features, or with `gen` (augmenting) and
-    clips the augmented clips' features; then the feature augmentations.
+    clips the augmented clips' features; then the feature augmentations. A model that reads
+    the `waveform` gets the (augmented) clips themselves.
 
     Args:
         features: Float [B, n_mels, T] (any float dtype); only read without clips.
-        clips: Float [B, samples], or None when the augmentation needs no audio.
+        clips: Float [B, samples], or None when the augmentation needs no audio (and the model
+            reads features).
     """
+    if waveform:
+        if clips is None:
+            raise ValueError("a model that reads the waveform needs the clips")
+        x = torch.from_numpy(clips.astype(np.float32))
+        if gen is not None and augment_cfg.needs_clips:
+            x = augment(x, augment_cfg, audio.sample_rate, gen)
+        return x
     if gen is not None and clips is not None:
         x = log_mel(augment(torch.from_numpy(clips.astype(np.float32)), augment_cfg,
                             audio.sample_rate, gen), audio)  # fmt: skip
@@ -251,6 +261,12 @@ class Trainer:
                 self.model = build_model(self.model_config, self.audio).to(self.device)
         except ValueError as e:
             raise TrainingError(f"invalid model settings ({e})") from None
+        self.waveform = get_kind(self.model_config.kind).input == "waveform"
+        if self.waveform and self.augment_cfg.on_features:
+            raise TrainingError(
+                f"the {self.model_config.kind} model reads the waveform: mel shift, tilt, "
+                "truncation and stretch work on log-mel features and cannot augment it"
+            )
         self.ema: torch.optim.swa_utils.AveragedModel | None = None  # made by run()
 
     # -- helpers --------------------------------------------------------------------------------
@@ -265,7 +281,7 @@ class Trainer:
 
     def _prepare_data(self) -> None:
         cache = FeatureCache(self.dataset, self.audio)
-        with_clips = self.augment_cfg.needs_clips
+        with_clips = self.augment_cfg.needs_clips or self.waveform
         error: BaseException | None = None
         if self.is_main:
             try:
@@ -356,9 +372,11 @@ class Trainer:
         self, idx: np.ndarray, gen: torch.Generator | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.sort(idx)  # sorted reads are sequential on the memory map
-        clips = self.clips[idx] if gen is not None and self.clips is not None else None
+        clips = None
+        if (gen is not None or self.waveform) and self.clips is not None:
+            clips = self.clips[idx]
         features = self.features[idx] if clips is None else None
-        x = batch_features(features, clips, self.augment_cfg, self.audio, gen)
+        x = batch_features(features, clips, self.augment_cfg, self.audio, gen, self.waveform)
         return x.to(self.device), self.labels[idx].to(self.device)
 
     # -- checkpoints ----------------------------------------------------------------------------
@@ -418,8 +436,10 @@ class Trainer:
         n = 0
         k = len(self.class_names)
         confusion = np.zeros((k, k), np.int64)
-        for s in range(0, len(self.val_idx), 256):
-            x, y = self._batch(self.val_idx[s : s + 256], None)
+        # A waveform model's activations are samples long: validate a training batch at a time.
+        step = max(1, self.config.batch_size) if self.waveform else 256
+        for s in range(0, len(self.val_idx), step):
+            x, y = self._batch(self.val_idx[s : s + step], None)
             draws = gen if x.device.type == "cpu" else None
             out = cast(Trainable, model).loss(x, y if k else None, self.class_balance,
                                               generator=draws)  # fmt: skip
