@@ -180,6 +180,12 @@ class ModelRuntime:
         """Whether `decode` makes audio (a model without a decoder only reads sounds)."""
         return True
 
+    @property
+    def realtime_decode(self) -> bool:
+        """Whether `decode` is fast enough to follow a slider (the app then re-generates as
+        controls move; otherwise the user asks, and sees progress)."""
+        return True
+
     def require_classifier(self) -> None:
         """Raises ModelError unless the model classifies."""
         if not self.class_names:

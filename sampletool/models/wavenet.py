@@ -504,6 +504,10 @@ class WaveNetRuntime(ModelRuntime):
         return self.module.decoder is not None
 
     @property
+    def realtime_decode(self) -> bool:
+        return False  # a sample at a time: seconds per second of audio on a CPU
+
+    @property
     def batch_size(self) -> int:
         return 8 if self.device.type == "cpu" else 64
 

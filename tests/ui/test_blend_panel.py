@@ -440,3 +440,65 @@ def test_an_indexed_sample_takes_its_stored_latent_and_reads_no_audio(
             del runtime.clip
     finally:
         lib.close()
+
+
+# -- a decoder too slow to follow the sliders (NSynth's WaveNet) ---------------------------------
+
+
+def wavenet_runtime(folder: Path, kind: str):
+    import torch
+
+    from sampletool.features import AudioConfig
+    from sampletool.models.bundle import save_bundle
+    from sampletool.models.runtime import load_runtime
+    from sampletool.models.wavenet import WaveNetAutoencoder, WaveNetConfig
+
+    torch.manual_seed(0)
+    cfg = WaveNetConfig(kind=kind, enc_channels=4, enc_layers=2, enc_block=2, latent=4, hop=64,
+                        dec_channels=4, dec_layers=2, dec_block=2, skip_channels=4,
+                        train_crop=0, num_classes=2)  # fmt: skip
+    save_bundle(folder, WaveNetAutoencoder(cfg), cfg, AudioConfig(seconds=0.25), ["a", "b"])
+    return load_runtime(folder, device="cpu")
+
+
+def test_a_slow_decoder_renders_on_request_with_progress_and_cancel(make_panel, sounds, qtbot,
+                                                                   tmp_path):  # fmt: skip
+    runtime = wavenet_runtime(tmp_path / "wn", "wavenet-autoencoder")
+    panel = make_panel(runtime)
+    got = Recorder(panel)
+    assert not panel.live and panel.render_row.isVisibleTo(panel)
+    assert "press Generate" in panel.status_text()
+    assert drop_files(panel, sounds[:2])
+    qtbot.waitUntil(lambda: all(panel.slot_latent(i) is not None for i in range(2)),
+                    timeout=WAIT_MS)  # fmt: skip
+    slider(panel, 0).setValue(slider(panel, 0).value() + 20)
+    qtbot.wait(400)  # longer than the debounce: nothing starts by itself
+    _wait_idle(qtbot, panel)
+    assert panel.generations_started == 0 and not got.audio
+    reports = []
+    panel.render_progress.valueChanged.connect(reports.append)
+    qtbot.mouseClick(panel.render_button, Qt.MouseButton.LeftButton)
+    assert panel.render_progress.isVisibleTo(panel) and panel.cancel_button.isVisibleTo(panel)
+    qtbot.waitUntil(lambda: len(got.audio) == 1, timeout=WAIT_MS)
+    assert got.last.shape == (4000,) and np.isfinite(got.last).all()
+    assert reports and panel.render_progress.maximum() == 4000
+    assert not panel.render_progress.isVisibleTo(panel) and panel.render_button.isVisibleTo(panel)
+    # A new request, cancelled at once: a message, no sound, the Generate button back.
+    panel.seed.setValue(panel.seed.value() + 1)
+    panel.regenerate_now()
+    panel.cancel_generation()
+    _wait_idle(qtbot, panel)
+    assert panel.status_text() == "Generation cancelled" and len(got.audio) == 1
+    assert panel.render_button.isVisibleTo(panel)
+
+
+def test_a_model_without_decoder_says_so_and_generates_nothing(make_panel, sounds, qtbot,
+                                                               tmp_path):  # fmt: skip
+    panel = make_panel(wavenet_runtime(tmp_path / "enc", "wavenet-encoder"))
+    assert "makes no sounds" in panel.status_text() and "wavenet-autoencoder" in panel.status_text()
+    assert not panel.render_button.isEnabled()
+    assert drop_files(panel, sounds[:1])
+    qtbot.waitUntil(lambda: panel.slot_latent(0) is not None, timeout=WAIT_MS)
+    panel.regenerate_now()
+    _wait_idle(qtbot, panel)
+    assert panel.generations_started == 0 and "makes no sounds" in panel.status_text()

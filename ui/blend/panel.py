@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidgetItem,
+    QProgressBar,
     QPushButton,
     QScrollArea,
     QSlider,
@@ -43,6 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sampletool.progress import Cancelled
 from ui.blend.history import BlendResult, HistoryList
 from ui.blend.scheduler import LatestWins
 from ui.blend.slot import BlendSlot
@@ -77,7 +79,8 @@ def _latent_job(runtime, library, path: str, onset: float) -> np.ndarray:
     return runtime.read(path, onset).latents[0]
 
 
-def _blend_job(runtime, latents, weights, variance, seed, folder: Path | None, name: str):
+def _blend_job(runtime, latents, weights, variance, seed, folder: Path | None, name: str,
+               progress=None, cancel=None):  # fmt: skip
     """Blend with the effective weights, decode, and write the result's WAV (for drags) into
     the session's folder, made here the first time (None).
 
@@ -85,7 +88,7 @@ def _blend_job(runtime, latents, weights, variance, seed, folder: Path | None, n
     from sampletool.audio import write_wav
 
     z = runtime.blend(latents, weights, normalize=False, variance=variance, seed=seed)
-    audio = runtime.decode(z, seed=seed)[0]
+    audio = runtime.decode(z, seed=seed, progress=progress, cancel=cancel)[0]
     try:
         # Left in place on exit: a DAW may still reference a file dropped into it.
         folder = folder or Path(tempfile.mkdtemp(prefix="sampletool-blends-"))
@@ -254,6 +257,25 @@ class BlendPanel(QWidget):
         controls.addLayout(seed_row, 2, 1, 1, 2)
         controls.setColumnStretch(1, 1)
 
+        # A decoder too slow to follow the sliders (the WaveNet's) renders on request.
+        self.render_button = QPushButton("&Generate", self)
+        self.render_button.setObjectName("renderBlend")
+        self.render_button.setToolTip("Render the blend with this model's decoder")
+        self.render_button.clicked.connect(self.regenerate_now)
+        self.render_progress = QProgressBar(self)
+        self.render_progress.setObjectName("renderProgress")
+        self.render_progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setObjectName("cancelBlend")
+        self.cancel_button.clicked.connect(self.cancel_generation)
+        self.render_row = QWidget(self)
+        render_layout = QHBoxLayout(self.render_row)
+        render_layout.setContentsMargins(0, 0, 0, 0)
+        render_layout.addWidget(self.render_button)
+        render_layout.addWidget(self.render_progress, 1)
+        render_layout.addWidget(self.cancel_button)
+        self.render_row.hide()
+
         self.result_plot = pg.PlotWidget(self, background=None)
         self.result_plot.setObjectName("blendResult")
         self.result_plot.setMinimumHeight(64)
@@ -306,6 +328,7 @@ class BlendPanel(QWidget):
         layout.setSpacing(6)
         layout.addWidget(self.slot_area, 1)
         layout.addLayout(controls)
+        layout.addWidget(self.render_row)
         layout.addWidget(self.result_plot)
         save_row = QHBoxLayout()
         save_row.addStretch(1)
@@ -339,11 +362,53 @@ class BlendPanel(QWidget):
             self._latents.clear()
             self._errors.clear()
             self._scheduler.reset()
-        self._set_status("" if runtime is not None else "No model loaded: blending needs a model")
+        self._show_mode()
         for slot in self.slots:
             if slot.ref is not None:
                 self._resolve(slot)
         self.slots_changed.emit()
+
+    @property
+    def live(self) -> bool:
+        """Whether the sound follows the controls (a decoder fast enough); otherwise the user
+        asks for it with Generate, and watches its progress."""
+        return self._runtime is None or bool(getattr(self._runtime, "realtime_decode", True))
+
+    def _can_generate(self) -> bool:
+        return self._runtime is not None and bool(getattr(self._runtime, "can_generate", True))
+
+    def _show_mode(self) -> None:
+        runtime = self._runtime
+        self.render_row.setVisible(runtime is not None and not self.live)
+        self._show_rendering(False)
+        if runtime is None:
+            self._set_status("No model loaded: blending needs a model")
+        elif not self._can_generate():
+            self._set_status(f"The model {runtime.name!r} ({runtime.kind}) makes no sounds: it "
+                             "has no decoder. Blending needs a vae or wavenet-autoencoder "
+                             "model.", error=True)  # fmt: skip
+        elif not self.live:
+            self._set_status("This model renders slowly: press Generate to hear the blend")
+        else:
+            self._set_status("")
+        self.render_button.setEnabled(self._can_generate())
+
+    def _show_rendering(self, running: bool) -> None:
+        self.render_progress.setVisible(running)
+        self.cancel_button.setVisible(running)
+        self.render_button.setVisible(not running)
+        if running:
+            self.render_progress.setRange(0, 0)  # busy until the first report
+
+    def _render_progress(self, done: int, total: int, _message: str) -> None:
+        if total > 0:
+            self.render_progress.setRange(0, total)
+            self.render_progress.setValue(done)
+            self.render_progress.setFormat(f"{100 * done // total} %")
+
+    def cancel_generation(self) -> None:
+        """Stop the generation running (a slow decoder's); nothing it made is kept."""
+        self._jobs.cancel(("generate", self.generations_started))
 
     def set_library(self, library) -> None:
         """The open library (of the current model), whose stored latents serve its samples;
@@ -513,7 +578,10 @@ class BlendPanel(QWidget):
 
     def _schedule(self, *_: object) -> None:
         """A control changed: generate after a short pause. The timer is not restarted, so a
-        continuous drag still produces sounds at the rate the engine can make them."""
+        continuous drag still produces sounds at the rate the engine can make them. A slow
+        decoder waits for Generate."""
+        if not self.live or (self._runtime is not None and not self._can_generate()):
+            return
         if not self._debounce.isActive():
             self._debounce.start()
 
@@ -523,6 +591,9 @@ class BlendPanel(QWidget):
         self._debounce.stop()
         if self._runtime is None:
             self._show_no_model()
+            return
+        if not self._can_generate():
+            self._show_mode()
             return
         request = self._request()
         if request is None:
@@ -583,6 +654,9 @@ class BlendPanel(QWidget):
     def _start(self, request: _Request) -> None:
         self.generations_started += 1
         self._set_status("Generating...")
+        slow = not self.live
+        if slow:
+            self._show_rendering(True)
         # Named by generation: a result that is never shown (a newer one overtook it) leaves
         # its number unused, and no two results share a file.
         wav = f"sampletool-blend-{self.generations_started}.wav"
@@ -591,14 +665,19 @@ class BlendPanel(QWidget):
             request.latents, request.weights, request.variance, request.seed, self._temp_dir, wav,
             on_result=lambda r, req=request: self._finished(req, r, None),
             on_error=lambda e, req=request: self._finished(req, None, e),
+            on_progress=self._render_progress if slow else None, pass_control=True,
         )  # fmt: skip
 
     def _finished(self, request: _Request, result, error) -> None:
         wanted, following = self._scheduler.finish(request)
         if result is not None:
             self._temp_dir = self._temp_dir or result[3]  # the session folder, once made
+        if following is None:
+            self._show_rendering(False)
         if wanted and not self._debounce.isActive():
-            if error is not None:
+            if isinstance(error, Cancelled):
+                self._set_status("Generation cancelled")
+            elif error is not None:
                 self._set_status(f"The blend failed: {reason_of(error)}", error=True)
             else:
                 self._show_result(request, *result[:3])
