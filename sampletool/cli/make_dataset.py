@@ -34,6 +34,13 @@ def add_parser(sub) -> None:
         help="drum classes from the words in file and folder names ('Kick_01.wav', "
         "'SD Tight 3.aif', 'Hats/01.wav'); files that name none are left out",
     )
+    classes.add_argument(
+        "--layout",
+        choices=["librispeech", "esc50"],
+        help="a local copy of a public dataset: librispeech (SPEAKER/CHAPTER/*.flac, the "
+        "speaker as class) or esc50 (meta/esc50.csv and audio/, the category as class and "
+        "fold 5 for validation)",
+    )
     d.add_argument("--seed", type=int, default=0, help="seed of the split")
     d.add_argument("--overwrite", action="store_true",
                    help="replace a dataset already in the folder")  # fmt: skip
@@ -50,11 +57,14 @@ def run(args: argparse.Namespace) -> int:
             args.name,
             out=args.out,
             train_ratio=args.train_ratio,
-            labels="subfolders"
-            if args.classes_from_subfolders
-            else "names"
-            if args.classes_from_names
-            else "none",
+            labels=args.layout
+            or (
+                "subfolders"
+                if args.classes_from_subfolders
+                else "names"
+                if args.classes_from_names
+                else "none"
+            ),
             seed=args.seed,
             workers=args.workers,
             progress=bar,

@@ -114,7 +114,9 @@ def _stratified_split(
     return splits
 
 
-LABELS = ("subfolders", "names", "none")
+LABELS = ("subfolders", "names", "none", "librispeech", "esc50")
+# ESC-50's fold that "esc50" labels hold out for validation (the others train).
+ESC50_VAL_FOLD = 5
 # A class needs a file on each side of the split; fewer and it is left out.
 MIN_CLASS_FILES = 2
 # Warn when the largest class has this many times the files of the smallest.
@@ -133,11 +135,16 @@ class Survey:
         items: the files to train on: (resolved path, class name; "" without classes).
         failed: files that cannot be read and folders that cannot be listed: (path, reason).
         repeated: files reached through more than one folder, counted once.
+            "librispeech" (LibriSpeech's speaker/chapter/*.flac: the speaker is the class)
+            or "esc50" (ESC-50's meta/esc50.csv and audio/: its category is the class and
+            its folds the split, fold `ESC50_VAL_FOLD` for validation).
         unlabelled: files ("names" labels) whose names name no class; left out.
         small: classes left out for having fewer than `MIN_CLASS_FILES` readable files, with
             their counts.
         problem: why these folders cannot make a dataset (None: they can).
         warnings: things worth knowing before training (imbalance, few files...).
+        splits: path -> "train" or "val" where the layout decides the split (ESC-50's folds);
+            empty: a stratified random split.
     """
 
     data_dirs: list[str]
@@ -149,6 +156,7 @@ class Survey:
     small: dict[str, int] = field(default_factory=dict)
     problem: str | None = None
     warnings: list[str] = field(default_factory=list)
+    splits: dict[str, str] = field(default_factory=dict)
 
     @property
     def class_names(self) -> list[str]:
@@ -172,6 +180,45 @@ def _class_from_names(path: Path, under: Path) -> str | None:
     for folder in reversed(path.relative_to(under).parts[:-1]):
         cls = cls or folder_class(folder)
     return cls
+
+
+def _librispeech(d: Path, errors: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
+    """LibriSpeech's layout: .../SPEAKER/CHAPTER/SPEAKER-CHAPTER-NNNN.flac; the speaker is the
+    class (files less deep have none)."""
+    out: list[tuple[str, str | None]] = []
+    for p in find_audio_files(d, errors):
+        parts = p.relative_to(d).parts
+        out.append((str(p.resolve()), f"speaker {parts[-3]}" if len(parts) >= 3 else None))
+    return out
+
+
+def _esc50(d: Path, survey: Survey) -> list[tuple[str, str | None]] | None:
+    """ESC-50's layout: meta/esc50.csv (filename, fold, category, ...) naming files in audio/.
+    None, with `survey.problem` set, when the folder is not one."""
+    meta = d / "meta" / "esc50.csv"
+    try:
+        with open(meta, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        survey.problem = f"{d} is not an ESC-50 folder: it has no meta/esc50.csv"
+        return None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        survey.problem = f"{meta} cannot be read ({e})"
+        return None
+    if not rows or not {"filename", "fold", "category"} <= set(rows[0]):
+        survey.problem = f"{meta} is not ESC-50's table (no filename, fold and category columns)"
+        return None
+    out: list[tuple[str, str | None]] = []
+    for row in rows:
+        path = d / "audio" / row["filename"]
+        if not path.is_file():
+            survey.failed.append((str(path), "listed in meta/esc50.csv but not in audio/"))
+            continue
+        resolved = str(path.resolve())
+        out.append((resolved, row["category"] or None))
+        fold = row["fold"].strip()
+        survey.splits[resolved] = "val" if fold == str(ESC50_VAL_FOLD) else "train"
+    return out
 
 
 def survey_folders(
@@ -218,6 +265,13 @@ def survey_folders(
                 return survey
             for sub in subs:
                 found += [(str(p.resolve()), sub.name) for p in find_audio_files(sub, walk_errors)]
+        elif labels == "librispeech":
+            found += _librispeech(d, walk_errors)
+        elif labels == "esc50":
+            rows = _esc50(d, survey)
+            if rows is None:
+                return survey
+            found += rows
         elif labels == "names":
             found += [(str(p.resolve()), _class_from_names(p, d))
                       for p in find_audio_files(d, walk_errors)]  # fmt: skip
@@ -259,8 +313,10 @@ def survey_folders(
         survey.warnings.append(f"class {c!r} has only {n} readable file; it is left out "
                                f"({MIN_CLASS_FILES} or more needed)")  # fmt: skip
     if survey.unlabelled:
-        survey.warnings.append(f"{len(survey.unlabelled)} files have no drum word in their name "
-                               "or folder; they are left out")  # fmt: skip
+        why = {"librispeech": "are not in a SPEAKER/CHAPTER folder",
+               "esc50": "have no category in meta/esc50.csv"}.get(
+            labels, "have no drum word in their name or folder")  # fmt: skip
+        survey.warnings.append(f"{len(survey.unlabelled)} files {why}; they are left out")
     kept = survey.counts
     if len(kept) < 2:
         survey.problem = (f"a classifier needs at least 2 classes with {MIN_CLASS_FILES}+ files "
@@ -303,7 +359,7 @@ def make_dataset(
         warn: called with each warning (classes dropped for having too few files...).
         overwrite: replace a dataset already in the folder (runs trained on it, which resume
             from its manifest, would then train on the new one).
-        labels: "subfolders", "names" or "none" (see `Survey.labels`); default: from
+        labels: one of `LABELS` (see `Survey.labels`); default: from
             `classes_from_subfolders`.
         survey: what `survey_folders` found in `data_dirs` already (its files are not read
             again).
@@ -339,7 +395,12 @@ def make_dataset(
     good = survey.items
     class_names = survey.class_names
     labels_arr = np.array([class_names.index(c) if c else -1 for _, c in good])
-    splits = _stratified_split(labels_arr, train_ratio, np.random.default_rng(seed))
+    if survey.splits:  # the layout's own split (ESC-50's folds)
+        splits = [survey.splits[p] for p, _ in good]
+        if "train" not in splits or "val" not in splits:
+            raise DatasetError("the layout's split leaves the training or validation side empty")
+    else:
+        splits = _stratified_split(labels_arr, train_ratio, np.random.default_rng(seed))
     root.mkdir(parents=True, exist_ok=True)
 
     def write_manifest(tmp: Path) -> None:

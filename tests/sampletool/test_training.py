@@ -23,7 +23,7 @@ from sampletool.models.bundle import WEIGHTS_FILE
 from sampletool.models.runtime import load_runtime
 from sampletool.progress import Cancelled
 from sampletool.training.trainer import TrainConfig, Trainer
-from tests.helpers import TINY_VAE, make_class_folders, write
+from tests.helpers import TINY_VAE, make_class_folders, tone, write
 
 SR = 16000
 
@@ -73,6 +73,51 @@ def test_make_dataset_lists_bad_files_and_drops_tiny_classes(tmp_path):
     ]
     assert summary["class_names"] == ["kick", "snare"] and summary["files"] == 8
     assert any("'clap'" in w for w in warnings)
+
+
+def test_librispeech_layout_takes_the_speaker_as_class(tmp_path):
+    root = tmp_path / "LibriSpeech" / "train-clean-100"
+    for speaker, freq in (("19", 200), ("26", 900)):
+        for chapter in ("198", "227"):
+            for n in range(3):
+                name = f"{speaker}-{chapter}-{n:04d}.flac"
+                write(root / speaker / chapter / name, tone(freq + 10 * n, 0.3), format="FLAC")
+    write(tmp_path / "LibriSpeech" / "README.flac", tone(300, 0.2), format="FLAC")
+    ds = load_dataset(make_dataset([tmp_path / "LibriSpeech"], "libri", out=tmp_path / "ds",
+                                   labels="librispeech", workers=0))  # fmt: skip
+    assert ds.class_names == ["speaker 19", "speaker 26"] and len(ds) == 12
+    summary = json.loads((tmp_path / "ds" / "summary.json").read_text())
+    assert summary["unlabelled"] == 1 and summary["labels"] == "librispeech"
+
+
+def test_esc50_layout_takes_the_category_as_class_and_fold_5_for_validation(tmp_path):
+    root = tmp_path / "ESC-50-master"
+    rows = ["filename,fold,target,category,esc10,src_file,take"]
+    for i in range(10):
+        category = ("dog", "rain")[i % 2]
+        fold = i // 2 + 1
+        name = f"{fold}-{100 + i}-A-{i % 2}.wav"
+        rows.append(f"{name},{fold},{i % 2},{category},False,{100 + i},A")
+        if i != 3:  # listed but missing
+            write(root / "audio" / name, tone(100 + 50 * i, 0.3))
+    rows.append("5-999-A-0.wav,5,0,dog,False,999,A")
+    write(root / "audio" / "5-999-A-0.wav", tone(120, 0.3))
+    (root / "meta").mkdir()
+    (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
+    ds = load_dataset(make_dataset([root], "esc", out=tmp_path / "ds", labels="esc50",
+                                   workers=0))  # fmt: skip
+    assert ds.class_names == ["dog", "rain"] and len(ds) == 10
+    val = sorted(Path(p).name for p, s in zip(ds.paths, ds.splits, strict=True) if s == "val")
+    assert val == ["5-108-A-0.wav", "5-109-A-1.wav", "5-999-A-0.wav"]  # fold 5, whatever ratio
+    failed = json.loads((tmp_path / "ds" / "summary.json").read_text())["failed"]
+    assert [Path(f["path"]).name for f in failed] == ["2-103-A-1.wav"]
+    assert "not in audio/" in failed[0]["reason"]
+    with pytest.raises(DatasetError, match="not an ESC-50 folder: it has no meta/esc50.csv"):
+        make_dataset([root / "audio"], "x", out=tmp_path / "x", labels="esc50")
+    args = ["make-dataset", str(root), "--name", "e", "--out", str(tmp_path / "e"), "--layout",
+            "esc50", "--workers", "0"]  # fmt: skip
+    assert main(args) == 1  # the missing file is reported; the dataset is written
+    assert load_dataset(tmp_path / "e").class_names == ["dog", "rain"]
 
 
 def test_make_dataset_without_classes(tmp_path):
