@@ -6,7 +6,8 @@ Usage (under Xvfb, as CI and the docs do):
 
 Opens the library, waits until it is indexed and the map refined, then does what a user
 would: selects a sample (waveform), finds similar ones (results highlighted on the map), puts
-three samples in the blend panel and moves a weight; then saves the window.
+three samples in the blend panel and moves a weight (with a slow decoder, a WaveNet's: presses
+Generate and waits until it is a third done); then saves the window.
 """
 
 from __future__ import annotations
@@ -76,9 +77,15 @@ def main() -> int:
         picks = [ref] + [r for r, _ in w.similar.results()[:2]]
         for r in picks:
             w.blend.add_sample(r)
-        run_until(lambda: bool(w.blend.results), 60)
-        w.blend.set_weight(0, 1.4)
-        run_until(lambda: len(w.blend.results) > 1, 60)
+        if w.blend.live:
+            run_until(lambda: bool(w.blend.results), 60)
+            w.blend.set_weight(0, 1.4)
+            run_until(lambda: len(w.blend.results) > 1, 60)
+        else:  # a slow decoder (a WaveNet): caught rendering, its progress a third of the way
+            run_until(lambda: all(w.blend.slot_latent(i) is not None for i in range(3)), 60)
+            w.blend.regenerate_now()
+            bar = w.blend.render_progress
+            run_until(lambda: bar.maximum() > 0 and bar.value() > bar.maximum() / 3, 300)
         view.table.selectRow(0)
     run_until(lambda: False, 1.5)
     args.out.parent.mkdir(parents=True, exist_ok=True)
