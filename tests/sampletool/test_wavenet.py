@@ -256,3 +256,14 @@ def test_embed_then_generate_files_and_a_mix(autoencoder, encoder, tmp_path, cap
     assert "not an embedding [frames, 4]" in capsys.readouterr().err
     assert main(["wavenet-embed", str(a), "--model", "default", "-o", str(emb)]) == 2
     assert "not a WaveNet" in capsys.readouterr().err
+
+
+def test_the_wizard_can_time_a_waveform_kind(dataset):
+    """The train wizard's estimate runs real steps of the kind it offers, waveform ones too."""
+    from sampletool.data.dataset import load_dataset
+    from sampletool.training.estimate import measure
+
+    files = load_dataset(dataset).paths[:4]
+    for kind in (ENCODER, AUTOENCODER):
+        m = measure(config(dataset, kind, batch_size=2), 3, files, steps=1, device="cpu")
+        assert m.step > 0 and m.val_file > 0 and m.parameters > 0
