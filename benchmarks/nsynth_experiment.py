@@ -213,6 +213,18 @@ def neural(kind: str, splits, dataset: Path, work: Path, steps: int, augment: bo
     return seconds, right, recon
 
 
+def table(results: list[dict]) -> str:
+    """The results as a Markdown table."""
+    lines = ["| task | method | augmentation | test accuracy (95 % CI) | files | training |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        lo, hi = r["ci95"]
+        lines.append(f"| {r['task']} | {r['method']} | {'noise' if r['augment'] else 'none'} | "
+                     f"{r['accuracy']:.3f} ({lo:.3f} to {hi:.3f}) | {r['test_files']} | "
+                     f"{r['train_seconds']:.0f} s |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", nargs="+", default=["speech", "drums"], choices=["speech", "drums"])
@@ -222,7 +234,12 @@ def main() -> int:
                                                      "wavenet-autoencoder"])  # fmt: skip
     p.add_argument("--work", default="/tmp/nsynth-experiment")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--table", metavar="RESULTS.json", help="only print a Markdown table of "
+                   "results written by --json")  # fmt: skip
     args = p.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())), end="")
+        return 0
     import torch
 
     from sampletool.features import AudioConfig
@@ -256,6 +273,7 @@ def main() -> int:
                       flush=True)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+    print(table(results), end="")
     return 0
 
 
