@@ -261,6 +261,12 @@ def test_without_classes_it_trains_a_model_for_search_and_blending(qtbot, sample
     w = open_wizard(qtbot)
     to_setup(qtbot, w, [samples], labels="none")
     assert not w.data_page.table.isVisible() and "30 files" in w.data_page.summary.text()
+    page = w.setup_page
+    page._select_kind("wavenet-encoder")  # learns from classes only: said here, Next stays off
+    assert not page.isComplete() and "learns from classes only" in page.kind_note.text()
+    page._select_kind("wavenet-autoencoder")
+    assert page.isComplete() and "✖" not in page.kind_note.text()
+    page._select_kind("vae")
     small_run(w, max_steps=20, eval_every=10)
     w.next()
     qtbot.waitUntil(lambda: w.currentId() == FINISH, timeout=TIMEOUT)

@@ -339,6 +339,7 @@ class SetupPage(QWizardPage):
         self.kind = QComboBox(self)
         self.kind.setObjectName("trainKind")
         self.kind.currentIndexChanged.connect(self._kind_changed)
+        self.kind_problem: str | None = None
         self.kind_note = QLabel(self)
         self.kind_note.setWordWrap(True)
 
@@ -589,12 +590,34 @@ class SetupPage(QWizardPage):
         data = self.kind.currentData()
         if data is None:
             return
-        _name, description, sizes = data
-        self.kind_note.setText(description)
+        name, description, sizes = data
         for size, b in self.size_buttons.items():
             b.setVisible(size in sizes or not sizes)
             self.size_notes[size].setVisible(b.isVisible())
+        self.kind_problem = self._kind_problem(name)
+        self.kind_note.setText(f"✖ {self.kind_problem}" if self.kind_problem else description)
+        self.kind_note.setStyleSheet(ERROR if self.kind_problem else "")
+        self.completeChanged.emit()
         self._changed()
+
+    def _kind_problem(self, name: str) -> str | None:
+        """Why the chosen model cannot train on the data found (a kind that needs classes,
+        on folders without any), or None."""
+        from sampletool.models.kinds import config_from_dict, get_kind
+
+        survey = self.w.survey
+        if survey is None:
+            return None
+        source = self.start_from.currentData()
+        try:
+            if source is not None:
+                model = jobs.bundle_settings(self._bundles[source])[0]
+            else:
+                model = get_kind(name).preset(self.size)
+            config_from_dict(dict(model) | {"num_classes": len(survey.class_names)})
+        except ValueError as e:
+            return str(e)[0].upper() + str(e)[1:]
+        return None
 
     def _augment_changed(self) -> None:
         on = self.augment.currentData() != "none"
@@ -616,6 +639,7 @@ class SetupPage(QWizardPage):
             self.installed is not None
             and not self.name_note.text()
             and (self.kind.currentData() is not None)
+            and self.kind_problem is None
         )
 
     # -- the run's settings ---------------------------------------------------------------------
