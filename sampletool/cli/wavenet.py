@@ -106,12 +106,12 @@ class Generate:
         if args.weights and not args.mix:
             raise UsageError("--weights goes with --mix")
         import threading
-        import warnings
 
         import numpy as np
 
         from sampletool.audio import write_wav
         from sampletool.models.runtime import effective_weights
+        from sampletool.models.wavenet import stack_frames
 
         runtime = _wavenet(load_model(args))
         if not runtime.can_generate:
@@ -139,16 +139,10 @@ class Generate:
             print("sampletool: no embedding could be read; nothing generated")
             return EXIT_BAD_FILES
         if args.mix:
-            frames = max(len(e) for _, e in items)
-            stacked = np.stack([np.pad(e, ((0, frames - len(e)), (0, 0)), mode="edge")
-                                for _, e in items])  # fmt: skip
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                w, note = effective_weights(len(items), args.weights, True)
+            stacked = stack_frames([e for _, e in items])
+            w, note = effective_weights(len(items), args.weights, True)
             if note:
                 warn(note)
-            for c in caught:
-                warn(c.message)
             items = [("mix", np.tensordot(w, stacked, axes=1).astype(np.float32))]
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -555,11 +555,9 @@ class WaveNetRuntime(ModelRuntime):
             Cancelled: `cancel` was set.
         """
         decoder = self._decoder()
-        frames = max(len(e) for e in embeddings)
-        batch = np.stack([np.pad(np.asarray(e, np.float32), ((0, frames - len(e)), (0, 0)),
-                                 mode="edge") for e in embeddings])  # fmt: skip
+        batch = stack_frames(embeddings)
         z = torch.from_numpy(batch).transpose(1, 2).to(self.device)
-        audio = generate_audio(decoder, z, frames * decoder.hop, seed=seed,
+        audio = generate_audio(decoder, z, batch.shape[1] * decoder.hop, seed=seed,
                                temperature=temperature, progress=progress,
                                cancel=cancel).cpu().numpy()  # fmt: skip
         return [audio[i, : len(e) * decoder.hop].copy() for i, e in enumerate(embeddings)]
@@ -578,6 +576,14 @@ class WaveNetRuntime(ModelRuntime):
         mean = self.module.embedding_mean.cpu().numpy()[:, None]
         std = self.module.embedding_std.cpu().numpy()[:, None]
         return mean + std * rng.standard_normal(self.latent_shape)
+
+
+def stack_frames(embeddings: list[np.ndarray]) -> np.ndarray:
+    """Embeddings [frames, latent] of any lengths -> float32 [B, longest, latent], each shorter
+    one held at its last frame."""
+    frames = max(len(e) for e in embeddings)
+    return np.stack([np.pad(np.asarray(e, np.float32), ((0, frames - len(e)), (0, 0)),
+                            mode="edge") for e in embeddings])  # fmt: skip
 
 
 def generate_audio(

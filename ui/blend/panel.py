@@ -372,10 +372,10 @@ class BlendPanel(QWidget):
     def live(self) -> bool:
         """Whether the sound follows the controls (a decoder fast enough); otherwise the user
         asks for it with Generate, and watches its progress."""
-        return self._runtime is None or bool(getattr(self._runtime, "realtime_decode", True))
+        return self._runtime is None or self._runtime.realtime_decode
 
     def _can_generate(self) -> bool:
-        return self._runtime is not None and bool(getattr(self._runtime, "can_generate", True))
+        return self._runtime is not None and self._runtime.can_generate
 
     def _show_mode(self) -> None:
         runtime = self._runtime
