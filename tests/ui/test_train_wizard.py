@@ -264,6 +264,7 @@ def test_without_classes_it_trains_a_model_for_search_and_blending(qtbot, sample
     page = w.setup_page
     page._select_kind("wavenet-encoder")  # learns from classes only: said here, Next stays off
     assert not page.isComplete() and "learns from classes only" in page.kind_note.text()
+    assert not any(note.text() for note in page.size_notes.values())  # said once, not per size
     page._select_kind("wavenet-autoencoder")
     assert page.isComplete() and "✖" not in page.kind_note.text()
     page._select_kind("vae")

@@ -719,6 +719,8 @@ class SetupPage(QWizardPage):
         if survey is None or not survey.ok or self.kind.currentData() is None:
             return
         self._drop_estimator()
+        if self.kind_problem:  # said beside the kind: no time to measure
+            return
         fine = self.start_from.currentData() is not None
         sizes = "" if fine else ",".join(s for s, b in self.size_buttons.items() if b.isVisible())
         try:
@@ -767,6 +769,8 @@ class SetupPage(QWizardPage):
                               if params >= 1e5 else f"{duration_text(seconds)}")  # fmt: skip
                 if fine:
                     label.setText(f"Fine-tuning: {label.text()}")
+            elif self.kind_problem:
+                label.setText("")
             elif e is not None and "error" in e:
                 label.setText(f"cannot train: {e['error']}")
             else:
