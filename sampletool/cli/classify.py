@@ -1,4 +1,7 @@
-"""`sampletool classify`: each file's predicted class and probabilities."""
+"""`sampletool classify`: each file's predicted class and probabilities.
+
+A class the model is unsure of (its calibrated confidence is under the model's threshold) is
+printed as "? snare (or tom)", and `--json` says "unsure": true with the runner-up."""
 
 from __future__ import annotations
 
@@ -30,8 +33,9 @@ def add_parser(sub) -> None:
     c.add_argument(
         "--json",
         action="store_true",
-        help="print a JSON list, one object per file in order: path, class, probabilities "
-        "(class name -> probability), or path and error",
+        help="print a JSON list, one object per file in order: path, class, confidence, "
+        "unsure (the model's confidence is under its threshold), runner_up and its "
+        "confidence, probabilities (class name -> probability); or path and error",
     )
 
 
@@ -50,14 +54,18 @@ def run(args: argparse.Namespace) -> int:
             results.append({"path": f, "error": err.reason})
             failed += 1
             continue
-        cls = names[int(probs.argmax())]
+        reading = runtime.read_class(probs)
         results.append({
             "path": f,
-            "class": cls,
+            "class": reading.name,
+            "confidence": round(reading.confidence, 6),
+            "unsure": reading.unsure,
+            "runner_up": reading.runner_up or None,
+            "runner_up_confidence": round(reading.runner_up_confidence, 6),
             "probabilities": {n: round(float(p), 6) for n, p in zip(names, probs, strict=True)},
         })  # fmt: skip
         if not args.json:
-            print(f"{f}\t{cls}\t{float(probs.max()):.3f}")
+            print(f"{f}\t{reading.text()}\t{reading.confidence:.3f}")
     if args.json:
         print(json.dumps(results, indent=2))
     return EXIT_BAD_FILES if failed else EXIT_OK

@@ -31,6 +31,7 @@ from sampletool.audio import load_clip
 from sampletool.errors import BundleError, ModelError
 from sampletool.features import AudioConfig, LogMelTransform, log_mel
 from sampletool.models.bundle import BundleInfo, load_weights, model_id, read_bundle, resolve_model
+from sampletool.models.calibration import Calibration, ClassReading, read_class
 from sampletool.models.encoding import AudioInput, Encoding
 from sampletool.models.kinds import get_kind
 from sampletool.progress import Progress
@@ -114,6 +115,8 @@ class ModelRuntime:
         module: the torch module, in eval mode, on `device`.
         device: where the module runs.
         model_id: names this model's vectors in a library catalogue (`bundle.model_id`).
+        calibration: the temperature `encode` applies to the class probabilities, and the
+            confidence under which a class reads as unsure (from the bundle's metadata).
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class ModelRuntime:
         self.module = module
         self.device = device
         self.model_id = model_id(info)
+        self.calibration = Calibration.from_metadata(info.metadata)
 
     # -- what the model is ----------------------------------------------------------------------
 
@@ -186,6 +190,11 @@ class ModelRuntime:
         controls move; otherwise the user asks, and sees progress)."""
         return True
 
+    def read_class(self, probs: np.ndarray, user_label: str | None = None) -> ClassReading:
+        """One sound's (calibrated) probabilities -> its class as shown: sure or unsure, with
+        the runner-up (see `sampletool.models.calibration.read_class`)."""
+        return read_class(probs, self.class_names, self.calibration.unsure_below, user_label)
+
     def require_classifier(self) -> None:
         """Raises ModelError unless the model classifies."""
         if not self.class_names:
@@ -235,7 +244,10 @@ class ModelRuntime:
     def encode(
         self, features: np.ndarray | torch.Tensor, batch_size: int | None = None
     ) -> Encoding:
-        """A batch of features (from `features` or `frontend`, any float dtype) -> Encoding."""
+        """A batch of features (from `features` or `frontend`, any float dtype) -> Encoding.
+
+        The class probabilities are calibrated (`calibration`); a silent clip (all-zero
+        features) gets equal probabilities for every class: there is nothing to hear in it."""
         n = len(features)
         if n == 0:
             return Encoding(
@@ -248,14 +260,14 @@ class ModelRuntime:
         for i in range(0, n, step):
             chunk = features[i : i + step]
             x = chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.asarray(chunk))
-            vectors, probs, latents = self._encode(x.to(self.device, torch.float32))
-            parts.append(
-                Encoding(
-                    vectors.float().cpu().numpy(),
-                    None if probs is None else probs.float().cpu().numpy(),
-                    latents.float().cpu().numpy(),
-                )
-            )
+            x = x.to(self.device, torch.float32)
+            vectors, probs, latents = self._encode(x)
+            p = None
+            if probs is not None:
+                p = self.calibration.apply(probs.float().cpu().numpy())
+                silent = (x.flatten(1).abs().amax(1) == 0).cpu().numpy()
+                p[silent] = 1.0 / p.shape[1]
+            parts.append(Encoding(vectors.float().cpu().numpy(), p, latents.float().cpu().numpy()))
         return Encoding.concat(parts)
 
     def encode_clips(self, clips: np.ndarray, batch_size: int | None = None) -> Encoding:

@@ -41,6 +41,7 @@ from sampletool.errors import SampleToolError
 from sampletool.features import AudioConfig, log_mel
 from sampletool.fileio import LockHeld, atomic_write, atomic_write_text, exclusive_lock
 from sampletool.models.bundle import WEIGHTS_FILE, save_bundle
+from sampletool.models.calibration import calibration_summary
 from sampletool.models.kinds import Trainable, build_model, config_from_dict, get_kind
 from sampletool.models.runtime import load_runtime, resolve_device
 from sampletool.progress import Cancelled, Progress
@@ -396,9 +397,12 @@ class Trainer:
         """The model that is validated and saved: the weight average when there is one."""
         return self.ema.module if self.ema is not None else self.model
 
-    def _save_bundle(self, metrics: dict, confusion: list | None = None) -> None:
+    def _save_bundle(
+        self, metrics: dict, confusion: list | None = None, calibration: dict | None = None
+    ) -> None:
         """Save the model as the run's bundle, with the figures of the validation that chose
-        it (and its confusion matrix: confusion_matrix.json beside it is the latest one's)."""
+        it (and its confusion matrix: confusion_matrix.json beside it is the latest one's), and
+        the temperature fitted on that validation (see `sampletool.models.calibration`)."""
         ds_summary = {}
         summary_path = self.dataset.root / "summary.json"
         if summary_path.exists():
@@ -420,7 +424,7 @@ class Trainer:
                 "confusion": None if confusion is None else {
                     "step": metrics.get("step"), "classes": self.class_names, "matrix": confusion
                 },
-            },
+            } | ({"calibration": calibration} if calibration else {}),
         )  # fmt: skip
 
     # -- validation -----------------------------------------------------------------------------
@@ -436,6 +440,8 @@ class Trainer:
         n = 0
         k = len(self.class_names)
         confusion = np.zeros((k, k), np.int64)
+        probs: list[np.ndarray] = []
+        truth: list[np.ndarray] = []
         # A waveform model's activations are samples long: validate a training batch at a time.
         step = max(1, self.config.batch_size) if self.waveform else 256
         for s in range(0, len(self.val_idx), step):
@@ -448,6 +454,8 @@ class Trainer:
             if k and out.class_logits is not None:
                 pred = out.class_logits.argmax(-1).cpu().numpy()
                 np.add.at(confusion, (y.cpu().numpy(), pred), 1)
+                probs.append(torch.softmax(out.class_logits.float(), -1).cpu().numpy())
+                truth.append(y.cpu().numpy())
             n += len(x)
         model.train()
         m: dict = {f"val_{key}": v / n for key, v in totals.items()}
@@ -457,6 +465,9 @@ class Trainer:
             present = confusion.sum(1) > 0
             m["val_balanced_accuracy"] = float(per_class[present].mean())
             m["confusion"] = confusion.tolist()
+            if probs:
+                m["calibration"] = calibration_summary(np.concatenate(probs),
+                                                       np.concatenate(truth))  # fmt: skip
         return m
 
     def _write_confusion(self, step: int, confusion: list[list[int]]) -> None:
@@ -639,13 +650,14 @@ class Trainer:
                     metrics |= {f"train_{k}": v / max(n_running, 1) for k, v in running.items()}
                     metrics |= self.validate()
                     confusion = metrics.pop("confusion", None)
+                    calibration = metrics.pop("calibration", None)
                     improved = metrics["val_loss"] < state["best"]
                     if improved:
                         state["best"] = metrics["val_loss"]
                         state["bad_evals"] = 0
-                        self._save_bundle(dict(metrics), confusion)
+                        self._save_bundle(dict(metrics), confusion, calibration)
                     elif not (self.logdir / WEIGHTS_FILE).exists():
-                        self._save_bundle(dict(metrics), confusion)
+                        self._save_bundle(dict(metrics), confusion, calibration)
                     else:
                         state["bad_evals"] += 1
                         if state["bad_evals"] >= cfg.patience:

@@ -36,9 +36,15 @@ def test_classify_json(capsys, tiny_bundle, sounds, bad_file):
     assert code == 1
     rows = json.loads(out)
     assert [r["path"] for r in rows] == [str(sounds[0]), str(bad_file), str(sounds[1])]
-    assert set(rows[0]) == {"path", "class", "probabilities"}
-    assert set(rows[0]["probabilities"]) == {"class0", "class1", "class2"}
-    assert rows[0]["class"] == max(rows[0]["probabilities"], key=rows[0]["probabilities"].get)
+    assert set(rows[0]) == {"path", "class", "confidence", "unsure", "runner_up",
+                            "runner_up_confidence", "probabilities"}  # fmt: skip
+    probs = rows[0]["probabilities"]
+    assert set(probs) == {"class0", "class1", "class2"}
+    ranked = sorted(probs, key=probs.get, reverse=True)
+    assert [rows[0]["class"], rows[0]["runner_up"]] == ranked[:2]
+    assert rows[0]["confidence"] == probs[ranked[0]]
+    # the tiny model's threshold is the default 0.5 (it was never calibrated)
+    assert rows[0]["unsure"] == (probs[ranked[0]] < 0.5)
     assert abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-4
     assert rows[1] == {
         "path": str(bad_file),
