@@ -69,6 +69,52 @@ def test_files(real: Path) -> tuple[list[Path], list[str]]:
     return files, labels
 
 
+# The melodic half of the test set: folders and prefixes that hold notes of instruments, each
+# file with the family a producer would file it under (for measuring whether a model tells
+# families apart; `family_of` decides from the name).
+MELODIC_FOLDERS = ("instruments", "basses", "stringsnpads")  # lmms
+MELODIC_PREFIXES = ("guit_", "bass_", "ambi_")  # Sonic Pi
+FAMILY_WORDS = (("bass", "bass"), ("cello", "strings-pads"), ("violin", "strings-pads"),
+                ("organ", "keys"), ("piano", "keys"), ("harpsichord", "keys"),
+                ("flute", "brass-wind"), ("trumpet", "brass-wind"), ("guit", "plucked"),
+                ("choir", "vocal"), ("chorus", "vocal"))  # fmt: skip
+
+
+def family_of(path: Path) -> str:
+    name = path.name.lower()
+    for word, family in FAMILY_WORDS:
+        if word in name and not (word == "bass" and path.parent.name == "stringsnpads"):
+            return family
+    return "bass" if path.parent.name == "basses" else "strings-pads"
+
+
+def melodic_files(real: Path) -> tuple[list[Path], list[str]]:
+    """The melodic test files and their families."""
+    files = [p for d in MELODIC_FOLDERS for p in sorted((real / "lmms" / d).glob("*"))]
+    files += sorted(p for p in (real / "sonic-pi").glob("*") if p.name.startswith(MELODIC_PREFIXES))
+    return files, [family_of(p) for p in files]
+
+
+def signal_files(real: Path) -> list[Path]:
+    """lmms's plain waveforms: single cycles, a few cycles, LFO shapes."""
+    return sorted((real / "lmms" / "waveforms").glob("*"))
+
+
+def test_signals(cfg: AudioConfig) -> tuple[np.ndarray, list[str]]:
+    """Clips no instrument made: silence, white noise, a sine, a held square wave."""
+    n = cfg.num_samples
+    t = np.arange(n) / cfg.sample_rate
+    rng = np.random.default_rng(0)
+    clips = {
+        "silence": np.zeros(n),
+        "white noise": rng.uniform(-0.5, 0.5, n),
+        "sine 440 Hz": 0.5 * np.sin(2 * np.pi * 440 * t),
+        "sine 60 Hz, 0.2 s": np.where(t < 0.2, 0.5 * np.sin(2 * np.pi * 60 * t), 0.0),
+        "square 110 Hz": 0.3 * np.sign(np.sin(2 * np.pi * 110 * t)),
+    }
+    return np.stack(list(clips.values())).astype(np.float32), list(clips)
+
+
 def load_features(paths: list[Path], cfg: AudioConfig) -> tuple[np.ndarray, np.ndarray, list]:
     """(clips [n, samples], log-mel features [n, mels, frames], failures) for readable files."""
     batch = load_clips(paths, seconds=cfg.seconds, sample_rate=cfg.sample_rate)

@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import mmap
 import shutil
-import struct
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -45,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from sampletool.data.labels import drum_class
+from sampletool.training.soundfont import SoundFont, soundfont_samples
 
 # Debian packages of real drum recordings (none overlaps the evaluation's lmms / Sonic Pi sets).
 HYDROGEN_PACKAGES = ("hydrogen-drumkits", "hydrogen-data")  # Hydrogen kits (drumkit.xml)
@@ -54,6 +53,10 @@ SOUNDFONT_PACKAGES = (  # SF2 files whose drum samples are used
     "musescore-general-soundfont-lossless",
     "timgm6mb-soundfont",
 )
+# SF2 files whose melodic and sound-effect presets are rendered as notes (avldrums holds kits).
+MELODIC_SOUNDFONT_PACKAGES = SOUNDFONT_PACKAGES[1:]
+SIGNALS = 300  # plain waveforms ("tonal"); a quarter as many noises ("fx")
+DATA_FOLDERS = ("synth", "real", "notes", "signals")
 DEFAULT_STEPS = 4500
 DEFAULT_FINETUNE_STEPS = 2000
 DEFAULT_PER_CLASS = 300  # what the shipped model was trained with
@@ -138,38 +141,6 @@ def label_kits(kits: Path, out: Path) -> Counter:
     return counts
 
 
-def _riff_chunks(data: bytes | mmap.mmap, start: int, end: int):
-    while start + 8 <= end:
-        cid, size = struct.unpack_from("<4sI", data, start)
-        yield cid, start + 8, size
-        start += 8 + size + (size & 1)
-
-
-def soundfont_samples(path: Path):
-    """(name, sample rate, int16 samples) for each sample of an SF2 file (mono samples and the
-    left half of stereo pairs; ROM samples skipped)."""
-    with open(path, "rb") as f:
-        # Memory-mapped: a GM SoundFont can be half a gigabyte.
-        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
-    if data[:4] != b"RIFF" or data[8:12] != b"sfbk":
-        raise ValueError(f"{path} is not a SoundFont 2 file")
-    where = {}
-    for cid, off, size in _riff_chunks(data, 12, len(data)):
-        if cid == b"LIST":
-            for c2, o2, s2 in _riff_chunks(data, off + 4, off + size):
-                where[(data[off : off + 4], c2)] = (o2, s2)
-    smpl_off, smpl_size = where[(b"sdta", b"smpl")]
-    pcm = np.frombuffer(data, "<i2", smpl_size // 2, smpl_off)
-    hdr_off, hdr_size = where[(b"pdta", b"shdr")]
-    for i in range(hdr_size // 46 - 1):  # the last header is the terminal "EOS"
-        name, start, end, _ls, _le, rate, _p, _c, _link, kind = struct.unpack_from(
-            "<20sIIIIIBbHH", data, hdr_off + 46 * i
-        )
-        if kind & 0x8000 or kind == 2 or not 0 <= start < end <= len(pcm):  # ROM, right half
-            continue
-        yield name.split(b"\0")[0].decode("latin-1").strip(), rate, pcm[start:end]
-
-
 def label_soundfonts(folder: Path, out: Path) -> Counter:
     """Write each drum sample of every .sf2 under `folder` to out/<class>/ as WAV, labelled by
     its name (or, when the name is cut short, its General MIDI key prefix "36-...")."""
@@ -201,6 +172,130 @@ def label_soundfonts(folder: Path, out: Path) -> Counter:
     return counts
 
 
+# General MIDI programs (bank 0 and the variation banks) -> (class, family). The family is the
+# folder a producer would keep the sound in; it is written into each file name, for measuring
+# whether the model could tell families apart. Programs whose sound is ambiguous between a drum
+# and a note (timpani, steel drums, taiko, melodic tom, synth drum) are left out.
+GM_FAMILIES = [
+    (range(0, 8), "tonal", "keys"), (range(8, 16), "tonal", "keys"),  # pianos, mallets
+    (range(16, 24), "tonal", "keys"), (range(24, 32), "tonal", "plucked"),  # organs, guitars
+    (range(32, 40), "tonal", "bass"), (range(40, 47), "tonal", "strings-pads"),
+    (range(48, 52), "tonal", "strings-pads"), (range(52, 55), "tonal", "vocal"),
+    (range(55, 56), "tonal", "strings-pads"), (range(56, 80), "tonal", "brass-wind"),
+    (range(80, 88), "tonal", "lead"), (range(88, 104), "tonal", "strings-pads"),
+    (range(104, 109), "tonal", "plucked"), (range(109, 112), "tonal", "brass-wind"),
+    (range(112, 113), "tonal", "keys"), (range(113, 114), "percussion", "percussion"),
+    (range(115, 116), "percussion", "percussion"), (range(119, 128), "fx", "fx"),
+]  # fmt: skip
+# Notes rendered per preset: fx and percussion have few programs, so each gets more notes.
+NOTES_PER_PRESET = {"tonal": 4, "percussion": 8, "fx": 12}
+NOTES_PER_VARIATION = 2  # per preset of a variation bank (GM2 / GS sounds)
+RENDER_RATE = 22050
+
+
+def gm_family(program: int) -> tuple[str, str] | None:
+    """(class, family) of a General MIDI program, or None for one left out."""
+    for programs, cls, family in GM_FAMILIES:
+        if program in programs:
+            return cls, family
+    return None
+
+
+def render_soundfonts(folder: Path, out: Path, seed: int) -> Counter:
+    """Render notes of every melodic and sound-effect preset of every .sf2 under `folder`
+    into out/<class>/ as WAV: keys across the preset's range (basses low), velocities 40-127,
+    held 0.08-1.8 s then released, each at a random peak level. Returns counts per class."""
+    import re
+    import zlib
+
+    import soundfile as sf
+
+    counts: Counter = Counter()
+    for sf2 in sorted(folder.rglob("*.sf2")):
+        if sf2.is_symlink():
+            continue
+        font = SoundFont(sf2)
+        for preset in font.presets():
+            found = gm_family(preset.program) if preset.bank != 128 else None
+            if found is None:
+                continue
+            cls, family = found
+            n = NOTES_PER_PRESET[cls] if preset.bank == 0 else NOTES_PER_VARIATION
+            lo, hi = font.key_range(preset)
+            lo, hi = max(lo, 24), min(hi, 60 if family == "bass" else 96)
+            if lo > hi:
+                continue
+            tag = re.sub(r"[^A-Za-z0-9]+", "_", f"{sf2.stem}__b{preset.bank}p{preset.program}_"
+                         f"{preset.name}").strip("_")  # fmt: skip
+            rng = np.random.default_rng([seed, zlib.crc32(tag.encode())])
+            for _ in range(n):
+                key, vel = int(rng.integers(lo, hi + 1)), int(rng.integers(40, 128))
+                hold, level = float(rng.uniform(0.08, 1.8)), 10 ** (-rng.uniform(0, 12) / 20)
+                dst = out / cls / f"{tag}__{family}__k{key}v{vel}h{round(hold * 100)}.wav"
+                counts[cls] += 1
+                if dst.exists():
+                    continue
+                audio = font.render(preset, key, vel, hold, RENDER_RATE, release_cap=1.5)
+                peak = float(np.abs(audio).max()) if len(audio) else 0.0
+                if peak < 1e-4:
+                    counts[cls] -= 1
+                    continue
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(dst, audio * (level / peak), RENDER_RATE, subtype="PCM_16")
+    return counts
+
+
+def write_signals(out: Path, per_class: int, seed: int) -> Counter:
+    """Things that are no instrument, which a producer still keeps (and which must not read as
+    drums): plain and single-cycle waveforms, gated tones and LFO shapes as "tonal"; steady
+    white, pink and brown noise as "fx". Written to out/<class>/ as WAV at 22.05 kHz."""
+    import soundfile as sf
+
+    from sampletool.data.synth import _noise
+
+    sr = RENDER_RATE
+    counts: Counter = Counter()
+    rng = np.random.default_rng([seed, 7])
+    for i in range(per_class):
+        dst = out / "tonal" / f"signal_{i:04d}.wav"
+        shape = rng.choice(["sine", "saw", "square", "triangle", "pulse", "harmonics", "lfo"])
+        if shape == "lfo":  # a control shape: a few cycles a second, mostly DC
+            f0, seconds = rng.uniform(1, 40), rng.uniform(0.1, 0.5)
+        else:
+            f0 = 27.5 * 2 ** rng.uniform(0, 6.5)
+            # single cycles (a few ms) up to held tones
+            seconds = rng.choice([rng.uniform(1, 12) / f0, rng.uniform(0.05, 2.0)])
+        t = np.arange(max(int(seconds * sr), 8)) / sr
+        ph = (f0 * t + rng.uniform()) % 1.0
+        if shape in ("sine", "lfo") and rng.uniform() < 0.5:
+            x = np.sin(2 * np.pi * ph)
+        elif shape in ("saw", "lfo"):
+            x = 2 * ph - 1
+        elif shape == "square":
+            x = np.where(ph < 0.5, 1.0, -1.0)
+        elif shape == "triangle":
+            x = 1 - 4 * np.abs(ph - 0.5)
+        elif shape == "pulse":
+            x = np.where(ph < rng.uniform(0.05, 0.4), 1.0, -1.0)
+        else:
+            amps = rng.uniform(0, 1, 12) / np.arange(1, 13) ** rng.uniform(0.5, 2)
+            x = (amps[:, None] * np.sin(2 * np.pi * np.arange(1, 13)[:, None] * ph)).sum(0)
+        if shape == "lfo" and rng.uniform() < 0.5:
+            x = (x + 1) / 2  # unipolar, as a gate
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(dst, (x / max(np.abs(x).max(), 1e-9) * 0.8).astype(np.float32), sr,
+                 subtype="PCM_16")  # fmt: skip
+        counts["tonal"] += 1
+    for i in range(per_class // 4):
+        dst = out / "fx" / f"noise_{i:04d}.wav"
+        n = int(rng.uniform(0.3, 2.0) * sr)
+        x = _noise(rng, n, colour=float(rng.choice([0.0, 1.0, 2.0])))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(dst, (x * 0.5).astype(np.float32), sr, subtype="PCM_16")
+        counts["fx"] += 1
+    return counts
+
+
 def build_data(work: Path, per_class: int, seed: int, debs: dict[str, Path] | None = None) -> dict:
     """Synthesise and fetch the training audio into work/data/{synth,real}/<class>/."""
     from sampletool.data.synth import CLASSES, write_class_folders
@@ -217,9 +312,17 @@ def build_data(work: Path, per_class: int, seed: int, debs: dict[str, Path] | No
     for package in SOUNDFONT_PACKAGES:
         found = label_soundfonts(fetch_package(work, package, debs), real)
         sources[package] = dict(sorted(found.items()))
-    for package, counts in sources.items():
+    melodic = {}
+    for package in MELODIC_SOUNDFONT_PACKAGES:
+        print(f"rendering notes of {package}'s melodic and effect presets", flush=True)
+        found = render_soundfonts(fetch_package(work, package, debs), data / "notes", seed)
+        melodic[package] = dict(sorted(found.items()))
+    signals = dict(sorted(write_signals(data / "signals", SIGNALS, seed).items()))
+    for package, counts in (sources | {f"{k} (notes)": v for k, v in melodic.items()}).items():
         print(f"{package}: {sum(counts.values())} samples {counts}", flush=True)
-    return {"synthesised_per_class": per_class, "synth_seed": seed, "real_drums": sources}
+    print(f"plain waveforms and noise: {signals}", flush=True)
+    return {"synthesised_per_class": per_class, "synth_seed": seed, "real_drums": sources,
+            "soundfont_notes": melodic, "signals": signals}  # fmt: skip
 
 
 def make_default_dataset(work: Path, seed: int = 0) -> Path:
@@ -228,7 +331,9 @@ def make_default_dataset(work: Path, seed: int = 0) -> Path:
 
     dataset = work / "dataset"
     if not (dataset / "manifest.csv").is_file():
-        make_dataset([work / "data" / "synth", work / "data" / "real"], "default", out=dataset,
+        folders = [work / "data" / d for d in DATA_FOLDERS]  # those that got any audio
+        folders = [f for f in folders if f.is_dir() and any(f.iterdir())]
+        make_dataset(folders, "default", out=dataset,
                      classes_from_subfolders=True, seed=seed, warn=print)  # fmt: skip
     return dataset
 
@@ -294,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             augment=AUGMENT | STAGE_2_AUGMENT,
             batch_size=64, lr=5e-4, max_steps=args.finetune_steps, eval_every=250, patience=2,
             seed=args.seed, init_from=str(stage1), ema=EMA_DECAY,
-            source_weights={str(work / "data" / "synth"): SYNTH_WEIGHT},
+            source_weights={str(work / "data" / d): SYNTH_WEIGHT for d in ("synth", "signals")},
         ), args.finetune_steps)  # fmt: skip
         trained["stage_2_steps"] = result.step
 

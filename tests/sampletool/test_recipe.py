@@ -16,6 +16,7 @@ from sampletool.data import synth
 from sampletool.models.bundle import CONFIG_FILE, resolve_model
 from sampletool.models.runtime import load_runtime
 from sampletool.training import recipe
+from sampletool.training.soundfont import SoundFont
 
 KIT_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <drumkit_info xmlns="http://www.hydrogen-music.org/drumkit">
@@ -53,8 +54,10 @@ def _chunk(cid: bytes, payload: bytes) -> bytes:
     return cid + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) % 2 else b"")
 
 
-def _write_sf2(path, samples: list[tuple[str, np.ndarray, int]]) -> None:
-    """A minimal SoundFont 2 file: the sample data and the sample headers."""
+def _write_sf2(path, samples: list[tuple[str, np.ndarray, int]], presets=()) -> None:
+    """A minimal SoundFont 2 file: the sample data and the sample headers, and for each of
+    `presets` ((name, bank, program, sample index, (lowest key, highest key), looped)) a preset
+    of one instrument of one zone playing that sample (root key 60)."""
     pcm, headers, pos = [], b"", 0
     for name, audio, kind in samples:
         x = (np.clip(audio, -1, 1) * 32767).astype("<i2")
@@ -65,7 +68,36 @@ def _write_sf2(path, samples: list[tuple[str, np.ndarray, int]]) -> None:
         pos += len(x) + 46
     headers += struct.pack("<20sIIIIIBbHH", b"EOS", 0, 0, 0, 0, 0, 0, 0, 0, 0)
     body = b"sfbk" + _chunk(b"LIST", b"sdta" + _chunk(b"smpl", np.concatenate(pcm).tobytes()))
-    body += _chunk(b"LIST", b"pdta" + _chunk(b"shdr", headers))
+    pdta = _chunk(b"shdr", headers)
+    if presets:
+        phdr = pbag = pgen = inst = ibag = igen = b""
+        for i, (name, bank, program, sample, (lo, hi), looped) in enumerate(presets):
+            phdr += struct.pack("<20sHHHIII", name.encode(), program, bank, i, 0, 0, 0)
+            pbag += struct.pack("<HH", i, 0)
+            pgen += struct.pack("<HH", 41, i)  # instrument i
+            inst += struct.pack("<20sH", name.encode(), i)
+            ibag += struct.pack("<HH", 3 * i, 0)
+            igen += struct.pack("<HBB", 43, lo, hi) + struct.pack("<HH", 54, int(looped))
+            igen += struct.pack("<HH", 53, sample)
+        n = len(presets)
+        phdr += struct.pack("<20sHHHIII", b"EOP", 0, 0, n, 0, 0, 0)
+        pbag += struct.pack("<HH", n, 0)
+        pgen += struct.pack("<HH", 0, 0)
+        inst += struct.pack("<20sH", b"EOI", n)
+        ibag += struct.pack("<HH", 3 * n, 0)
+        igen += struct.pack("<HH", 0, 0)
+        pdta += b"".join(
+            _chunk(c, d)
+            for c, d in (
+                (b"phdr", phdr),
+                (b"pbag", pbag),
+                (b"pgen", pgen),
+                (b"inst", inst),
+                (b"ibag", ibag),
+                (b"igen", igen),
+            )
+        )
+    body += _chunk(b"LIST", b"pdta" + pdta)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(_chunk(b"RIFF", body))
 
@@ -92,6 +124,51 @@ def test_soundfont_samples_are_labelled_by_name_or_general_midi_key(tmp_path):
     (tmp_path / "bad.sf2").write_bytes(b"RIFF\0\0\0\0WAVE")
     with pytest.raises(ValueError, match="not a SoundFont"):
         list(recipe.soundfont_samples(tmp_path / "bad.sf2"))
+
+
+def _pitch(x: np.ndarray, rate: int) -> float:
+    """The fundamental of a steady tone, from its rising zero crossings."""
+    up = np.flatnonzero((x[:-1] <= 0) & (x[1:] > 0))
+    return rate * (len(up) - 1) / (up[-1] - up[0])
+
+
+def test_soundfont_presets_render_notes_at_their_pitch_and_length(tmp_path):
+    t = np.arange(4410) / 44100
+    tone = 0.5 * np.sin(2 * np.pi * 261.63 * t)  # C4 (key 60), 100 cycles: a clean loop
+    _write_sf2(tmp_path / "gm.sf2", [("Tone", tone, 1), ("Seashore", _snd("fx", 1), 1)],
+               presets=[("Bass", 0, 33, 0, (24, 72), True), ("Sea", 0, 122, 1, (0, 127), False),
+                        ("Kit", 128, 0, 1, (0, 127), False)])  # fmt: skip
+    font = SoundFont(tmp_path / "gm.sf2")
+    presets = {(p.bank, p.program): p for p in font.presets()}
+    assert set(presets) == {(0, 33), (0, 122), (128, 0)}
+    bass = presets[(0, 33)]
+    assert font.key_range(bass) == (24, 72)
+    note = font.render(bass, 72, 127, hold=0.5, sample_rate=22050)  # an octave up, looped
+    assert len(note) == pytest.approx(0.5 * 22050, abs=50)  # held 0.5 s, the release is short
+    assert _pitch(note[:8000], 22050) == pytest.approx(523.25, rel=0.01)
+    assert len(font.render(bass, 80, 127, 0.5, 22050)) == 0  # out of the zone's key range
+    quiet = font.render(bass, 72, 40, 0.5, 22050)
+    assert 0 < np.abs(quiet).max() < np.abs(note).max() / 5  # velocity sets the level
+
+    counts = recipe.render_soundfonts(tmp_path, tmp_path / "out", seed=0)
+    assert dict(counts) == {
+        "tonal": recipe.NOTES_PER_PRESET["tonal"],
+        "fx": recipe.NOTES_PER_PRESET["fx"],
+    }  # the kit (bank 128) is out
+    names = sorted(p.name for p in (tmp_path / "out" / "tonal").iterdir())
+    assert all("__bass__k" in n for n in names) and len(names) == counts["tonal"]
+    again = recipe.render_soundfonts(tmp_path, tmp_path / "out", seed=0)
+    assert again == counts and sorted(p.name for p in (tmp_path / "out" / "tonal").iterdir()) \
+        == names  # fmt: skip
+    assert recipe.gm_family(0) == ("tonal", "keys") and recipe.gm_family(47) is None
+    assert recipe.gm_family(127) == ("fx", "fx") and recipe.gm_family(115)[0] == "percussion"
+
+
+def test_signals_are_plain_waveforms_and_noise(tmp_path):
+    counts = recipe.write_signals(tmp_path, 40, seed=0)
+    assert dict(counts) == {"tonal": 40, "fx": 10}
+    lengths = [sf.info(p).frames for p in (tmp_path / "tonal").iterdir()]
+    assert min(lengths) < 0.05 * recipe.RENDER_RATE < 1.0 * recipe.RENDER_RATE < max(lengths)
 
 
 def test_label_kits_links_named_instruments_into_class_folders(tmp_path):
@@ -137,11 +214,23 @@ def test_recipe_end_to_end_writes_a_described_bundle(tmp_path):
     assert meta["data"]["synthesised_per_class"] == 3
     assert "val_loss" in meta["metrics"]
     assert meta["trained_steps"] == {"stage_1_steps": 2, "stage_2_steps": 2}
+    # the trainer fitted the confidence's temperature on the validation split
+    assert meta["calibration"]["temperature"] > 0 and "ece_after" in meta["calibration"]
+    assert set(meta["data"]["signals"]) == {"tonal", "fx"}
+    # and a bundle can be calibrated again afterwards, on its run's own dataset
+    from sampletool.training.calibrate import calibrate_bundle
+
+    again = calibrate_bundle(tmp_path / "work" / "finetune")
+    assert again["fitted_on"].startswith("the validation split")
+    stored = json.loads((tmp_path / "work" / "finetune" / CONFIG_FILE).read_text())
+    assert stored["metadata"]["calibration"] == again
     # Stage 2 started from stage 1 and drew the synthesised files at their weight.
     stage2 = json.loads((tmp_path / "work" / "finetune" / "train_config.json").read_text())
     assert stage2["init_from"] == str((tmp_path / "work" / "run").resolve())
-    assert stage2["source_weights"] == {str((tmp_path / "work" / "data" / "synth").resolve()):
-                                        recipe.SYNTH_WEIGHT}  # fmt: skip
+    assert stage2["source_weights"] == {
+        str((tmp_path / "work" / "data" / d).resolve()): recipe.SYNTH_WEIGHT
+        for d in ("synth", "signals")
+    }
     assert "weight" in meta["data"]["fine_tune"]
     assert doc["model"]["neighbour_weight"] == recipe.NEIGHBOUR_WEIGHT
     assert doc["model"]["classifier_input"] == "latent" and doc["model"]["prior"] == "class"
