@@ -8,6 +8,7 @@ the blend slots all offer the same right-click menu.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QPoint, QUrl, Signal
@@ -26,6 +27,14 @@ class SampleActions(QObject):
     find_similar = Signal(object)  # SampleRef
     add_to_blend = Signal(object)  # SampleRef
     selected = Signal(object)  # list[SampleRef]: the selection changed somewhere
+    set_class = Signal(object, object)  # list[SampleRef], a class name or None (the model's)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        # What the Class submenu offers: the model's classes, and the class the user gave a
+        # sample (None: none given). The window keeps both up to date.
+        self.class_names: list[str] = []
+        self.user_class: Callable[[SampleRef], str | None] = lambda _ref: None
 
     def build_menu(self, samples: list[SampleRef], parent: QWidget | None = None) -> QMenu:
         """The right-click menu for one sample (or the first of a selection)."""
@@ -50,10 +59,28 @@ class SampleActions(QObject):
                 lambda: [self.add_to_blend.emit(x) for x in samples[:8]])  # fmt: skip
         else:
             add("Add to blend", lambda: self.add_to_blend.emit(s))
+        if self.class_names:
+            self._class_menu(menu, samples)
         menu.addSeparator()
         add("Show in folder", lambda: show_in_folder(s.path))
         add("Copy path", lambda: copy_paths([x.path for x in samples]))
         return menu
+
+    def _class_menu(self, menu: QMenu, samples: list[SampleRef]) -> None:
+        """Class > (every class): the user's correction of the model, for the whole selection;
+        "Use the model's class" takes it back."""
+        sub = menu.addMenu("C&lass")
+        sub.setObjectName("classMenu")
+        given = {self.user_class(x) for x in samples}
+        for name in self.class_names:
+            a = sub.addAction(name)
+            a.setCheckable(True)
+            a.setChecked(given == {name})
+            a.triggered.connect(lambda _=False, n=name: self.set_class.emit(list(samples), n))
+        sub.addSeparator()
+        back = sub.addAction("Use the model's class")
+        back.setEnabled(given != {None})
+        back.triggered.connect(lambda: self.set_class.emit(list(samples), None))
 
     def show_menu(self, samples: list[SampleRef], global_pos: QPoint, parent=None) -> None:
         if samples:

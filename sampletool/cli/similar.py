@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 
 from sampletool.cli.common import (
     EXIT_OK,
@@ -61,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{r['distance']:.4f}\t{r['path']}{at}")
         if none_of_kind:
             print(f"no other {found.query_class} sounds in the library")
+        elif args.same_kind and found.query_unsure:
+            print(f"(not kept to one kind: the model is unsure the sound is a "
+                  f"{found.query_class})", file=sys.stderr)  # fmt: skip
         elif not rows:
             print("no other entries in the library")
     return EXIT_OK

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,7 @@ from sampletool.library.catalogue import Catalogue, CatalogueError, rebuild_asid
 from sampletool.library.duplicates import Duplicates, find_duplicates
 from sampletool.library.index import ModelIndex, VectorIndex
 from sampletool.library.scan import ScanReport, scan_folder, scan_lock
+from sampletool.models.calibration import UNSURE_BELOW, ClassReading, read_class
 from sampletool.models.encoding import AudioInput
 from sampletool.progress import Cancelled, Progress
 
@@ -75,6 +76,8 @@ class Snapshot:
         probs: class probabilities float32 [n, classes], or None without a classifier.
         class_names: the model's classes (empty without a classifier).
         failures: (path, reason) of every file that could not be read.
+        labels: the class the user gave each entry's file, or None (see `Library.set_class`).
+        unsure_below: the model's confidence under which its class reads as unsure.
     """
 
     ids: np.ndarray
@@ -85,16 +88,60 @@ class Snapshot:
     probs: np.ndarray | None
     class_names: list[str]
     failures: list[tuple[str, str]]
+    labels: list[str | None] = field(default_factory=list)
+    unsure_below: float = UNSURE_BELOW
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def predicted(self) -> np.ndarray:
-        """Index of each entry's most likely class, int64 [n] (-1 without a classifier)."""
+        """Index of each entry's most likely class by the model, int64 [n] (-1 without a
+        classifier)."""
         if self.probs is None or not len(self.ids):
             return np.full(len(self.ids), -1, np.int64)
         return self.probs.argmax(1)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """The model's probability of each entry's likeliest class, float64 [n] (0 without a
+        classifier)."""
+        if self.probs is None or not len(self.ids):
+            return np.zeros(len(self.ids))
+        return self.probs.max(1).astype(np.float64)
+
+    @property
+    def user_set(self) -> np.ndarray:
+        """Whether the user gave each entry's file its class, bool [n]."""
+        return np.array([lab is not None for lab in self._labels()], bool)
+
+    @property
+    def classes(self) -> np.ndarray:
+        """The class each entry shows (map colours, the class filter): the user's where set,
+        else the model's likeliest, sure or not; int64 [n], -1 for none (or a user class the
+        model does not have)."""
+        out = self.predicted.copy()
+        for i, lab in enumerate(self._labels()):
+            if lab is not None:
+                out[i] = self.class_names.index(lab) if lab in self.class_names else -1
+        return out
+
+    @property
+    def kinds(self) -> np.ndarray:
+        """The class "Same kind only" groups each entry by: as `classes`, but -1 where the
+        model is unsure and the user set nothing."""
+        out = self.classes
+        unsure = (self.confidence < self.unsure_below) & ~self.user_set
+        out[unsure] = -1
+        return out
+
+    def reading(self, row: int) -> ClassReading:
+        """Entry `row`'s class as shown (see `sampletool.models.calibration.ClassReading`)."""
+        probs = self.probs[row] if self.probs is not None else np.empty(0)
+        return read_class(probs, self.class_names, self.unsure_below, self._labels()[row])
+
+    def _labels(self) -> list[str | None]:
+        return self.labels if len(self.labels) == len(self.ids) else [None] * len(self.ids)
 
 
 @dataclass
@@ -104,10 +151,11 @@ class Similar:
     Attributes:
         paths, onsets, distances: the entries nearest the query, nearest first (onsets in
             seconds; Euclidean distances between search vectors).
-        query_class: the class the model puts the query in (a library entry's stored
-            prediction, else the classifier run in the same pass as its search vector); None
-            for a model without a classifier.
+        query_class: the query's class: the user's for a library file they gave one, else the
+            one the model puts it in (a library entry's stored prediction, else the classifier
+            run in the same pass as its search vector); None for a model without a classifier.
         same_kind: the list was kept to entries of `query_class`.
+        query_unsure: the model is unsure of `query_class`, so "same kind" was not applied.
     """
 
     paths: list[str]
@@ -115,6 +163,7 @@ class Similar:
     distances: list[float]
     query_class: str | None = None
     same_kind: bool = False
+    query_unsure: bool = False
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -175,7 +224,8 @@ class Library:
             self.db_path.with_name(f"{side}index-{self.model_id}.hnsw"),
         )
         self._kinds_lock = threading.Lock()
-        self._kinds: tuple[int, np.ndarray, np.ndarray] | None = None  # (generation, ids, kinds)
+        # ((generation, labels generation), ids, kinds, the model's likeliest classes)
+        self._kinds: tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def index(self) -> VectorIndex:
@@ -239,6 +289,7 @@ class Library:
     def snapshot(self) -> Snapshot:
         """Every entry with its search vector and class probabilities under this model."""
         rows = self.catalogue.snapshot_rows(self.model_id)
+        labels = self.catalogue.labels()
         dim = self.runtime.vector_dim
         names = self.runtime.class_names
         n = len(rows)
@@ -257,6 +308,8 @@ class Library:
             probs=probs,
             class_names=names,
             failures=self.catalogue.failures(),
+            labels=[labels.get(r[1]) for r in rows],
+            unsure_below=self.runtime.calibration.unsure_below,
         )
 
     def find_similar(
@@ -284,29 +337,63 @@ class Library:
                 f"model {self.runtime.name!r} has no classifier, so it cannot tell which "
                 "sounds are of the same kind"
             )
+        names = self.runtime.class_names
         sid = self._entry(target, offset)
         vector = None if sid is None else self.catalogue.vector_of(sid, self.model_id)
-        kind = self._stored_kind(sid) if vector is not None else None
-        if vector is None or (kind is None and self.runtime.class_names):
+        stored = self._stored_kind(sid) if vector is not None else None
+        if vector is None or (stored is None and names):
             reading = self.runtime.read(target, offset)
             vector = reading.vectors[0]
-            kind = None if reading.probs is None else int(np.argmax(reading.probs[0]))
+            if reading.probs is not None:
+                r = self.runtime.read_class(reading.probs[0])
+                stored = (-1 if r.unsure else names.index(r.name), names.index(r.model))
+        kind, best = stored if stored is not None else (-1, -1)
+        filtered = same_kind and kind >= 0
         only = None
-        if same_kind:
-            ids, kinds = self._entry_kinds()
+        if filtered:
+            ids, kinds, _best = self._entry_kinds()
             only = ids[kinds == kind]
         ids, dists = self._index.query(
             vector, num_similar, exclude=() if sid is None else (sid,), only=only
         )
         info = self.catalogue.segment_info(ids[0])
-        found = Similar([], [], [], None if kind is None else self.runtime.class_names[kind],
-                        same_kind)  # fmt: skip
+        shown = kind if kind >= 0 else best
+        found = Similar([], [], [], names[shown] if shown >= 0 else None, filtered,
+                        query_unsure=kind < 0 <= best)  # fmt: skip
         for i, d in zip(ids[0].tolist(), dists[0].tolist(), strict=True):
             if i in info:
                 found.paths.append(info[i][0])
                 found.onsets.append(info[i][1])
                 found.distances.append(float(d))
         return found
+
+    def set_class(self, paths: list[str | os.PathLike[str]], cls: str | None) -> None:
+        """Give these library files the class `cls` (the user correcting the model), or take
+        the user's class away with None. Kept by file path in the catalogue, apart from any
+        model's readings: it outlives rescans and model switches, and a move found by a scan
+        takes it along. Search, the class filter and the map use it in place of the model's.
+
+        Raises:
+            LibraryError: a path outside the library, or a class the model does not have.
+        """
+        names = self.runtime.class_names
+        if cls is not None and cls not in names:
+            known = ", ".join(names) or "none: the model has no classifier"
+            raise LibraryError(f"{cls!r} is not a class of model {self.runtime.name!r} "
+                               f"(its classes: {known})")  # fmt: skip
+        rels = []
+        for p in paths:
+            rel = self.catalogue.relpath(Path(p).expanduser().absolute())
+            if rel.startswith("..") or rel in ("", "."):
+                raise LibraryError(f"{p} is not in the library {self.root}")
+            rels.append(rel)
+        self.catalogue.set_labels(rels, cls)
+
+    def corrections(self) -> dict[str, str]:
+        """Absolute path -> the class the user gave that file (files no longer in the library
+        included: their class comes back if they do)."""
+        labels = self.catalogue.labels()
+        return {str(self.catalogue.abspath(rel)): cls for rel, cls in labels.items()}
 
     def latent(self, target: AudioInput, offset: float = 0.0) -> np.ndarray:
         """A sound's decoder latent, float32 [*latent_shape], for blending: the one stored for a
@@ -345,18 +432,30 @@ class Library:
         sid, onset = nearest
         return sid if tolerance is None or abs(onset - offset) <= tolerance else None
 
-    def _entry_kinds(self) -> tuple[np.ndarray, np.ndarray]:
-        """`Catalogue.kinds` of this model, read again only after the catalogue changed."""
-        generation = self.catalogue.generation()
+    def _entry_kinds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(segment ids, the class "Same kind only" groups each by, the model's likeliest
+        class), read again only after the catalogue or the user's classes changed. The first
+        class is the user's where set, else the model's when it is sure, else -1."""
+        generation = (self.catalogue.generation(), self.catalogue.labels_generation())
         with self._kinds_lock:
             if self._kinds is None or self._kinds[0] != generation:
-                self._kinds = (generation, *self.catalogue.kinds(self.model_id))
-            return self._kinds[1], self._kinds[2]
+                ids, best, confidence = self.catalogue.kinds(self.model_id)
+                kinds = np.where(confidence >= self.runtime.calibration.unsure_below, best, -1)
+                names = self.runtime.class_names
+                for sid, cls in self.catalogue.segment_labels().items():
+                    at = int(np.searchsorted(ids, sid))
+                    if at < len(ids) and ids[at] == sid:
+                        kinds[at] = names.index(cls) if cls in names else -1
+                self._kinds = (generation, ids, kinds, best)
+            return self._kinds[1], self._kinds[2], self._kinds[3]
 
-    def _stored_kind(self, sid: int) -> int | None:
-        """An entry's stored class index (None without a classifier or stored probabilities)."""
+    def _stored_kind(self, sid: int) -> tuple[int, int] | None:
+        """An entry's (kind as `_entry_kinds` gives it, the model's likeliest class); None
+        without a classifier or stored probabilities."""
         if not self.runtime.class_names:
             return None
-        ids, kinds = self._entry_kinds()
+        ids, kinds, best = self._entry_kinds()
         at = int(np.searchsorted(ids, sid))
-        return int(kinds[at]) if at < len(ids) and ids[at] == sid and kinds[at] >= 0 else None
+        if at < len(ids) and ids[at] == sid and best[at] >= 0:
+            return int(kinds[at]), int(best[at])
+        return None

@@ -7,9 +7,13 @@ never leaves a file without its vectors or a vector without its file.
 
 Each vector row holds everything the model read in that segment: the search vector, the class
 probabilities and the decoder latent, so searching, classifying and blending an indexed sample
-never read its audio again. Schema history: 1 had no latents; a version 1 catalogue is migrated
-in place when opened (its vectors keep working for search, and the next scan re-embeds them to
-add their latents).
+never read its audio again. The user's own class for a file (a correction of the model) is kept
+by its path in `labels`, apart from any model's readings, so it survives rescans, edits of the
+file and model switches; a move found by a scan takes it along.
+
+Schema history: 1 had no latents; a version 1 catalogue is migrated in place when opened (its
+vectors keep working for search, and the next scan re-embeds them to add their latents).
+3 added `labels`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 
 from sampletool.errors import SampleToolError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,6 +64,11 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (segment_id, model_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS vectors_model ON vectors(model_id);
+CREATE TABLE IF NOT EXISTS labels (
+    path TEXT PRIMARY KEY,              -- as files.path; kept when the file leaves the library
+    class TEXT NOT NULL,                -- the class the user gave it
+    set_at REAL NOT NULL
+);
 """
 
 
@@ -168,6 +177,9 @@ class Catalogue:
                 # Latents arrived in 2: old vectors keep serving search; the next scan
                 # re-embeds their files (they do not count as complete, see has_vectors).
                 db.execute("ALTER TABLE vectors ADD COLUMN latent BLOB")
+            if version < 3:
+                db.execute("CREATE TABLE IF NOT EXISTS labels (path TEXT PRIMARY KEY, "
+                           "class TEXT NOT NULL, set_at REAL NOT NULL)")  # fmt: skip
             db.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )
@@ -261,20 +273,57 @@ class Catalogue:
         vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
         return ids, vecs
 
-    def kinds(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """(segment ids int64 [n], each one's likeliest class int64 [n], -1 where no class
-        probabilities were stored) of one model, ordered by segment id."""
+    def kinds(self, model_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(segment ids int64 [n], each one's likeliest class int64 [n], its probability
+        float32 [n]) of one model, ordered by segment id; class -1 and probability 0 where no
+        class probabilities were stored."""
         rows = self.db.execute(
             "SELECT segment_id, probs FROM vectors WHERE model_id = ? ORDER BY segment_id",
             (model_id,),
         ).fetchall()
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         kinds = np.full(len(rows), -1, np.int64)
+        confidence = np.zeros(len(rows), np.float32)
         have = [i for i, r in enumerate(rows) if r[1] is not None]
         if have:  # one model's probability rows all have its number of classes
             probs = np.frombuffer(b"".join(rows[i][1] for i in have), np.float32)
-            kinds[have] = probs.reshape(len(have), -1).argmax(1)
-        return ids, kinds
+            probs = probs.reshape(len(have), -1)
+            kinds[have] = probs.argmax(1)
+            confidence[have] = probs.max(1)
+        return ids, kinds, confidence
+
+    # -- the user's classes ---------------------------------------------------------------------
+
+    def labels(self) -> dict[str, str]:
+        """Relative path -> the class the user gave that file."""
+        return dict(self.db.execute("SELECT path, class FROM labels").fetchall())
+
+    def segment_labels(self) -> dict[int, str]:
+        """Segment id -> the class the user gave its file, for files in the library now."""
+        return dict(self.db.execute(
+            "SELECT s.id, l.class FROM labels l JOIN files f ON f.path = l.path "
+            "JOIN segments s ON s.file_id = f.id"
+        ).fetchall())  # fmt: skip
+
+    def labels_generation(self) -> int:
+        """A counter bumped by every change of the user's classes."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='labels_generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_labels(self, rels: Iterable[str], cls: str | None) -> None:
+        """Give these files (relative paths) the class `cls`; None takes the user's class away
+        (the model's reading shows again)."""
+        rels = list(rels)
+        with self.transaction() as db:
+            if cls is None:
+                db.executemany("DELETE FROM labels WHERE path = ?", [(r,) for r in rels])
+            else:
+                now = time.time()
+                db.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?, ?)",
+                               [(r, cls, now) for r in rels])  # fmt: skip
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('labels_generation', '0')")
+            db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                       "WHERE key='labels_generation'")  # fmt: skip
 
     def segment_info(self, segment_ids: Iterable[int]) -> dict[int, tuple[str, float]]:
         """segment id -> (absolute path, onset)."""
@@ -431,7 +480,10 @@ class Catalogue:
 
     @staticmethod
     def move_file(db: sqlite3.Connection, file_id: int, rel: str, mtime_ns: int) -> None:
+        old = db.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
         db.execute("UPDATE files SET path = ?, mtime_ns = ? WHERE id = ?", (rel, mtime_ns, file_id))
+        if old is not None:  # the user's class goes with the file
+            db.execute("UPDATE OR REPLACE labels SET path = ? WHERE path = ?", (rel, old[0]))
 
 
 def rebuild_aside(path: Path) -> Path:

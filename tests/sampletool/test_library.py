@@ -22,6 +22,7 @@ from sampletool.errors import ModelError
 from sampletool.library import Library, LibraryError
 from sampletool.library.catalogue import CatalogueError
 from sampletool.library.scan import scan_lock
+from sampletool.models.calibration import Calibration
 from sampletool.progress import Cancelled
 from sampletool.tool import SoundSampleTool
 from tests.helpers import noise_burst, tone, write
@@ -165,9 +166,13 @@ def test_find_similar_of_the_same_kind(tmp_path, tiny_bundle_no_classes):
     lib = lib_at(tmp_path, tool)
     lib.scan(workers=0)
     snap = lib.snapshot()
-    kind = {p: tool.class_names[c] for p, c in zip(snap.paths, snap.predicted, strict=True)}
-    assert len(set(kind.values())) > 1  # the filter has something to leave out
-    for entry in (root / "kind0" / "s003.wav", root / "kind2" / "s005.wav"):
+    # the class each entry is grouped by: the model's, where it is sure
+    kind = {p: tool.class_names[c] if c >= 0 else None
+            for p, c in zip(snap.paths, snap.kinds, strict=True)}  # fmt: skip
+    assert len(set(kind.values()) - {None}) > 1  # the filter has something to leave out
+    sure = [Path(p) for p in snap.paths if kind[p]]
+    entries = [sure[0], next(p for p in sure if kind[str(p)] != kind[str(sure[0])])]
+    for entry in entries:
         found = lib.find_similar(entry, 20, same_kind=True)
         mine = found.query_class
         assert mine == kind[str(entry)] == tool.predict(entry)[1] and found.same_kind
@@ -189,9 +194,10 @@ def test_find_similar_of_the_same_kind(tmp_path, tiny_bundle_no_classes):
     found = lib.find_similar(outside, 1, same_kind=True)
     assert found.paths == [str(entry)] and found.query_class == mine
     assert len(reads) == 1  # the search, its filter and the app's status line share one read
-    other = write(outside, np.asarray(sf.read(root / "kind1" / "s001.wav", dtype="float32")[0]))
+    other_entry = next(p for p in sure if kind[str(p)] != mine)
+    other = write(outside, np.asarray(sf.read(other_entry, dtype="float32")[0]))
     found = lib.find_similar(other, 1)  # a different sound in the same place is read again
-    assert found.query_class == kind[str(root / "kind1" / "s001.wav")] and len(reads) == 2
+    assert found.query_class == kind[str(other_entry)] and len(reads) == 2
     entry_reading = lib.find_similar(entry, 1)  # an entry's class is its stored one: no read
     assert entry_reading.query_class == mine and len(reads) == 2
     del runtime.clip
@@ -673,7 +679,7 @@ def test_a_catalogue_from_before_latents_is_migrated_and_re_embedded(tmp_path, t
     _as_schema_1(lib.db_path)
     lib = lib_at(tmp_path, tool)  # migrated in place when opened
     db = lib.catalogue.db
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("3",)
     assert db.execute("SELECT count(*), count(latent) FROM vectors").fetchone() == (6, 0)
     assert similar(lib, entry, 3) == before  # the old vectors serve search at once
     np.testing.assert_allclose(lib.latent(entry), tool.latent(entry), atol=1e-5)  # read
@@ -682,3 +688,68 @@ def test_a_catalogue_from_before_latents_is_migrated_and_re_embedded(tmp_path, t
     assert db.execute("SELECT count(*), count(latent) FROM vectors").fetchone() == (6, 6)
     assert consistent(lib)["files"] == 6 and similar(lib, entry, 3) == before
     assert lib.scan(workers=0).skipped_unchanged == 6
+
+
+def test_the_users_class_wins_and_outlives_rescans_moves_and_model_switches(tmp_path, tiny_bundle):
+    tool = SoundSampleTool(device="cpu")
+    root = make_library(tmp_path / "lib", n=9)
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=0)
+    names = tool.class_names
+    snap = lib.snapshot()
+    row = snap.paths.index(str(root / "kind0" / "s000.wav"))
+    model_says = names[snap.predicted[row]]
+    mine = next(c for c in names if c != model_says)
+    lib.set_class([root / "kind0" / "s000.wav", root / "kind0" / "s003.wav"], mine)
+    snap = lib.snapshot()
+    assert snap.user_set.sum() == 2 and snap.labels[row] == mine
+    assert names[snap.classes[row]] == mine and names[snap.kinds[row]] == mine
+    reading = snap.reading(row)
+    assert reading.by_user and reading.name == mine and reading.model == model_says
+    assert reading.text() == f"{mine} (set by you)"
+    # Same kind only groups by the user's class: the two corrected files find each other.
+    found = lib.find_similar(root / "kind0" / "s000.wav", 5, same_kind=True)
+    assert found.query_class == mine and found.same_kind
+    assert found.paths == [str(root / "kind0" / "s003.wav")]
+    # A rescan after an edit, a move, and another model: the class stays with the file.
+    write(root / "kind0" / "s003.wav", tone(77, 0.5, decay=3))
+    (root / "moved").mkdir()
+    os.replace(root / "kind0" / "s000.wav", root / "moved" / "s000.wav")
+    lib.scan(workers=0)
+    kept = lib.corrections()
+    assert kept == {str(root / "moved" / "s000.wav"): mine,
+                                 str(root / "kind0" / "s003.wav"): mine}  # fmt: skip
+    lib.close()
+    other = Library(root, SoundSampleTool(tiny_bundle, device="cpu").runtime,
+                    db_path=tmp_path / "db" / "cat.sqlite")  # fmt: skip
+    other.scan(workers=0)
+    assert other.snapshot().labels.count(mine) == 2 and other.corrections() == kept
+    other.close()
+    lib = lib_at(tmp_path, tool)
+    lib.set_class([root / "moved" / "s000.wav"], None)  # taken away: the model's class is back
+    snap = lib.snapshot()
+    row = snap.paths.index(str(root / "moved" / "s000.wav"))
+    assert snap.labels[row] is None and snap.classes[row] == snap.predicted[row]
+    with pytest.raises(LibraryError, match="not a class"):
+        lib.set_class([root / "kind1" / "s001.wav"], "didgeridoo")
+    with pytest.raises(LibraryError, match="not in the library"):
+        lib.set_class([tmp_path / "elsewhere.wav"], mine)
+
+
+def test_same_kind_does_not_filter_on_an_unsure_class(tmp_path):
+    tool = SoundSampleTool(device="cpu")
+    root = make_library(tmp_path / "lib", n=6)
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=0)
+    entry = root / "kind1" / "s001.wav"
+    sure = lib.find_similar(entry, 5, same_kind=True)
+    lib.runtime.calibration = Calibration(unsure_below=1.01)  # nothing is sure now
+    lib._kinds = None
+    try:
+        found = lib.find_similar(entry, 5, same_kind=True)
+        assert found.query_unsure and not found.same_kind
+        assert found.query_class == sure.query_class  # the model's best guess, shown as such
+        assert found.paths == lib.find_similar(entry, 5).paths  # nothing filtered out
+        assert (lib.snapshot().kinds == -1).all()
+    finally:
+        lib.runtime.calibration = Calibration()

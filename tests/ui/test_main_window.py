@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QMimeData, QUrl
+from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtWidgets import QApplication
 
 from tests.helpers import make_bundle, noise_burst, tone, write
@@ -160,9 +160,10 @@ def test_same_kind_only_keeps_to_the_query_class_and_is_remembered(qtbot, librar
     model = resolve_model(None)  # the built-in model: a classifier that tells these apart
     w, _ = open_window(qtbot, model, library)
     wait_ready(qtbot, w)
-    kinds = dict(zip(w.snapshot.paths, w.snapshot.predicted.tolist(), strict=True))
-    assert len(set(kinds.values())) > 1
-    query = SampleRef(str(library / "Kicks" / "kick0.wav"))
+    # the class each sample is grouped by: the model's where it is sure (-1: unsure)
+    kinds = dict(zip(w.snapshot.paths, w.snapshot.kinds.tolist(), strict=True))
+    assert len(set(kinds.values()) - {-1}) > 1
+    query = SampleRef(next(p for p, k in sorted(kinds.items()) if k >= 0))
     w.actions.find_similar.emit(query)
     qtbot.waitUntil(lambda: w.similar.query() == query, timeout=60_000)
     assert len(w.similar.results()) == 10  # the rest of the library
@@ -484,3 +485,58 @@ def test_an_unreadable_file_to_play_is_a_message_and_playback_stays_on(
     assert not any("Traceback" in m or str(tmp_path) in m for m in said)  # a reason, not a path
     w.audition(w.library_view.model.ref(0))
     qtbot.waitUntil(lambda: len(out.played) == 1, timeout=30_000)  # still plays
+
+
+def test_right_click_class_corrects_the_model_everywhere_and_ctrl_z_undoes_it(qtbot, library):
+    from sampletool.models.bundle import resolve_model
+
+    w, _ = open_window(qtbot, resolve_model(None), library)
+    wait_ready(qtbot, w)
+    snap, table = w.snapshot, w.library_view.model
+    names = snap.class_names
+    row = table.rows.tolist().index(snap.paths.index(str(library / "Keys" / "key0.wav")))
+    ref = table.ref(row)
+    other = SampleRef(str(library / "Keys" / "key1.wav"))
+    said = names[snap.predicted[w._row_of(ref)]]
+    mine = next(c for c in ("fx", "percussion", "tom") if c != said)
+    menu = w.actions.build_menu([ref, other], w)
+    sub = next(
+        a.menu() for a in menu.actions() if a.menu() and a.menu().objectName() == "classMenu"
+    )
+    assert [a.text() for a in sub.actions() if a.isCheckable()] == names
+    next(a for a in sub.actions() if a.text() == mine).trigger()
+    qtbot.waitUntil(lambda: table.data(table.index(row, 2)) == "you", timeout=30_000)
+    assert table.data(table.index(row, 1)) == mine
+    assert table.data(table.index(row, 1), Qt.ItemDataRole.FontRole).bold()
+    assert f"The model says {said}" in table.data(table.index(row, 1), Qt.ItemDataRole.ToolTipRole)
+    assert w.lib.corrections() == {ref.path: mine, other.path: mine}  # in the catalogue
+    index = names.index(mine)
+    i = w._row_of(ref)
+    assert w.latent_map._classes[i] == index  # the map's colour
+    w.library_view.class_combo.setCurrentText(mine)  # the class filter
+    assert ref.path in [table.ref(r).path for r in range(table.rowCount())]
+    w.library_view.class_combo.setCurrentIndex(0)
+    # Same kind only: the two corrected samples find each other
+    w.similar.findChild(object, "similarSameKind").setChecked(True)
+    w.actions.find_similar.emit(ref)
+    qtbot.waitUntil(lambda: w.similar.query() == ref and mine in w.similar.status.text(),
+                    timeout=60_000)  # fmt: skip
+    assert [r.path for r, _ in w.similar.results()] == [other.path]
+    menu = w.actions.build_menu([ref], w)
+    sub = next(
+        a.menu() for a in menu.actions() if a.menu() and a.menu().objectName() == "classMenu"
+    )
+    assert next(a for a in sub.actions() if a.text() == mine).isChecked()
+    # Ctrl+Z puts the model's class back
+    assert w.undo_class_action.isEnabled()
+    w.undo_class_action.trigger()
+    qtbot.waitUntil(lambda: table.data(table.index(row, 2)) != "you", timeout=30_000)
+    assert w.lib.corrections() == {} and w.latent_map._classes[i] == snap.predicted[i]
+    assert not w.undo_class_action.isEnabled()
+    # kept across a rescan and a fresh window
+    w.set_class([ref], mine)
+    qtbot.waitUntil(lambda: table.data(table.index(row, 2)) == "you", timeout=30_000)
+    w.close()
+    w2, _ = open_window(qtbot, resolve_model(None), library)
+    wait_ready(qtbot, w2)
+    assert w2.snapshot.labels[w2._row_of(ref)] == mine

@@ -139,7 +139,8 @@ def slow_projection(vectors: np.ndarray, progress=None, cancel=None) -> np.ndarr
 
 
 def search(library, ref: SampleRef, k: int, same_kind: bool = False):
-    """(the k entries nearest to `ref` as (sample, distance), the class they were kept to)."""
+    """(the k entries nearest to `ref` as (sample, distance), the class they were kept to, a
+    note when "same kind" was asked for and not applied)."""
     from sampletool.errors import LibraryError
 
     if not Path(ref.path).exists():
@@ -147,7 +148,15 @@ def search(library, ref: SampleRef, k: int, same_kind: bool = False):
     found = library.find_similar(ref.path, k, ref.onset, same_kind=same_kind)
     results = [(SampleRef(f, o), d) for f, o, d in
                zip(found.paths, found.onsets, found.distances, strict=True)]  # fmt: skip
-    return results, found.query_class if same_kind else None
+    note = ""
+    if same_kind and found.query_unsure:
+        note = f"all kinds: the model is unsure it is a {found.query_class}"
+    return results, found.query_class if found.same_kind else None, note
+
+
+def set_class(library, paths: list[str], cls: str | None) -> None:
+    """Give these library files the user's class (None: back to the model's)."""
+    library.set_class(paths, cls)
 
 
 def classify(runtime, ref: SampleRef) -> np.ndarray:

@@ -95,6 +95,8 @@ class MainWindow(QMainWindow):
         self._runs_checked_once = False
         self._playing_ref: SampleRef | None = None
         self._generated: tuple[np.ndarray, int] | None = None
+        self._class_undo: list[dict[str, str | None]] = []  # each change's previous classes
+        self._class_jobs = 0
         self.actions = SampleActions(self)
         self.player = player or Player(self)
         self._build_ui()
@@ -269,6 +271,11 @@ class MainWindow(QMainWindow):
         f.setShortcut(QKeySequence.StandardKey.Find)
         stop = edit.addAction("&Stop playback", self.player.stop)
         stop.setShortcut("Esc")
+        edit.addSeparator()
+        self.undo_class_action = edit.addAction("&Undo class change", self.undo_class)
+        self.undo_class_action.setObjectName("undoClassAction")
+        self.undo_class_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.undo_class_action.setEnabled(False)
         self.model_menu = self.menuBar().addMenu("&Model")
         self.model_group = QActionGroup(self)
         self.model_group.setExclusive(True)
@@ -316,6 +323,8 @@ class MainWindow(QMainWindow):
         a.find_similar.connect(self.find_similar)
         a.classify.connect(self.classify)
         a.add_to_blend.connect(self.blend.add_sample)
+        a.set_class.connect(self.set_class)
+        a.user_class = self._user_class
         self.library_view.selection_ids_changed.connect(self.latent_map.select_ids)
         self.library_view.play_toggled.connect(self._toggle_play)
         self.latent_map.clicked.connect(self._map_clicked)
@@ -457,6 +466,7 @@ class MainWindow(QMainWindow):
         if self.controller.model_name:
             self.settings.setValue("model", self.controller.model_name)
         self.blend.set_model(runtime)
+        self.actions.class_names = list(runtime.class_names)
         self.similar.set_same_kind(self.similar.same_kind_box.isChecked(),
                                    bool(runtime.class_names))  # fmt: skip
         self.setWindowTitle(f"{APP} — {runtime.name}")
@@ -523,6 +533,8 @@ class MainWindow(QMainWindow):
     def _library_opening(self, folder: str) -> None:
         # The previous library is retired: nothing of it stays on screen or in flight.
         self.tasks.drop("similar", "classify")
+        self._class_undo.clear()  # its paths are the old library's
+        self.undo_class_action.setEnabled(False)
         self.blend.set_library(None)
         self._hide_progress()
         self.similar.clear()
@@ -600,7 +612,7 @@ class MainWindow(QMainWindow):
         self.stuck.emit(message)
 
     def _show_map(self, snapshot, xy: np.ndarray) -> None:
-        self.latent_map.set_points(snapshot.ids, xy, snapshot.predicted, snapshot.class_names,
+        self.latent_map.set_points(snapshot.ids, xy, snapshot.classes, snapshot.class_names,
                                    self.lookups.labels)  # fmt: skip
         self.library_ready.emit()
 
@@ -626,6 +638,56 @@ class MainWindow(QMainWindow):
     def _hide_progress(self) -> None:
         self.progress.hide()
         self.cancel_button.hide()
+
+    # -- the user's classes ----------------------------------------------------------------------
+
+    def _user_class(self, ref: SampleRef) -> str | None:
+        """The class the user gave a sample's file (None: none, or not in the library)."""
+        row = self._row_of(ref)
+        snap = self.snapshot
+        if snap is None or row is None or len(snap.labels) != len(snap):
+            return None
+        return snap.labels[row]
+
+    def set_class(self, refs: list[SampleRef], cls: str | None, undoable: bool = True) -> None:
+        """Give these samples' files the user's class (None: the model's again). Written to
+        the catalogue off the GUI thread; the table, map and search follow; Ctrl+Z undoes."""
+        if self.lib is None or not refs:
+            return
+        paths = sorted({r.path for r in refs})
+        snapshot = self.snapshot
+        before = {r.path: self._user_class(r) for r in refs}
+
+        def done(_result) -> None:
+            if snapshot is not None and snapshot is self.snapshot:
+                wanted = set(paths)
+                for i, p in enumerate(snapshot.paths):
+                    if p in wanted:
+                        snapshot.labels[i] = cls
+                self.library_view.update_classes(snapshot)
+                self.latent_map.set_classes(snapshot.classes)
+            if undoable:
+                self._class_undo.append(before)
+                self.undo_class_action.setEnabled(True)
+            what = f"{len(paths)} sample{'s' if len(paths) != 1 else ''}"
+            said = f"set to {cls}" if cls else "back to the model's class"
+            self._status(f"{what} {said}" + (" · Ctrl+Z undoes" if undoable else ""), 6000)
+
+        self._class_jobs += 1
+        self.tasks.run(("class", self._class_jobs), jobs.set_class, self.lib, paths, cls,
+                       on_result=done,
+                       on_error=lambda e: self._status(f"The class could not be set: "
+                                                       f"{message_of(e)}", 10000))  # fmt: skip
+
+    def undo_class(self) -> None:
+        """Put back the classes the last change replaced."""
+        if not self._class_undo:
+            return
+        before = self._class_undo.pop()
+        self.undo_class_action.setEnabled(bool(self._class_undo))
+        for cls in set(before.values()):
+            refs = [SampleRef(p, 0.0) for p, c in before.items() if c == cls]
+            self.set_class(refs, cls, undoable=False)
 
     # -- lookups ---------------------------------------------------------------------------------
 
@@ -699,8 +761,8 @@ class MainWindow(QMainWindow):
         self.similar.set_query(ref)
 
         def done(answer) -> None:
-            results, kind = answer
-            self.similar.show_results(ref, results, kind)
+            results, kind, note = answer
+            self.similar.show_results(ref, results, kind, note)
             ids = [int(self.snapshot.ids[r]) for r in
                    (self._row_of(x) for x, _ in results) if r is not None]  # fmt: skip
             self.latent_map.highlight(ids)

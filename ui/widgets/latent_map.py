@@ -260,7 +260,30 @@ class LatentMap(QWidget):
         self._order = np.argsort(ids, kind="stable")
         self._sorted_ids = ids[self._order]
         self._size = point_size(n)
+        self._group(classes)
+        self._selected = self._highlighted = np.zeros(0, np.int64)
+        self._redraw_marks()
+        self._set_hover(-1)
+        self._rebuild_tree()
+        self.reset_view()
 
+    def set_classes(self, classes: np.ndarray) -> None:
+        """Recolour the points by new classes (Int [n], same order as the ids; the user set
+        some), keeping the view, the selection and the highlights."""
+        classes = np.asarray(classes, np.int64).ravel()
+        if len(classes) != len(self._ids):
+            raise ValueError(f"set_classes: {len(classes)} classes for {len(self._ids)} points")
+        hidden = {c for c, item in self._class_items.items() if not item.isVisible()}
+        self._classes = classes
+        self._group(classes)
+        for c in hidden & set(self._class_items):
+            self._class_items[c].setVisible(False)
+        self._redraw_marks()
+        self._rebuild_tree()
+
+    def _group(self, classes: np.ndarray) -> None:
+        """One scatter item (and legend entry) per class."""
+        xy, n = self._xy, len(classes)
         for item in self._class_items.values():
             self.vb.removeItem(item)
         self.legend.clear()
@@ -283,12 +306,6 @@ class LatentMap(QWidget):
                 self._class_items[cls], f"{self.class_name(cls)} ({len(self._groups[cls])})"
             )
         self.legend.setColumnCount(2 if len(self._class_items) > 12 else 1)
-
-        self._selected = self._highlighted = np.zeros(0, np.int64)
-        self._redraw_marks()
-        self._set_hover(-1)
-        self._rebuild_tree()
-        self.reset_view()
 
     def animate_to(self, xy: np.ndarray, duration_ms: int = 700) -> None:
         """Move every point smoothly (ease in-out) to `xy` (Float32 [n, 2], same order as ids).

@@ -4,7 +4,12 @@ The table's model keeps the entries as numpy columns and does its own filtering 
 (vectorised), so 100k rows filter and sort at once; Qt only ever asks for the visible cells.
 
 Keys in the table: Up/Down move and audition, Space plays or stops, Enter finds similar.
-Right-click: the shared sample menu. Rows drag out as files (DAW, desktop) or onto our panels.
+Right-click: the shared sample menu (Class > sets the user's own class). Rows drag out as files
+(DAW, desktop) or onto our panels.
+
+The Class column shows the user's class where they set one (in bold; Conf. then says "you"),
+else the model's: greyed as "? snare / tom" (the runner-up after the slash) when the model is
+unsure of it.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QKeyEvent, QPaintEvent
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -92,9 +97,14 @@ class LibraryTableModel(QAbstractTableModel):
         self.folders = np.empty(0, object)
         self.folders_lower = np.empty(0, str)
         self.durations = np.empty(0)
-        self.classes = np.empty(0, np.int64)
+        self.classes = np.empty(0, np.int64)  # shown: the user's, else the model's likeliest
         self.confidence = np.empty(0)
+        self.unsure = np.empty(0, bool)  # the model is unsure and the user set nothing
+        self.user_set = np.empty(0, bool)
+        self.runner_up = np.empty(0, np.int64)
+        self.labels: list[str | None] = []
         self.class_names: list[str] = []
+        self._snapshot = None
         self.rows = np.empty(0, np.int64)
         self._sort: tuple[int, Qt.SortOrder] = (0, Qt.SortOrder.AscendingOrder)
         self._filter: tuple[str, int, str] = ("", -1, "")
@@ -113,15 +123,40 @@ class LibraryTableModel(QAbstractTableModel):
         self.folders = columns.folders
         self.folders_lower = columns.folders_lower
         self.durations = np.asarray(snapshot.durations, np.float64)
-        self.class_names = list(snapshot.class_names)
-        if snapshot.probs is not None and len(snapshot.ids):
-            self.classes = snapshot.probs.argmax(1)
-            self.confidence = snapshot.probs.max(1).astype(np.float64)
-        else:
-            self.classes = np.full(len(snapshot.ids), -1, np.int64)
-            self.confidence = np.full(len(snapshot.ids), np.nan)
+        self._read_classes(snapshot)
         self._apply()
         self.endResetModel()
+
+    def _read_classes(self, snapshot) -> None:
+        n = len(snapshot.ids)
+        self._snapshot = snapshot
+        self.class_names = list(snapshot.class_names)
+        self.classes = np.asarray(snapshot.classes, np.int64)
+        self.user_set = np.asarray(snapshot.user_set, bool)
+        self.labels = list(snapshot.labels) if len(snapshot.labels) == n else [None] * n
+        if snapshot.probs is not None and n:
+            self.confidence = snapshot.probs.max(1).astype(np.float64)
+            ranked = np.argsort(-snapshot.probs, axis=1, kind="stable")
+            self.runner_up = ranked[:, 1] if snapshot.probs.shape[1] > 1 else ranked[:, 0]
+            self.unsure = (np.asarray(snapshot.kinds) < 0) & ~self.user_set
+        else:
+            self.confidence = np.full(n, np.nan)
+            self.runner_up = np.full(n, -1, np.int64)
+            self.unsure = np.zeros(n, bool)
+
+    def update_classes(self, snapshot) -> None:
+        """The classes changed (the user set some): show them, keeping rows where they are
+        unless the table is filtered or sorted by class."""
+        self.layoutAboutToBeChanged.emit()
+        old = self.persistentIndexList()
+        entries = [int(self.rows[ix.row()]) if ix.isValid() else -1 for ix in old]
+        self._read_classes(snapshot)
+        self._apply()
+        where = {int(e): r for r, e in enumerate(self.rows.tolist())}
+        new = [self.index(where[e], ix.column()) if e in where else QModelIndex()
+               for e, ix in zip(entries, old, strict=True)]  # fmt: skip
+        self.changePersistentIndexList(old, new)
+        self.layoutChanged.emit()
 
     # -- filtering and sorting (numpy) ----------------------------------------------------------
 
@@ -158,7 +193,7 @@ class LibraryTableModel(QAbstractTableModel):
             return self.names_lower
         if column == 1:
             names = np.array([*self.class_names, "~"], dtype=str)
-            return names[self.classes]  # -1 (no class) sorts last
+            return np.char.add(names[self.classes], np.where(self.unsure, "~", ""))  # -1 last
         if column == 2:
             return np.nan_to_num(self.confidence, nan=-1.0)
         if column == 3:
@@ -200,9 +235,10 @@ class LibraryTableModel(QAbstractTableModel):
             if col == 0:
                 return self.names[i]
             if col == 1:
-                c = int(self.classes[i])
-                return self.class_names[c] if c >= 0 else ""
+                return self.class_text(i)
             if col == 2:
+                if self.user_set[i]:
+                    return "you"
                 v = self.confidence[i]
                 return "" if np.isnan(v) else f"{100 * v:.0f}%"
             if col == 3:
@@ -210,14 +246,43 @@ class LibraryTableModel(QAbstractTableModel):
                 return "" if np.isnan(v) else f"{v:.2f} s"
             return self.folders[i]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self.paths[i]
+            return self.class_tip(i) if col in (1, 2) else self.paths[i]
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (2, 3):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and col == 2:
-            v = self.confidence[i]
-            if not np.isnan(v) and v < 0.5:
-                return QColor(150, 150, 150)
+        if role == Qt.ItemDataRole.ForegroundRole and col in (1, 2) and self.unsure[i]:
+            return QColor(150, 150, 150)
+        if role == Qt.ItemDataRole.FontRole and col in (1, 2) and self.user_set[i]:
+            font = QFont()
+            font.setBold(True)
+            return font
         return None
+
+    def class_text(self, i: int) -> str:
+        """Entry i's Class cell: "kick", or "? snare / tom" when the model is unsure."""
+        label = self.labels[i] if i < len(self.labels) else None
+        if label is not None:
+            return label
+        c = int(self.classes[i])
+        if c < 0:
+            return ""
+        if self.unsure[i]:
+            second = int(self.runner_up[i])
+            other = f" / {self.class_names[second]}" if 0 <= second != c else ""
+            return f"? {self.class_names[c]}{other}"
+        return self.class_names[c]
+
+    def class_tip(self, i: int) -> str:
+        """What the class cell means, said in full."""
+        if self._snapshot is None or not self.class_names:
+            return ""
+        r = self._snapshot.reading(i)
+        if r.by_user:
+            return f"Set by you (right-click > Class). The model says {r.model}."
+        if r.unsure:
+            return (f"The model is unsure: {r.name} {100 * r.confidence:.0f}%, or "
+                    f"{r.runner_up} {100 * r.runner_up_confidence:.0f}%. Right-click > Class "
+                    "to say what it is.")  # fmt: skip
+        return f"{r.name}, {100 * r.confidence:.0f}% sure"
 
     def flags(self, index: QModelIndex):
         base = super().flags(index)
@@ -376,6 +441,10 @@ class LibraryView(QWidget):
         self._refilter()
         if selected:
             self.select_ids(selected)
+
+    def update_classes(self, snapshot) -> None:
+        """The user changed some classes in `snapshot` (the one shown): show them."""
+        self.model.update_classes(snapshot)
 
     def _build_tree(self) -> None:
         previous = self.current_folder()

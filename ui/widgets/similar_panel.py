@@ -394,11 +394,16 @@ class SimilarPanel(QWidget):
         self.busy.show()
 
     def show_results(
-        self, ref: SampleRef, results: Sequence[tuple[SampleRef, float]], kind: str | None = None
+        self,
+        ref: SampleRef,
+        results: Sequence[tuple[SampleRef, float]],
+        kind: str | None = None,
+        note: str = "",
     ) -> None:
         """The sounds nearest to `ref`, as (sample, distance); `kind`: the class they were
-        kept to ("Same kind only"). A late answer to a search that has since been replaced by
-        another is ignored."""
+        kept to ("Same kind only"); `note`: why they were not (the model is unsure of the
+        query's class). A late answer to a search that has since been replaced by another is
+        ignored."""
         if self._query is not None and ref != self._query:
             return
         self._query = None
@@ -412,7 +417,8 @@ class SimilarPanel(QWidget):
         n = len(rows)
         sounds = f"{kind} sound{'s' if n != 1 else ''}" if kind else f"sound{'s' if n != 1 else ''}"
         if rows:
-            self._set_status(f"{n} {sounds} like {ref.name}", error=False)
+            self._set_status(f"{n} {sounds} like {ref.name}" + (f" ({note})" if note else ""),
+                             error=False)  # fmt: skip
         elif kind:
             self._set_status(f"No other {kind} sounds in the library.", error=False)
         else:
