@@ -145,6 +145,9 @@ class Survey:
         warnings: things worth knowing before training (imbalance, few files...).
         splits: path -> "train" or "val" where the layout decides the split (ESC-50's folds);
             empty: a stratified random split.
+        classes: the classes in order, where the source decides them (a model's classes, when
+            its user's corrections fine-tune it: some may have no file); empty: those found,
+            sorted.
     """
 
     data_dirs: list[str]
@@ -157,10 +160,11 @@ class Survey:
     problem: str | None = None
     warnings: list[str] = field(default_factory=list)
     splits: dict[str, str] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
 
     @property
     def class_names(self) -> list[str]:
-        return sorted({c for _, c in self.items if c})
+        return list(self.classes) or sorted({c for _, c in self.items if c})
 
     @property
     def counts(self) -> dict[str, int]:
@@ -484,6 +488,12 @@ def load_dataset(root: str | os.PathLike[str]) -> Dataset:
     if not rows or not {"path", "class", "split"} <= set(rows[0]):
         raise DatasetError(f"{manifest} is empty or has no path, class and split columns")
     class_names = sorted({r["class"] for r in rows if r["class"]})
+    try:  # a dataset whose classes were given in order (see `Survey.classes`)
+        named = json.loads((root / SUMMARY).read_text(encoding="utf-8")).get("class_names")
+    except (OSError, ValueError, AttributeError):
+        named = None
+    if isinstance(named, list) and set(class_names) <= set(map(str, named)):
+        class_names = [str(c) for c in named]
     labels = np.array([class_names.index(r["class"]) if r["class"] else -1 for r in rows])
     return Dataset(
         root=root,

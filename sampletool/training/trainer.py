@@ -78,8 +78,8 @@ class TrainConfig:
     # A model bundle whose weights start the run (fine-tuning); tensors are taken where name
     # and shape match, the classifier only when its classes are the dataset's.
     init_from: str | None = None
-    # Relative draw weight of the training files under each folder (resolved path prefix);
-    # files under none weigh 1. Empty: every file once per epoch, in a shuffled order.
+    # Relative draw weight of the training files under each folder (resolved path prefix) or
+    # of one file (its path); files under none weigh 1. Empty: every file once per epoch, in a shuffled order.
     source_weights: dict[str, float] = field(default_factory=dict)
     # Decay of an exponential moving average of the weights (0: off). With it, validation and
     # the bundle use the average, which is steadier from one checkpoint to the next.
@@ -326,14 +326,14 @@ class Trainer:
         """Each training file's chance of being drawn, from `source_weights` (None: none set)."""
         if not self.config.source_weights:
             return None
-        prefixes = [(str(Path(k).resolve()).rstrip(os.sep) + os.sep, float(v))
+        prefixes = [(str(Path(k).resolve()).rstrip(os.sep), float(v))
                     for k, v in self.config.source_weights.items()]  # fmt: skip
         w = np.ones(len(self.train_idx))
         matched = [0] * len(prefixes)
         for j, i in enumerate(self.train_idx):
             path = self.dataset.paths[i]
-            for k, (prefix, weight) in enumerate(prefixes):
-                if path.startswith(prefix):
+            for k, (prefix, weight) in enumerate(prefixes):  # a folder, or one file
+                if path == prefix or path.startswith(prefix + os.sep):
                     w[j] = weight
                     matched[k] += 1
                     break

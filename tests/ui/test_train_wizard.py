@@ -319,3 +319,54 @@ def test_every_registered_kind_is_offered_and_trains_in_the_process(qtbot, sampl
         kinds.unregister(second_kind.NAME)
     assert type(runtime).__name__ == "MeanLinearRuntime"
     assert runtime.class_names == ["high", "low", "noise"]
+
+
+def test_improve_the_active_model_with_my_corrections_fine_tunes_it_and_switches(
+    qtbot, samples, tmp_path
+):
+    from sampletool.library import Library
+    from sampletool.models.runtime import load_runtime
+    from ui.training.wizard import CORRECTIONS
+
+    runtime = load_runtime(None, device="cpu")  # the built-in model, as the app has it
+    lib = Library(samples, runtime, db_path=tmp_path / "db" / "catalogue.sqlite")
+    lib.scan(workers=0)
+    snapshot = lib.snapshot()
+    w = TrainWizard(pool=SynchronousPool(), corrections_source=lambda: (lib, snapshot, runtime))
+    qtbot.addWidget(w)
+    w.start_new()
+    w.data_page.set_labels(CORRECTIONS)
+    qtbot.waitUntil(lambda: w.data_page.problem.text() != "" or w.data_page.isComplete(),
+                    timeout=30_000)  # fmt: skip
+    assert "no corrections yet" in w.data_page.problem.text().lower()  # nothing corrected
+    assert not w.data_page.folders.isEnabled()  # no folders to choose here
+    fixed = sorted(str(p) for p in (samples / "low").iterdir())[:3]
+    lib.set_class(fixed, "tonal")
+    lib.set_class(sorted(str(p) for p in (samples / "noise").iterdir())[:2], "fx")
+    w.data_page.set_labels(CORRECTIONS)  # look again
+    qtbot.waitUntil(lambda: w.data_page.isComplete(), timeout=30_000)
+    assert "Fine-tunes default" in w.data_page.summary.text()
+    assert "5 corrected (3 tonal, 2 fx)" in w.data_page.warnings.text()
+    w.next()
+    assert w.currentId() == SETUP
+    page = w.setup_page
+    qtbot.waitUntil(lambda: page.isComplete(), timeout=30_000)
+    assert page.name.text() == "default-corrected"
+    assert not page.start_from.isEnabled() and page.start_from.currentData() == str(runtime.path)
+    page.advanced_toggle.setChecked(True)
+    page.batch.setValue(8)
+    page.max_steps.setValue(20)
+    page.eval_every.setValue(10)
+    with qtbot.waitSignal(w.use_model, timeout=TIMEOUT) as used:  # switches by itself
+        w.next()
+    qtbot.waitUntil(lambda: w.currentId() == FINISH, timeout=TIMEOUT)
+    assert used.args == [str(w.run_dir())] and w.finish_page.use_button.text() == "In use"
+    improved = load_runtime("default-corrected", device="cpu")
+    assert improved.class_names == runtime.class_names  # every class kept, in its order
+    cfg = json.loads((improved.path / "train_config.json").read_text())
+    assert cfg["init_from"] == str(runtime.path)
+    assert set(fixed) < set(cfg["source_weights"]) and min(cfg["source_weights"].values()) >= 1
+    rows = (Path(cfg["dataset"]) / "manifest.csv").read_text().splitlines()[1:]
+    split = {r.rsplit(",", 2)[0]: r.rsplit(",", 1)[1] for r in rows}
+    assert all(split[p] == "train" for p in fixed) and "val" in split.values()
+    lib.close()

@@ -287,6 +287,11 @@ class MainWindow(QMainWindow):
         self.train_action = tools.addAction("&Train model...", self.open_train_wizard)
         self.train_action.setObjectName("trainModelAction")
         self.train_action.setShortcut("Ctrl+T")
+        self.improve_action = tools.addAction("&Improve the model with my corrections...",
+                                              self.open_improve_wizard)  # fmt: skip
+        self.improve_action.setObjectName("improveModelAction")
+        self.improve_action.setToolTip("Fine-tune the model in use on the classes you set "
+                                       "(right-click > Class), then switch to it")  # fmt: skip
         self.models_action = tools.addAction("&Models...", self.open_model_manager)
         self.models_action.setObjectName("modelsAction")
         self.models_action.setShortcut("Ctrl+M")
@@ -400,14 +405,31 @@ class MainWindow(QMainWindow):
         if self._wizard is None:
             from ui.training import TrainWizard
 
-            self._wizard = TrainWizard(self, pool=self.pool, settings=self.settings)
+            self._wizard = TrainWizard(self, pool=self.pool, settings=self.settings,
+                                       corrections_source=self._corrections_source)  # fmt: skip
             self._wizard.use_model.connect(self.switch_model)
             self._wizard.models_changed.connect(self._list_models)
             self._wizard.training_changed.connect(self._training_status)
         return self._wizard
 
+    def _corrections_source(self):
+        """(library, snapshot, runtime) for the wizard's "Improve the active model with my
+        corrections"; None while no library is shown."""
+        if self.lib is None or self.snapshot is None or self.runtime is None:
+            return None
+        return self.lib, self.snapshot, self.runtime
+
     def open_train_wizard(self) -> None:
         self.train_wizard().start_new()
+
+    def open_improve_wizard(self) -> None:
+        """The train wizard, on "Improve the active model with my corrections"."""
+        from ui.training.wizard import CORRECTIONS, DATA
+
+        wizard = self.train_wizard()
+        wizard.start_new()
+        if wizard.currentId() == DATA:
+            wizard.data_page.set_labels(CORRECTIONS)
 
     def model_manager(self):
         """The model manager (made on first use)."""

@@ -1,7 +1,10 @@
 """The train wizard (Tools > Train model...): a custom model from the user's own folders.
 
 1. Data: folders, classes from sub-folders / drum words in names / none; what was found is
-   shown before anything runs (`survey_folders`, in the background).
+   shown before anything runs (`survey_folders`, in the background). Or "Improve the active
+   model with my corrections": the library's files whose class the user set, with the files
+   the model is sure of (`sampletool.training.corrections`); the run fine-tunes the active
+   model and the app switches to the result when it ends.
 2. Setup: name, where to start (a fresh model or a bundle to fine-tune), kind and size (each
    with a training time measured by a few real steps in a separate process), validation
    share, noise augmentation, and the run's limits.
@@ -60,6 +63,8 @@ from ui.workers import EngineProcess, Pool, TaskGroup
 
 DATA, SETUP, TRAINING, FINISH = range(4)
 LABELS = ("subfolders", "names", "none")
+CORRECTIONS = "corrections"  # the Data page's fourth choice: the library's corrections
+MODES = (*LABELS, CORRECTIONS)
 AUGMENT_MODES = (("none", "None"), ("additive", "Additive noise"),
                  ("multiplicative", "Multiplicative noise"), ("both", "Both"))  # fmt: skip
 NOISES = (("gaussian", "Gaussian"), ("laplace", "Laplace"), ("gmm", "Gaussian mixture"))
@@ -115,9 +120,12 @@ class DataPage(QWizardPage):
         self.label_group = QButtonGroup(self)
         texts = ("Classes from &sub-folders (Kicks/, Snares/...)",
                  "Classes from &file names (the drum words: Kick_01.wav, SD Tight 3.aif)",
-                 "&No classes: a model for search and blending only")  # fmt: skip
+                 "&No classes: a model for search and blending only",
+                 "&Improve the active model with my corrections (right-click > Class in the "
+                 "library)")  # fmt: skip
+        self.corrections = None  # sampletool.training.corrections.Corrections, once found
         labels_box = QVBoxLayout()
-        for i, (key, text) in enumerate(zip(LABELS, texts, strict=True)):
+        for i, (key, text) in enumerate(zip(MODES, texts, strict=True)):
             b = QRadioButton(text, self)
             b.setObjectName(f"trainLabels_{key}")
             self.label_group.addButton(b, i)
@@ -168,9 +176,10 @@ class DataPage(QWizardPage):
         self._timer.setInterval(150)
         self._timer.timeout.connect(self._survey)
 
+        self.folder_widgets = (self.folders, add, self.remove)
         s = wizard.settings
         remembered = str(s.value("train/labels", "subfolders"))
-        self.label_group.button(LABELS.index(remembered) if remembered in LABELS else 0).setChecked(
+        self.label_group.button(MODES.index(remembered) if remembered in MODES else 0).setChecked(
             True
         )
         for folder in s.value("train/folders", [], type=list) or []:
@@ -181,10 +190,11 @@ class DataPage(QWizardPage):
 
     @property
     def labels(self) -> str:
-        return LABELS[max(self.label_group.checkedId(), 0)]
+        """How classes are found: one of `LABELS`, or `CORRECTIONS`."""
+        return MODES[max(self.label_group.checkedId(), 0)]
 
     def set_labels(self, labels: str) -> None:
-        self.label_group.button(LABELS.index(labels)).setChecked(True)
+        self.label_group.button(MODES.index(labels)).setChecked(True)
         self._schedule()
 
     def folder_list(self) -> list[str]:
@@ -232,8 +242,12 @@ class DataPage(QWizardPage):
 
     def _schedule(self) -> None:
         self.survey = None
+        self.corrections = None
         self.completeChanged.emit()
-        self.remove.setEnabled(self.folders.count() > 0)
+        improving = self.labels == CORRECTIONS
+        for widget in self.folder_widgets:
+            widget.setEnabled(not improving)
+        self.remove.setEnabled(not improving and self.folders.count() > 0)
         self._timer.start()
 
     def _survey(self) -> None:
@@ -243,6 +257,9 @@ class DataPage(QWizardPage):
         self.table.setRowCount(0)
         self.warnings.clear()
         self.failures_button.hide()
+        if self.labels == CORRECTIONS:
+            self._find_corrections()
+            return
         if not folders:
             self.w.tasks.drop("survey")
             self.progress.hide()
@@ -256,6 +273,40 @@ class DataPage(QWizardPage):
         self.w.tasks.run("survey", jobs.survey, folders, self.labels, pass_control=True,
                          on_progress=self._progress, on_result=self._surveyed,
                          on_error=self._survey_failed)  # fmt: skip
+
+    def _find_corrections(self) -> None:
+        source = self.w.corrections_source() if self.w.corrections_source else None
+        self.problem.setStyleSheet(ERROR)
+        if source is None:
+            self.w.tasks.drop("survey")
+            self.progress.hide()
+            self.summary.clear()
+            self.problem.setText("✖ Open a sample library in the main window first: the "
+                                 "corrections are the classes you set there.")  # fmt: skip
+            return
+        library, snapshot, runtime = source
+        if not runtime.class_names:
+            self.w.tasks.drop("survey")
+            self.progress.hide()
+            self.summary.clear()
+            self.problem.setText(f"✖ {runtime.name} has no classifier: there is nothing to "
+                                 "correct.")  # fmt: skip
+            return
+        self.summary.setText(f"Finding your corrections in {library.root.name}...")
+        self.problem.clear()
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.w.tasks.run("survey", jobs.corrections, library, snapshot,
+                         on_result=self._corrections_found,
+                         on_error=self._survey_failed)  # fmt: skip
+
+    def _corrections_found(self, found) -> None:
+        self.corrections = found
+        self._surveyed(found.survey)
+        model = self.w.active_model()
+        if model is not None:
+            self.summary.setText(f"Fine-tunes {model.name} on {len(found.survey.items):,} files "
+                                 "of your library")  # fmt: skip
 
     def _progress(self, done: int, total: int, _message: str) -> None:
         self.progress.setRange(0, max(total, 0))
@@ -522,6 +573,9 @@ class SetupPage(QWizardPage):
 
         survey = self.w.survey
         base = Path(survey.data_dirs[0]).name if survey and survey.data_dirs else "my-model"
+        active = self.w.active_model() if self.w.improving() else None
+        if active is not None:
+            base = f"{active.name}-corrected"
         return free_name(base, taken, "my-model")
 
     def _installed(self, installed) -> None:
@@ -551,6 +605,16 @@ class SetupPage(QWizardPage):
             self.start_from.addItem(f"Fine-tune {label}", str(info.path))
             if entry.builtin and info.name == "default" and names_drums(classes):
                 default_index = self.start_from.count() - 1
+        active = self.w.active_model() if self.w.improving() else None
+        if active is not None:  # corrections fine-tune the model in use, nothing else
+            found = self.start_from.findData(str(active.path))
+            if found < 0:
+                self.start_from.addItem(f"Fine-tune {active.name} ({active.kind})",
+                                        str(active.path))  # fmt: skip
+                self._bundles[str(active.path)] = active
+                found = self.start_from.count() - 1
+            default_index = found
+        self.start_from.setEnabled(active is None)
         self.start_from.setCurrentIndex(default_index)
         self.start_from.blockSignals(False)
         self._start_changed()
@@ -688,6 +752,14 @@ class SetupPage(QWizardPage):
             noise=self.noise.currentData(),
             snr_db=(float(self.snr_min.value()), float(self.snr_max.value())),
         )
+        if self.w.improving() and source is not None and audio is not None:
+            from sampletool.training.corrections import improve_config
+
+            cfg = improve_config(model, audio, source, self.w.data_page.corrections)
+            cfg["augment"] = aug.to_dict()
+            cfg["max_steps"] = self.max_steps.value() or cfg["max_steps"]
+            cfg["eval_every"] = self.eval_every.value() or cfg["eval_every"]
+            return cfg
         max_steps, eval_every = self.schedule()
         cfg = {"dataset": "", "model": model, "augment": aug.to_dict(),
                "batch_size": self.batch.value(), "lr": round(self.lr.value(), 6),
@@ -1094,6 +1166,9 @@ class FinishPage(QWizardPage):
 
     def _use(self) -> None:
         self.w.use_model.emit(str(self.w.run_dir()))
+        self.mark_in_use()
+
+    def mark_in_use(self) -> None:
         self.use_button.setEnabled(False)
         self.use_button.setText("In use")
 
@@ -1148,9 +1223,14 @@ class TrainWizard(QWizard):
         parent: QWidget | None = None,
         pool: Pool | None = None,
         settings: QSettings | None = None,
+        corrections_source=None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("trainWizard")
+        # () -> (library, snapshot, runtime) of the main window, or None without a library:
+        # where "Improve the active model with my corrections" finds them.
+        self.corrections_source = corrections_source
+        self._improving = False  # the run now is one of corrections: switch to it when done
         self.setWindowTitle("Train a model")
         self.setWindowFlag(Qt.WindowType.Window, True)
         self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
@@ -1179,6 +1259,15 @@ class TrainWizard(QWizard):
     @property
     def survey(self):
         return self.data_page.survey
+
+    def improving(self) -> bool:
+        """The Data page's choice is to improve the active model with the user's corrections."""
+        return self.data_page.labels == CORRECTIONS and self.data_page.corrections is not None
+
+    def active_model(self):
+        """The main window's model's `BundleInfo` (None without one)."""
+        source = self.corrections_source() if self.corrections_source else None
+        return source[2].info if source is not None else None
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -1234,6 +1323,7 @@ class TrainWizard(QWizard):
             config = self.setup_page.config()
             name = self.setup_page.name.text().strip()
             self._new_config = config
+            self._improving = self.improving()
             self.training_page.status.setText("Writing the dataset...")
             self.tasks.run(
                 "dataset",
@@ -1268,11 +1358,19 @@ class TrainWizard(QWizard):
         classes = bool(self.survey.class_names) if config is not None and self.survey else True
         self.training_page.attach(session, classes)
         session.ended.connect(lambda *_: self._session_over())
+        session.ended.connect(self._maybe_switch)
         session.failed.connect(lambda *_: self._session_over())
         session.validated.connect(lambda *_: self.models_changed.emit())
         session.start(config)
         self._status_timer.start()
         self._say_status()
+
+    def _maybe_switch(self, *_args) -> None:
+        """A run of corrections that made a model: the app switches to it at once."""
+        if self._improving and (self.run_dir() / "weights.safetensors").is_file():
+            self._improving = False
+            self.use_model.emit(str(self.run_dir()))
+            self.finish_page.mark_in_use()
 
     def _session_over(self) -> None:
         self._status_timer.stop()
