@@ -1,5 +1,6 @@
-"""How good is the built-in model on real drums it never saw? Classification, similarity,
-reconstruction and blends, each next to a baseline measured in the same run.
+"""How good is the built-in model on real sounds it never saw? Classification of drums and of
+melodic files, honest confidence, similarity, reconstruction and blends, each next to a
+baseline measured in the same run.
 
 Usage:
     .venv/bin/python benchmarks/eval_default_model.py REAL_SAMPLES [--model DIR]
@@ -33,6 +34,18 @@ selection only looked at the recipe's own validation split, so the whole set is 
    and above 2 kHz and what the classifier hears in it (its probability of each parent's
    class), next to the parents'.
 
+5. The melodic half (lmms instruments/, basses/, stringsnpads/; Sonic Pi guit_, bass_, ambi_:
+   see `melodic_files`): the share heard as "tonal" and the share heard as a drum (kick,
+   snare, hihat, tom, cymbal, clap or percussion), by the model's argmax, and the share heard
+   as a drum with confidence (not unsure).
+6. No instrument at all: lmms's waveforms/ (single cycles, a few cycles, LFO shapes) and test
+   signals (silence, white noise, sines, a square wave): the share heard as a drum.
+7. Calibration: expected calibration error (15 bins) on the labelled real clips (the drums
+   with their class, the melodic files as "tonal"), with the bundle's temperature and without
+   it (temperature 1), and the share of clips shown as unsure.
+The MFCC baseline (MFCC statistics + logistic regression on the recipe's training data) is
+measured beside each figure.
+
 --write-metadata stores the figures in the bundle's config.json ("evaluation").
 """
 
@@ -52,6 +65,7 @@ from sampletool.data.labels import drum_class
 from sampletool.features import AudioConfig, features_to_audio, log_mel
 
 DRUMS = ("kick", "snare", "hihat", "tom", "cymbal", "clap")
+DRUM_LIKE = (*DRUMS, "percussion")  # "heard as a drum": any of these
 SONIC_PI_PREFIXES = ("bd_", "sn_", "drum_", "elec_")
 
 
@@ -315,6 +329,113 @@ def training_features(work: Path, cfg: AudioConfig) -> tuple[np.ndarray, list[st
     return stats, [ds.class_names[ds.labels[i]] for i in idx]
 
 
+# -- the melodic half, no-instrument signals, calibration -----------------------------------------
+
+
+def heard(probs: np.ndarray, names: list[str], unsure_below: float) -> dict:
+    """Shares of clips heard as tonal, as a drum, as a drum with confidence, and unsure."""
+    best = probs.argmax(1)
+    conf = probs.max(1)
+    heard_nothing = np.ptp(probs, axis=1) < 1e-6  # every class alike (the model's silence)
+    drum = np.isin(np.array(names)[best], DRUM_LIKE) & ~heard_nothing
+    tonal = np.array(names)[best] == "tonal"
+    return {
+        "tonal": float(tonal.mean()), "drum": float(drum.mean()),
+        "drum_confident": float((drum & (conf >= unsure_below)).mean()),
+        "unsure": float((conf < unsure_below).mean()),
+    }  # fmt: skip
+
+
+def other_sets(real: Path, tool, cfg: AudioConfig, baseline_probs, drums: tuple) -> dict:
+    """Sections 5-7 of the module docstring, for the model and the baseline. `drums`: the drum
+    test set's (clips, model probabilities, baseline probabilities, labels)."""
+    drum_clips, drum_probs, drum_base, drum_labels = drums
+    from sampletool.models.calibration import Calibration, expected_calibration_error
+
+    runtime = tool.runtime
+    names = tool.class_names
+    unsure_below = runtime.calibration.unsure_below
+    files, families = melodic_files(real)
+    m_clips, m_feats, m_failed, kept = load_features(files, cfg)
+    files = [files[i] for i in kept]
+    m_probs = runtime.encode_clips(m_clips).probs
+    m_base = baseline_probs(mfcc_stats(m_feats, cfg))
+    drums_heard = [f.name for f, p in zip(files, m_probs, strict=True)
+                   if names[int(p.argmax())] in DRUM_LIKE]  # fmt: skip
+    wave_files = signal_files(real)
+    w_clips, w_feats, _w_failed, w_kept = load_features(wave_files, cfg)
+    wave_files = [wave_files[i] for i in w_kept]
+    t_clips, t_names = test_signals(cfg)
+    t_feats = log_mel(torch.from_numpy(t_clips), cfg).numpy()
+    s_clips = np.concatenate([w_clips, t_clips])
+    s_probs = runtime.encode_clips(s_clips).probs
+    s_base = baseline_probs(mfcc_stats(np.concatenate([w_feats, t_feats]), cfg))
+    s_names = [f.name for f in wave_files] + t_names
+    # Calibration: the labelled clips, with and without the bundle's temperature.
+    kept_cal = runtime.calibration
+    runtime.calibration = Calibration(1.0, kept_cal.unsure_below)
+    try:
+        raw = np.concatenate([runtime.encode_clips(c).probs for c in (drum_clips, m_clips)])
+    finally:
+        runtime.calibration = kept_cal
+    truth = np.array([names.index(c) for c in drum_labels] + [names.index("tonal")] * len(files))
+    calibrated = np.concatenate([drum_probs, m_probs])
+    base_all = np.concatenate([drum_base, m_base])
+    return {
+        "melodic": {
+            "files": len(files), "unreadable": len(m_failed),
+            "families": {f: families.count(f) for f in sorted(set(families))},
+            "model": heard(m_probs, names, unsure_below),
+            "baseline_mfcc_logreg": heard(m_base, names, 0.5),
+            "heard_as_a_drum": drums_heard,
+        },
+        "no_instrument": {
+            "files": len(s_names),
+            "model": heard(s_probs, names, unsure_below),
+            "baseline_mfcc_logreg": heard(s_base, names, 0.5),
+            "each": {n: f"{names[int(p.argmax())]} {p.max():.2f}" if np.ptp(p) >= 1e-6
+                     else "nothing (every class alike)"
+                     for n, p in zip(s_names, s_probs, strict=True)},
+        },
+        "calibration": {
+            "clips": len(truth), "temperature": kept_cal.temperature,
+            "unsure_below": unsure_below,
+            "ece_before": expected_calibration_error(raw, truth),
+            "ece_after": expected_calibration_error(calibrated, truth),
+            "baseline_mfcc_logreg_ece": expected_calibration_error(base_all, truth),
+            "unsure_share": float((calibrated.max(1) < unsure_below).mean()),
+            "accuracy": float((calibrated.argmax(1) == truth).mean()),
+        },
+    }  # fmt: skip
+
+
+def print_others(o: dict) -> None:
+    m, s, c = o["melodic"], o["no_instrument"], o["calibration"]
+
+    def row(d: dict) -> str:
+        return (f"tonal {d['tonal']:.1%}  drum {d['drum']:.1%}  "
+                f"drum, sure {d['drum_confident']:.1%}  unsure {d['unsure']:.1%}")  # fmt: skip
+
+    print(f"melodic files ({m['files']}: {m['families']}), heard as (goals: tonal > 90 %, "
+          "a drum < 5 %):")  # fmt: skip
+    print(f"  model                 {row(m['model'])}")
+    print(f"  MFCC + logistic reg.  {row(m['baseline_mfcc_logreg'])}")
+    if m["heard_as_a_drum"]:
+        print(f"  heard as a drum by the model: {', '.join(m['heard_as_a_drum'])}")
+    print(f"no instrument ({s['files']}: lmms waveforms and test signals), heard as:")
+    print(f"  model                 {row(s['model'])}")
+    print(f"  MFCC + logistic reg.  {row(s['baseline_mfcc_logreg'])}")
+    drums = {k: v for k, v in s["each"].items() if v.split()[0] in DRUM_LIKE}
+    if drums:
+        listed = ", ".join(f"{k} ({v})" for k, v in drums.items())
+        print(f"  heard as a drum by the model: {listed}")
+    print(f"calibration on {c['clips']} labelled real clips (goal: ECE < 0.05):")
+    print(f"  model, temperature {c['temperature']:g}: ECE {c['ece_after']:.3f} (before, "
+          f"temperature 1: {c['ece_before']:.3f}); accuracy {c['accuracy']:.1%}; "
+          f"unsure (< {c['unsure_below']:.0%}) {c['unsure_share']:.1%}")  # fmt: skip
+    print(f"  MFCC + logistic reg.  ECE {c['baseline_mfcc_logreg_ece']:.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("real", type=Path, help="the real-samples folder (lmms/, sonic-pi/)")
@@ -356,6 +477,19 @@ def main(argv: list[str] | None = None) -> int:
     test_stats = mfcc_stats(feats, cfg)
     base_pred = list(logreg.predict(scaler.transform(test_stats)))
     base_bal, base_per = balanced_accuracy(labels, base_pred)
+
+    def baseline_probs(stats: np.ndarray) -> np.ndarray:
+        """The baseline's probabilities in the model's class order (0 for classes it lacks)."""
+        p = logreg.predict_proba(scaler.transform(stats))
+        out = np.zeros((len(stats), len(tool.class_names)), np.float64)
+        for j, c in enumerate(logreg.classes_):
+            if c in tool.class_names:
+                out[:, tool.class_names.index(c)] = p[:, j]
+        return out
+
+    # 5-7. the melodic half, no-instrument signals, calibration
+    others = other_sets(args.real, tool, cfg, baseline_probs,
+                        (clips, probs, baseline_probs(test_stats), labels))  # fmt: skip
 
     # 2. similarity
     vectors = reading.vectors
@@ -406,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             "feature_mse": feat_mse,
         },
         "blends": blends,
+        **others,
         "seconds": time.perf_counter() - t0,
     }  # fmt: skip
     if args.json:
@@ -449,15 +584,27 @@ def main(argv: list[str] | None = None) -> int:
             sh, pr, cls = bl["low_high_energy_share"], bl["class_probabilities"], bl["classes"]
             print(f"  {bl['a']} + {bl['b']}: {sh['a']}  {sh['b']}  -> {sh['blend']};  "
                   f"P({'/'.join(cls)}) {pr['a']}  {pr['b']}  -> {pr['blend']}")  # fmt: skip
+        print_others(others)
         print(f"({result['seconds']:.0f} s)")
     if args.write_metadata:
         path = model_dir / CONFIG_FILE
         doc = json.loads(path.read_text(encoding="utf-8"))
-        keys = ("test_files", "per_class_count", "classification", "similarity", "reconstruction")
+        keys = (
+            "test_files",
+            "per_class_count",
+            "classification",
+            "similarity",
+            "reconstruction",
+            "melodic",
+            "no_instrument",
+            "calibration",
+        )
         evaluation = {k: result[k] for k in keys}
         evaluation["command"] = "python benchmarks/eval_default_model.py REAL_SAMPLES"
         evaluation["test_set"] = (
-            "lmms drums + Sonic Pi bd_/sn_/drum_/elec_ one-shots, never trained on"
+            "lmms drums + Sonic Pi bd_/sn_/drum_/elec_ one-shots; lmms instruments, basses, "
+            "stringsnpads + Sonic Pi guit_/bass_/ambi_; lmms waveforms and test signals; "
+            "never trained on"
         )
         doc.setdefault("metadata", {})["evaluation"] = evaluation
         from sampletool.fileio import atomic_write_text

@@ -135,6 +135,16 @@ class Snapshot:
         out[unsure] = -1
         return out
 
+    def one_shot_readings(self, longest: float = 4.0) -> list[tuple[str, str, float]]:
+        """(path, the model's likeliest class, its probability) of each file's first entry,
+        for files no longer than `longest` seconds (a loop's first clip says little of it)."""
+        if self.probs is None or not len(self.ids):
+            return []
+        best, confidence = self.probs.argmax(1), self.probs.max(1)
+        return [(p, self.class_names[int(best[i])], float(confidence[i]))
+                for i, p in enumerate(self.paths)
+                if self.onsets[i] == 0 and not self.durations[i] > longest]  # fmt: skip
+
     def reading(self, row: int) -> ClassReading:
         """Entry `row`'s class as shown (see `sampletool.models.calibration.ClassReading`)."""
         probs = self.probs[row] if self.probs is not None else np.empty(0)

@@ -134,7 +134,8 @@ class ClassReading:
     """One sound's class as the app shows it.
 
     Attributes:
-        name: the class ("" for a model without a classifier).
+        name: the class ("" for a model without a classifier, or when every class is as
+            likely as the others: a silent clip).
         confidence: its probability (1.0 when the user set it).
         unsure: the model's likeliest class is below its threshold.
         runner_up: the second likeliest class ("" if none).
@@ -157,7 +158,10 @@ class ClassReading:
         return None if self.unsure or not self.name else self.name
 
     def text(self) -> str:
-        """ "kick", "? kick (or snare)", or "kick (set by you)"."""
+        """What to print: "kick", "? kick (or snare)", "kick (set by you)", or "?" when
+        nothing was heard (a silent clip)."""
+        if not self.name:
+            return "?"
         if self.by_user:
             return f"{self.name} (set by you)"
         if self.unsure:
@@ -183,6 +187,8 @@ def read_class(
     p = np.asarray(probs, np.float64)
     if not len(class_names) or p.size == 0:
         return ClassReading(user_label or "", 1.0 if user_label else 0.0, by_user=bool(user_label))
+    if user_label is None and np.ptp(p) < 1e-6:  # every class equally likely: silence
+        return ClassReading("", float(p.max()), unsure=True)
     order = np.argsort(-p, kind="stable")
     best = class_names[order[0]]
     second = class_names[order[1]] if len(order) > 1 else ""

@@ -79,7 +79,8 @@ class TrainConfig:
     # and shape match, the classifier only when its classes are the dataset's.
     init_from: str | None = None
     # Relative draw weight of the training files under each folder (resolved path prefix) or
-    # of one file (its path); files under none weigh 1. Empty: every file once per epoch, in a shuffled order.
+    # of one file (its path); files under none weigh 1. Empty: every file once per epoch, in
+    # a shuffled order.
     source_weights: dict[str, float] = field(default_factory=dict)
     # Decay of an exponential moving average of the weights (0: off). With it, validation and
     # the bundle use the average, which is steadier from one checkpoint to the next.

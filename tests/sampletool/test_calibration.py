@@ -81,6 +81,8 @@ def test_the_runtime_applies_the_bundles_temperature_and_hears_nothing_in_silenc
     clips[0, :12800] = tone(110, 0.8, decay=4)
     raw = load_runtime(bundle, "cpu").encode_clips(clips).probs
     assert np.allclose(raw[1], 1 / raw.shape[1])  # silence: every class equally likely
+    silent = load_runtime(bundle, "cpu").read_class(raw[1])
+    assert silent.name == "" and silent.unsure and silent.text() == "?"
     doc = json.loads((bundle / CONFIG_FILE).read_text())
     doc["metadata"]["calibration"] = {"temperature": 4.0, "unsure_below": 0.6}
     (bundle / CONFIG_FILE).write_text(json.dumps(doc))

@@ -78,25 +78,13 @@ def write_dataset(survey, name: str, val_share: float, seed: int = 0) -> Path:
                         survey=survey)  # fmt: skip
 
 
-# A file longer than this is a loop or a song: its first clip says little of it, so the
-# model's reading of it does not join a corrections dataset.
-LONGEST_READING = 4.0
-
-
 def corrections(library, snapshot):
-    """The user's corrections in an open library and the model's sure readings of its other
+    """The user's corrections in an open library and the model's readings of its other
     one-shots, as a fine-tuning dataset's survey (`sampletool.training.corrections`)."""
     from sampletool.training.corrections import corrections_survey
 
-    names = list(snapshot.class_names)
-    readings = []
-    if snapshot.probs is not None and len(snapshot):
-        best, confidence = snapshot.probs.argmax(1), snapshot.probs.max(1)
-        for i, path in enumerate(snapshot.paths):
-            d = snapshot.durations[i]
-            if snapshot.onsets[i] == 0 and not d > LONGEST_READING:
-                readings.append((path, names[int(best[i])], float(confidence[i])))
-    return corrections_survey(library.corrections(), readings, names, library.root)
+    return corrections_survey(library.corrections(), snapshot.one_shot_readings(),
+                              snapshot.class_names, library.root)  # fmt: skip
 
 
 def bundle_settings(info) -> tuple[dict, dict, tuple[str, ...]]:

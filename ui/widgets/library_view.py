@@ -139,6 +139,8 @@ class LibraryTableModel(QAbstractTableModel):
             ranked = np.argsort(-snapshot.probs, axis=1, kind="stable")
             self.runner_up = ranked[:, 1] if snapshot.probs.shape[1] > 1 else ranked[:, 0]
             self.unsure = (np.asarray(snapshot.kinds) < 0) & ~self.user_set
+            # every class as likely as the others: a silent file, nothing to name
+            self.classes = np.where(np.ptp(snapshot.probs, axis=1) < 1e-6, -1, self.classes)
         else:
             self.confidence = np.full(n, np.nan)
             self.runner_up = np.full(n, -1, np.int64)
@@ -277,7 +279,9 @@ class LibraryTableModel(QAbstractTableModel):
             return ""
         r = self._snapshot.reading(i)
         if r.by_user:
-            return f"Set by you (right-click > Class). The model says {r.model}."
+            return f"Set by you (right-click > Class). The model says {r.model or 'nothing'}."
+        if not r.name:
+            return "Silent: the model hears nothing to name."
         if r.unsure:
             return (f"The model is unsure: {r.name} {100 * r.confidence:.0f}%, or "
                     f"{r.runner_up} {100 * r.runner_up_confidence:.0f}%. Right-click > Class "
