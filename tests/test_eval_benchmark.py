@@ -81,3 +81,28 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_queries():
     lo2, hi2 = ev.bootstrap_interval(many)
     assert lo2 < many.mean() < hi2 and hi2 - lo2 < (hi - lo) / 5
     assert ev.bootstrap_interval(np.full(50, 0.7)) == (pytest.approx(0.7), pytest.approx(0.7))
+
+
+def test_heard_counts_drums_tonal_and_unsure_and_silence_is_no_drum():
+    names = ["kick", "percussion", "tonal", "fx"]
+    probs = np.array(
+        [
+            [0.9, 0.05, 0.03, 0.02],  # a kick, sure
+            [0.1, 0.4, 0.3, 0.2],  # percussion, unsure: a drum all the same
+            [0.0, 0.1, 0.9, 0.0],  # tonal
+            [0.25, 0.25, 0.25, 0.25],
+        ]
+    )  # silence: nothing heard, not a drum
+    got = ev.heard(probs, names, unsure_below=0.5)
+    assert got == {"tonal": 0.25, "drum": 0.5, "drum_confident": 0.25, "unsure": 0.5}
+
+
+def test_melodic_families_and_test_signals():
+    assert ev.family_of(Path("lmms/instruments/violin_pizzicato01.ogg")) == "strings-pads"
+    assert ev.family_of(Path("lmms/basses/rave_bass01.ogg")) == "bass"
+    assert ev.family_of(Path("lmms/basses/synth_acid01.ogg")) == "bass"  # by its folder
+    assert ev.family_of(Path("lmms/stringsnpads/rave_choir01.ogg")) == "vocal"
+    assert ev.family_of(Path("sonic-pi/guit_em9.flac")) == "plucked"
+    clips, names = ev.test_signals(CFG)
+    assert clips.shape == (len(names), CFG.num_samples) and not clips[0].any()  # silence first
+    assert np.abs(clips).max() <= 0.5 + 1e-6

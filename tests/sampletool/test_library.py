@@ -706,6 +706,8 @@ def test_the_users_class_wins_and_outlives_rescans_moves_and_model_switches(tmp_
     assert names[snap.classes[row]] == mine and names[snap.kinds[row]] == mine
     reading = snap.reading(row)
     assert reading.by_user and reading.name == mine and reading.model == model_says
+    readings = dict((p, (c, conf)) for p, c, conf in snap.one_shot_readings())
+    assert len(readings) == 9 and readings[snap.paths[row]] == (model_says, snap.confidence[row])
     assert reading.text() == f"{mine} (set by you)"
     # Same kind only groups by the user's class: the two corrected files find each other.
     found = lib.find_similar(root / "kind0" / "s000.wav", 5, same_kind=True)
