@@ -510,6 +510,9 @@ def test_right_click_class_corrects_the_model_everywhere_and_ctrl_z_undoes_it(qt
     assert table.data(table.index(row, 1), Qt.ItemDataRole.FontRole).bold()
     assert f"The model says {said}" in table.data(table.index(row, 1), Qt.ItemDataRole.ToolTipRole)
     assert w.lib.corrections() == {ref.path: mine, other.path: mine}  # in the catalogue
+    w.classify(ref)  # the probability bars stay the model's; the note says who set the class
+    assert w.classify_popup.note.text() == f"Set by you: {mine} (the model says {said})"
+    w.classify_popup.close()
     index = names.index(mine)
     i = w._row_of(ref)
     assert w.latent_map._classes[i] == index  # the map's colour

@@ -48,6 +48,18 @@ NUM_SIMILAR = 30
 DEFAULT_SIZE = QSize(1400, 860)
 
 
+def class_note(reading) -> str:
+    """The line above the probability bars: what the app makes of them."""
+    if reading.by_user:
+        return f"Set by you: {reading.name} (the model says {reading.model or 'nothing'})"
+    if not reading.name:
+        return "Silent: the model hears nothing to name"
+    if reading.unsure:
+        return (f"Unsure: {reading.name} {reading.confidence:.0%}, or {reading.runner_up} "
+                f"{reading.runner_up_confidence:.0%}")  # fmt: skip
+    return ""
+
+
 def demo_library_dir() -> Path:
     from sampletool.paths import user_data_dir
 
@@ -804,7 +816,8 @@ class MainWindow(QMainWindow):
         row = self._row_of(ref)
         self.tasks.drop("classify")  # an older answer must not replace this one
         if self.snapshot is not None and row is not None and self.snapshot.probs is not None:
-            popup.show_probabilities(ref, self.snapshot.class_names, self.snapshot.probs[row])
+            popup.show_probabilities(ref, self.snapshot.class_names, self.snapshot.probs[row],
+                                     class_note(self.snapshot.reading(row)))  # fmt: skip
             return
         if self.runtime is None:
             popup.show_error("The model is still loading.")
@@ -813,6 +826,8 @@ class MainWindow(QMainWindow):
             popup.show_error("This model has no classifier.")
             return
         names = list(self.runtime.class_names)
-        self.tasks.run("classify", jobs.classify, self.runtime, ref,
-                       on_result=lambda p: popup.show_probabilities(ref, names, p),
+        runtime = self.runtime
+        self.tasks.run("classify", jobs.classify, runtime, ref,
+                       on_result=lambda p: popup.show_probabilities(
+                           ref, names, p, class_note(runtime.read_class(p))),
                        on_error=lambda e: popup.show_error(message_of(e)))  # fmt: skip

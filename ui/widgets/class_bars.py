@@ -242,25 +242,35 @@ class ClassifyPopup(QFrame):
         self.close_button.setAutoRaise(True)
         self.close_button.clicked.connect(self.close)
         self.probabilities = ClassProbabilities(self, show_title=False)
+        self.note = QLabel("", self)  # the class as the app shows it: unsure, or set by the user
+        self.note.setObjectName("classifyNote")
+        self.note.setWordWrap(True)
+        self.note.hide()
         head = QHBoxLayout()
         head.addWidget(self.title, 1)
         head.addWidget(self.close_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 10)
         layout.addLayout(head)
+        layout.addWidget(self.note)
         layout.addWidget(self.probabilities)
         self.setMinimumWidth(300)
         self._anchor: QPoint | None = None
 
     def set_query(self, ref: SampleRef) -> None:
         self._set_title(ref)
+        self.note.hide()
         self.probabilities.set_query(ref)
         self.adjustSize()
 
     def show_probabilities(
-        self, ref: SampleRef, class_names: Sequence[str], probs: Sequence[float]
+        self, ref: SampleRef, class_names: Sequence[str], probs: Sequence[float], note: str = ""
     ) -> None:
+        """The model's probabilities; `note`: what the app makes of them ("Unsure: ...", or
+        the class the user set)."""
         self._set_title(ref)
+        self.note.setText(note)
+        self.note.setVisible(bool(note))
         self.probabilities.show_probabilities(ref, class_names, probs)
         self._refit()
 
