@@ -148,3 +148,32 @@ def test_a_new_snapshot_keeps_filter_and_selection(view, tmp_path):
     assert view.selected_refs()[0].path.endswith("boom.wav")
     view.set_snapshot(snapshot(str(tmp_path), n=0), tmp_path)  # an empty library is fine
     assert view.model.rowCount() == 0
+
+
+def test_unsure_user_set_and_silent_classes_read_as_such(qtbot, tmp_path):
+    snap = snapshot(str(tmp_path))
+    snap.probs[1] = [1 / 3, 1 / 3, 1 / 3]  # silent: nothing heard
+    snap.labels = [None, None, None, "hihat", None, None]  # the user's class for rim.wav
+    v = LibraryView(SampleActions())
+    qtbot.addWidget(v)
+    v.set_snapshot(snap, tmp_path)
+    m = v.model
+
+    def row_of(name: str) -> list:
+        r = names(v).index(name)
+        cells = [m.data(m.index(r, c)) for c in (1, 2)]
+        grey = m.data(m.index(r, 1), Qt.ItemDataRole.ForegroundRole) is not None
+        font = m.data(m.index(r, 1), Qt.ItemDataRole.FontRole)
+        return [*cells, grey, bool(font and font.bold())]
+
+    assert row_of("boom.wav") == ["kick", "90%", False, False]
+    assert row_of("loop.wav @ 1.50 s") == ["? kick / snare", "40%", True, False]  # unsure
+    assert row_of("thud.wav")[:3] == ["?", "33%", True]  # silent
+    assert row_of("rim.wav") == ["hihat", "you", False, True]  # set by the user
+    tip = m.data(m.index(names(v).index("rim.wav"), 1), Qt.ItemDataRole.ToolTipRole)
+    assert tip == "Set by you (right-click > Class). The model says snare."
+    v.class_combo.setCurrentText("hihat")  # the filter goes by the class shown
+    assert sorted(names(v)) == ["rim.wav", "tick.wav"]
+    snap.labels[3] = None  # taken back (the window updates the snapshot it shows)
+    v.update_classes(snap)
+    assert names(v) == ["tick.wav"]

@@ -266,7 +266,7 @@ class LibraryTableModel(QAbstractTableModel):
             return label
         c = int(self.classes[i])
         if c < 0:
-            return ""
+            return "?" if self.unsure[i] else ""  # "?": silent, nothing heard
         if self.unsure[i]:
             second = int(self.runner_up[i])
             other = f" / {self.class_names[second]}" if 0 <= second != c else ""
