@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sampletool.errors import LibraryError, ModelError
-from sampletool.library.catalogue import Catalogue, CatalogueError, rebuild_aside
+from sampletool.library.catalogue import (
+    SILENT,
+    Catalogue,
+    CatalogueError,
+    labels_from,
+    rebuild_aside,
+)
 from sampletool.library.duplicates import Duplicates, find_duplicates
 from sampletool.library.index import ModelIndex, VectorIndex
 from sampletool.library.scan import ScanReport, scan_folder, scan_lock
@@ -95,12 +101,20 @@ class Snapshot:
         return len(self.ids)
 
     @property
+    def silent(self) -> np.ndarray:
+        """Entries in which the model heard nothing (every class alike: a silent clip, or no
+        probabilities stored), bool [n]."""
+        if self.probs is None or not len(self.ids):
+            return np.ones(len(self.ids), bool)
+        return np.ptp(self.probs, axis=1) < SILENT
+
+    @property
     def predicted(self) -> np.ndarray:
         """Index of each entry's most likely class by the model, int64 [n] (-1 without a
-        classifier)."""
+        classifier, or where it heard nothing)."""
         if self.probs is None or not len(self.ids):
             return np.full(len(self.ids), -1, np.int64)
-        return self.probs.argmax(1)
+        return np.where(self.silent, -1, self.probs.argmax(1))
 
     @property
     def confidence(self) -> np.ndarray:
@@ -140,10 +154,11 @@ class Snapshot:
         for files no longer than `longest` seconds (a loop's first clip says little of it)."""
         if self.probs is None or not len(self.ids):
             return []
-        best, confidence = self.probs.argmax(1), self.probs.max(1)
+        best, confidence, silent = self.probs.argmax(1), self.probs.max(1), self.silent
         return [(p, self.class_names[int(best[i])], float(confidence[i]))
                 for i, p in enumerate(self.paths)
-                if self.onsets[i] == 0 and not self.durations[i] > longest]  # fmt: skip
+                if self.onsets[i] == 0 and not self.durations[i] > longest
+                and not silent[i]]  # fmt: skip
 
     def reading(self, row: int) -> ClassReading:
         """Entry `row`'s class as shown (see `sampletool.models.calibration.ClassReading`)."""
@@ -218,8 +233,12 @@ class Library:
             if not (rebuild and e.rebuildable):
                 raise
             aside = rebuild_aside(self.db_path)
-            log.warning("damaged catalogue moved to %s; starting a fresh one", aside)
             self.catalogue = Catalogue(self.db_path, self.root)
+            kept = labels_from(aside)  # the user's classes exist nowhere else: keep them
+            with self.catalogue.transaction() as db:
+                db.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?, ?)", kept)
+            log.warning("damaged catalogue moved to %s; starting a fresh one (%d classes you "
+                        "set kept)", aside, len(kept))  # fmt: skip
         self._asked_segmentation = segmentation  # saved by the next scan (which holds the lock)
         self.segmentation = self._stored_segmentation() if segmentation is None else segmentation
         # The index files and scan lock sit beside the catalogue and, unless it has the default
@@ -356,7 +375,8 @@ class Library:
             vector = reading.vectors[0]
             if reading.probs is not None:
                 r = self.runtime.read_class(reading.probs[0])
-                stored = (-1 if r.unsure else names.index(r.name), names.index(r.model))
+                stored = (-1 if r.kind is None else names.index(r.kind),
+                          names.index(r.model) if r.model else -1)  # fmt: skip
         kind, best = stored if stored is not None else (-1, -1)
         filtered = same_kind and kind >= 0
         only = None
@@ -368,8 +388,10 @@ class Library:
         )
         info = self.catalogue.segment_info(ids[0])
         shown = kind if kind >= 0 else best
+        # A user's class the model lacks is no uncertainty of the model's.
+        unsure = kind < 0 <= best and (sid is None or self.catalogue.label_of_segment(sid) is None)
         found = Similar([], [], [], names[shown] if shown >= 0 else None, filtered,
-                        query_unsure=kind < 0 <= best)  # fmt: skip
+                        query_unsure=unsure)  # fmt: skip
         for i, d in zip(ids[0].tolist(), dists[0].tolist(), strict=True):
             if i in info:
                 found.paths.append(info[i][0])
@@ -379,7 +401,7 @@ class Library:
 
     def set_class(self, paths: list[str | os.PathLike[str]], cls: str | None) -> None:
         """Give these library files the class `cls` (the user correcting the model), or take
-        the user's class away with None. Kept by file path in the catalogue, apart from any
+        the user's class away with None. Safe to call while a scan runs on another thread. Kept by file path in the catalogue, apart from any
         model's readings: it outlives rescans and model switches, and a move found by a scan
         takes it along. Search, the class filter and the map use it in place of the model's.
 
@@ -397,7 +419,13 @@ class Library:
             if rel.startswith("..") or rel in ("", "."):
                 raise LibraryError(f"{p} is not in the library {self.root}")
             rels.append(rel)
-        self.catalogue.set_labels(rels, cls)
+        # Its own connection: a scan may be writing through the library's on another thread,
+        # and one connection holds one transaction at a time (SQLite serialises the two).
+        own = Catalogue(self.db_path, self.root)
+        try:
+            own.set_labels(rels, cls)
+        finally:
+            own.close()
 
     def corrections(self) -> dict[str, str]:
         """Absolute path -> the class the user gave that file (files no longer in the library

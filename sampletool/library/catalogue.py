@@ -13,7 +13,8 @@ file and model switches; a move found by a scan takes it along.
 
 Schema history: 1 had no latents; a version 1 catalogue is migrated in place when opened (its
 vectors keep working for search, and the next scan re-embeds them to add their latents).
-3 added `labels`.
+`labels` came later without a new version: it is made when missing, and an older Sample Tool
+opens a catalogue that has it (and leaves it alone).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 
 from sampletool.errors import SampleToolError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,14 +65,16 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (segment_id, model_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS vectors_model ON vectors(model_id);
+"""
+_LABELS = """
 CREATE TABLE IF NOT EXISTS labels (
     path TEXT PRIMARY KEY,              -- as files.path; kept when the file leaves the library
     class TEXT NOT NULL,                -- the class the user gave it
     set_at REAL NOT NULL
-);
-"""
+)"""
 
 
+SILENT = 1e-6  # probabilities this close together: every class alike, the model heard nothing
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # SQLite's primary result codes for a damaged file
 
 
@@ -139,6 +142,7 @@ class Catalogue:
                 )
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('root', ?)", (str(self.root),))
+            self.db.execute(_LABELS)  # the user's classes (see the module docstring)
             self.db.execute("SELECT count(*) FROM files").fetchone()
         except sqlite3.DatabaseError as e:
             if hasattr(self, "db"):
@@ -177,9 +181,6 @@ class Catalogue:
                 # Latents arrived in 2: old vectors keep serving search; the next scan
                 # re-embeds their files (they do not count as complete, see has_vectors).
                 db.execute("ALTER TABLE vectors ADD COLUMN latent BLOB")
-            if version < 3:
-                db.execute("CREATE TABLE IF NOT EXISTS labels (path TEXT PRIMARY KEY, "
-                           "class TEXT NOT NULL, set_at REAL NOT NULL)")  # fmt: skip
             db.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )
@@ -275,8 +276,8 @@ class Catalogue:
 
     def kinds(self, model_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(segment ids int64 [n], each one's likeliest class int64 [n], its probability
-        float32 [n]) of one model, ordered by segment id; class -1 and probability 0 where no
-        class probabilities were stored."""
+        float32 [n]) of one model, ordered by segment id; class -1 where no class
+        probabilities were stored (probability 0) or every class is as likely (a silent clip)."""
         rows = self.db.execute(
             "SELECT segment_id, probs FROM vectors WHERE model_id = ? ORDER BY segment_id",
             (model_id,),
@@ -288,7 +289,7 @@ class Catalogue:
         if have:  # one model's probability rows all have its number of classes
             probs = np.frombuffer(b"".join(rows[i][1] for i in have), np.float32)
             probs = probs.reshape(len(have), -1)
-            kinds[have] = probs.argmax(1)
+            kinds[have] = np.where(np.ptp(probs, axis=1) < SILENT, -1, probs.argmax(1))
             confidence[have] = probs.max(1)
         return ids, kinds, confidence
 
@@ -304,6 +305,14 @@ class Catalogue:
             "SELECT s.id, l.class FROM labels l JOIN files f ON f.path = l.path "
             "JOIN segments s ON s.file_id = f.id"
         ).fetchall())  # fmt: skip
+
+    def label_of_segment(self, segment_id: int) -> str | None:
+        """The class the user gave a segment's file (None: none)."""
+        row = self.db.execute(
+            "SELECT l.class FROM labels l JOIN files f ON f.path = l.path "
+            "JOIN segments s ON s.file_id = f.id WHERE s.id = ?", (int(segment_id),)
+        ).fetchone()  # fmt: skip
+        return None if row is None else row[0]
 
     def labels_generation(self) -> int:
         """A counter bumped by every change of the user's classes."""
@@ -484,6 +493,22 @@ class Catalogue:
         db.execute("UPDATE files SET path = ?, mtime_ns = ? WHERE id = ?", (rel, mtime_ns, file_id))
         if old is not None:  # the user's class goes with the file
             db.execute("UPDATE OR REPLACE labels SET path = ? WHERE path = ?", (rel, old[0]))
+
+
+def labels_from(path: Path) -> list[tuple[str, str, float]]:
+    """The user's classes (path, class, set at) still readable in a catalogue file, maybe a
+    damaged one set aside (what cannot be read is left: [] at worst)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return []
+    try:
+        return [(str(p), str(c), float(t))
+                for p, c, t in db.execute("SELECT path, class, set_at FROM labels")]  # fmt: skip
+    except sqlite3.Error:
+        return []
+    finally:
+        db.close()
 
 
 def rebuild_aside(path: Path) -> Path:

@@ -187,7 +187,10 @@ def read_class(
     p = np.asarray(probs, np.float64)
     if not len(class_names) or p.size == 0:
         return ClassReading(user_label or "", 1.0 if user_label else 0.0, by_user=bool(user_label))
-    if user_label is None and np.ptp(p) < 1e-6:  # every class equally likely: silence
+    silent = np.ptp(p) < 1e-6  # every class equally likely: the model heard nothing
+    if silent:
+        if user_label:
+            return ClassReading(user_label, 1.0, by_user=True)
         return ClassReading("", float(p.max()), unsure=True)
     order = np.argsort(-p, kind="stable")
     best = class_names[order[0]]

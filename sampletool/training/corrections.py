@@ -10,11 +10,14 @@ own readings, at `MIN_CONFIDENCE` or more, up to `PER_CLASS` a class) keep it fr
 what it got right, and they are the whole validation split, so the checkpoint kept is the one
 that learned the corrections without losing the rest. The corrected files all train, drawn
 often enough to make about a third of each batch. The dataset keeps every class of the model
-(some may have no file), so the classifier and the library's vectors stay comparable.
+(some may have no file), so the classifier and the library's vectors stay comparable. The
+model keeps its calibration: a temperature fitted on a validation split of the model's own
+sure readings would only make it surer of everything.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,8 +61,11 @@ def corrections_survey(
         root: the library folder (the dataset's source, for its summary).
     """
     survey = Survey([str(root)], "corrections", classes=list(class_names))
-    fixed = {p: c for p, c in corrected.items() if c in class_names and Path(p).is_file()}
-    gone = len(corrected) - len(fixed)
+    # Resolved, as every dataset's paths are (the trainer matches the weights by them).
+    given = {os.path.realpath(p): c for p, c in corrected.items()}
+    fixed = {p: c for p, c in given.items() if c in class_names and Path(p).is_file()}
+    gone = sum(1 for p in given if not Path(p).is_file())
+    unknown = sum(1 for p, c in given.items() if c not in class_names and Path(p).is_file())
     if not fixed:
         survey.problem = ("no corrections yet: right-click a sample whose class is wrong and "
                           "choose Class > (its class), then come back")  # fmt: skip
@@ -67,7 +73,9 @@ def corrections_survey(
     rng = np.random.default_rng(seed)
     by_class: dict[str, list[str]] = {}
     for path, cls, confidence in readings:
-        if path not in fixed and cls in class_names and confidence >= MIN_CONFIDENCE:
+        path = os.path.realpath(path)
+        # A file the user corrected (even to a class this model lacks) is no reading to trust.
+        if path not in given and cls in class_names and confidence >= MIN_CONFIDENCE:
             by_class.setdefault(cls, []).append(path)
     kept: list[tuple[str, str]] = []
     for cls in class_names:
@@ -96,6 +104,9 @@ def corrections_survey(
     )
     if gone:
         survey.warnings.append(f"{gone} corrected files are no longer there; they are left out")
+    if unknown:
+        survey.warnings.append(f"{unknown} files have a class this model does not have; they "
+                               "are left out")  # fmt: skip
     return Corrections(survey, sorted(fixed))
 
 
@@ -110,6 +121,6 @@ def improve_config(
     return {
         "dataset": "", "model": dict(model), "audio": dict(audio), "batch_size": 32,
         "lr": LR, "max_steps": MAX_STEPS, "eval_every": EVAL_EVERY, "patience": 2,
-        "init_from": str(bundle),
+        "init_from": str(bundle), "calibration": "keep",
         "source_weights": {p: round(weight, 3) for p in corrections.corrected},
     }  # fmt: skip

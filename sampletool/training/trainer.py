@@ -40,7 +40,7 @@ from sampletool.data.dataset import DatasetError, load_dataset
 from sampletool.errors import SampleToolError
 from sampletool.features import AudioConfig, log_mel
 from sampletool.fileio import LockHeld, atomic_write, atomic_write_text, exclusive_lock
-from sampletool.models.bundle import WEIGHTS_FILE, save_bundle
+from sampletool.models.bundle import WEIGHTS_FILE, read_bundle, resolve_model, save_bundle
 from sampletool.models.calibration import calibration_summary
 from sampletool.models.kinds import Trainable, build_model, config_from_dict, get_kind
 from sampletool.models.runtime import load_runtime, resolve_device
@@ -85,6 +85,9 @@ class TrainConfig:
     # Decay of an exponential moving average of the weights (0: off). With it, validation and
     # the bundle use the average, which is steadier from one checkpoint to the next.
     ema: float = 0.0
+    # Where the bundle's calibration comes from: "fit" a temperature on each validation, or
+    # "keep" the init_from bundle's (when the validation split cannot judge confidence).
+    calibration: str = "fit"
 
     def validate(self) -> None:
         if self.batch_size < 1 or self.max_steps < 1 or self.eval_every < 1:
@@ -97,6 +100,8 @@ class TrainConfig:
             raise TrainingError("source weights must be numbers >= 0")
         if not 0.0 <= self.ema < 1.0:
             raise TrainingError("the weight average's decay must be in [0, 1)")
+        if self.calibration not in ("fit", "keep"):
+            raise TrainingError("calibration must be 'fit' or 'keep'")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -270,6 +275,7 @@ class Trainer:
                 "truncation and stretch work on log-mel features and cannot augment it"
             )
         self.ema: torch.optim.swa_utils.AveragedModel | None = None  # made by run()
+        self._kept_calibration: dict | None = None  # the init bundle's ("calibration": "keep")
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -570,6 +576,13 @@ class Trainer:
             self._write_state("running")
         elif cfg.init_from:
             self._init_weights(cfg.init_from)
+        if cfg.calibration == "keep" and cfg.init_from:
+            try:
+                meta = read_bundle(resolve_model(cfg.init_from)).metadata.get("calibration")
+            except SampleToolError:  # gone since the run started: uncalibrated, then
+                meta = None
+            if isinstance(meta, dict):
+                self._kept_calibration = dict(meta, kept_from=str(cfg.init_from))
         if cfg.ema > 0:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -652,6 +665,8 @@ class Trainer:
                     metrics |= self.validate()
                     confusion = metrics.pop("confusion", None)
                     calibration = metrics.pop("calibration", None)
+                    if cfg.calibration == "keep":
+                        calibration = self._kept_calibration
                     improved = metrics["val_loss"] < state["best"]
                     if improved:
                         state["best"] = metrics["val_loss"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sampletool.data.dataset import load_dataset, make_dataset
 from sampletool.training import corrections as corr
 from tests.helpers import tone, write
@@ -43,3 +45,13 @@ def test_no_corrections_or_nothing_sure_is_a_problem_said_plainly(tmp_path):
     unsure = corr.corrections_survey({files[0]: "fx"}, [(f, "kick", 0.3) for f in files],
                                      NAMES, tmp_path)  # fmt: skip
     assert not unsure.survey.ok and "too few" in unsure.survey.problem
+
+
+def test_paths_through_a_symlinked_library_are_resolved(tmp_path):
+    files = _files(tmp_path / "real", 12)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    linked = [str(tmp_path / "link" / Path(f).name) for f in files]
+    readings = [(f, "kick", 0.99) for f in linked]
+    found = corr.corrections_survey({linked[0]: "fx"}, readings, NAMES, tmp_path / "link")
+    assert found.corrected == [files[0]]  # the real path, as the trainer matches it
+    assert files[0] not in [p for p, c in found.survey.items if c == "kick"]

@@ -679,7 +679,7 @@ def test_a_catalogue_from_before_latents_is_migrated_and_re_embedded(tmp_path, t
     _as_schema_1(lib.db_path)
     lib = lib_at(tmp_path, tool)  # migrated in place when opened
     db = lib.catalogue.db
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("3",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
     assert db.execute("SELECT count(*), count(latent) FROM vectors").fetchone() == (6, 0)
     assert similar(lib, entry, 3) == before  # the old vectors serve search at once
     np.testing.assert_allclose(lib.latent(entry), tool.latent(entry), atol=1e-5)  # read
@@ -755,3 +755,25 @@ def test_same_kind_does_not_filter_on_an_unsure_class(tmp_path):
         assert (lib.snapshot().kinds == -1).all()
     finally:
         lib.runtime.calibration = Calibration()
+    # silence from outside: the model hears nothing, so nothing to keep to
+    silent = write(tmp_path / "silence.wav", np.zeros(8000, np.float32))
+    found = lib.find_similar(silent, 3, same_kind=True)
+    assert found.query_class is None and not found.same_kind and len(found) == 3
+
+
+def test_a_rebuilt_catalogue_keeps_the_classes_the_user_set(tmp_path, tool):
+    root = make_library(tmp_path / "lib", n=3)
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=0)
+    lib.set_class([root / "kind0" / "s000.wav"], tool.class_names[1])
+    lib.close()
+    con = sqlite3.connect(lib.db_path)  # a catalogue this version cannot use, but can read
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(CatalogueError):
+        lib_at(tmp_path, tool)
+    lib = lib_at(tmp_path, tool, rebuild=True)
+    assert lib.corrections() == {str(root / "kind0" / "s000.wav"): tool.class_names[1]}
+    lib.scan(workers=0)
+    assert lib.snapshot().labels.count(tool.class_names[1]) == 1

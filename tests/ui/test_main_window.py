@@ -509,7 +509,8 @@ def test_right_click_class_corrects_the_model_everywhere_and_ctrl_z_undoes_it(qt
     assert table.data(table.index(row, 1)) == mine
     assert table.data(table.index(row, 1), Qt.ItemDataRole.FontRole).bold()
     assert f"The model says {said}" in table.data(table.index(row, 1), Qt.ItemDataRole.ToolTipRole)
-    assert w.lib.corrections() == {ref.path: mine, other.path: mine}  # in the catalogue
+    qtbot.waitUntil(lambda: w.lib.corrections() == {ref.path: mine, other.path: mine},
+                    timeout=30_000)  # written to the catalogue in the background  # fmt: skip
     w.classify(ref)  # the probability bars stay the model's; the note says who set the class
     assert w.classify_popup.note.text() == f"Set by you: {mine} (the model says {said})"
     w.classify_popup.close()
@@ -534,7 +535,8 @@ def test_right_click_class_corrects_the_model_everywhere_and_ctrl_z_undoes_it(qt
     assert w.undo_class_action.isEnabled()
     w.undo_class_action.trigger()
     qtbot.waitUntil(lambda: table.data(table.index(row, 2)) != "you", timeout=30_000)
-    assert w.lib.corrections() == {} and w.latent_map._classes[i] == snap.predicted[i]
+    qtbot.waitUntil(lambda: w.lib.corrections() == {}, timeout=30_000)
+    assert w.latent_map._classes[i] == snap.predicted[i]
     assert not w.undo_class_action.isEnabled()
     # kept across a rescan and a fresh window
     w.set_class([ref], mine)

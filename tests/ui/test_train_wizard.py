@@ -363,6 +363,11 @@ def test_improve_the_active_model_with_my_corrections_fine_tunes_it_and_switches
     assert used.args == [str(w.run_dir())] and w.finish_page.use_button.text() == "In use"
     improved = load_runtime("default-corrected", device="cpu")
     assert improved.class_names == runtime.class_names  # every class kept, in its order
+    # its confidence keeps the built-in model's calibration (its validation split is made of
+    # the model's own sure readings: it cannot judge confidence)
+    kept = improved.metadata["calibration"]
+    assert kept["temperature"] == runtime.calibration.temperature
+    assert kept["kept_from"] == str(runtime.path)
     cfg = json.loads((improved.path / "train_config.json").read_text())
     assert cfg["init_from"] == str(runtime.path)
     assert set(fixed) < set(cfg["source_weights"]) and min(cfg["source_weights"].values()) >= 1

@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
         self._playing_ref: SampleRef | None = None
         self._generated: tuple[np.ndarray, int] | None = None
         self._class_undo: list[dict[str, str | None]] = []  # each change's previous classes
-        self._class_jobs = 0
+        self._class_writes: list[tuple] = []  # class changes to write, in order (first: now)
         self.actions = SampleActions(self)
         self.player = player or Player(self)
         self._build_ui()
@@ -392,6 +392,7 @@ class MainWindow(QMainWindow):
                 return
             self._status("Stopping the training and saving it...")
             wizard.stop_and_wait()
+        self._flush_class_writes()
         save_layout(self.settings, self, self._layout_states())
         self.settings.setValue("similar/sameKind", self.similar.same_kind_box.isChecked())
         self.settings.sync()
@@ -497,6 +498,8 @@ class MainWindow(QMainWindow):
             self.switch_model(folder)
 
     def _model_ready(self, runtime) -> None:
+        self._class_undo.clear()  # the classes undone would be another model's
+        self.undo_class_action.setEnabled(False)
         if self.controller.model_name:
             self.settings.setValue("model", self.controller.model_name)
         self.blend.set_model(runtime)
@@ -684,34 +687,69 @@ class MainWindow(QMainWindow):
         return snap.labels[row]
 
     def set_class(self, refs: list[SampleRef], cls: str | None, undoable: bool = True) -> None:
-        """Give these samples' files the user's class (None: the model's again). Written to
-        the catalogue off the GUI thread; the table, map and search follow; Ctrl+Z undoes."""
-        if self.lib is None or not refs:
+        """Give these samples' files the user's class (None: the model's again). Shown at once
+        (table, map, search); written to the catalogue off the GUI thread, one change after
+        another in order; Ctrl+Z undoes. A write that fails puts the shown classes back."""
+        snapshot, lib = self.snapshot, self.lib
+        if lib is None or snapshot is None or not refs:
             return
         paths = sorted({r.path for r in refs})
-        snapshot = self.snapshot
-        before = {r.path: self._user_class(r) for r in refs}
+        rows = [i for i, p in enumerate(snapshot.paths) if p in set(paths)]
+        if len(snapshot.labels) != len(snapshot):
+            snapshot.labels = [None] * len(snapshot)
+        before = {snapshot.paths[i]: snapshot.labels[i] for i in rows}
+        self._show_labels(snapshot, rows, cls)
+        if undoable:
+            self._class_undo.append(before)
+            self.undo_class_action.setEnabled(True)
+        what = f"{len(paths)} sample{'s' if len(paths) != 1 else ''}"
+        said = f"set to {cls}" if cls else "back to the model's class"
+        self._status(f"{what} {said}" + (" · Ctrl+Z undoes" if undoable else ""), 6000)
+        self._class_writes.append((lib, snapshot, paths, cls, before))
+        if len(self._class_writes) == 1:
+            self._write_next_class()
 
-        def done(_result) -> None:
-            if snapshot is not None and snapshot is self.snapshot:
-                wanted = set(paths)
-                for i, p in enumerate(snapshot.paths):
-                    if p in wanted:
-                        snapshot.labels[i] = cls
-                self.library_view.update_classes(snapshot)
-                self.latent_map.set_classes(snapshot.classes)
-            if undoable:
-                self._class_undo.append(before)
-                self.undo_class_action.setEnabled(True)
-            what = f"{len(paths)} sample{'s' if len(paths) != 1 else ''}"
-            said = f"set to {cls}" if cls else "back to the model's class"
-            self._status(f"{what} {said}" + (" · Ctrl+Z undoes" if undoable else ""), 6000)
+    def _write_next_class(self) -> None:
+        if not self._class_writes:
+            return
+        entry = self._class_writes[0]
+        lib, snapshot, paths, cls, before = entry
 
-        self._class_jobs += 1
-        self.tasks.run(("class", self._class_jobs), jobs.set_class, self.lib, paths, cls,
-                       on_result=done,
-                       on_error=lambda e: self._status(f"The class could not be set: "
-                                                       f"{message_of(e)}", 10000))  # fmt: skip
+        def next_one(_result=None) -> None:
+            if self._class_writes and self._class_writes[0] is entry:  # not flushed meanwhile
+                self._class_writes.pop(0)
+                self._write_next_class()
+
+        def failed(error: BaseException) -> None:
+            if snapshot is self.snapshot:  # put back what the write could not keep
+                for old in set(before.values()):
+                    rows = [i for i, p in enumerate(snapshot.paths) if before.get(p, 0) == old]
+                    self._show_labels(snapshot, rows, old)
+            self._status(f"The class could not be set: {message_of(error)}", 10000)
+            next_one()
+
+        self.tasks.run(("class", id(entry)), jobs.set_class, lib, paths, cls,
+                       on_result=next_one, on_error=failed)  # fmt: skip
+
+    def _flush_class_writes(self) -> None:
+        """Quitting: write the class changes still queued now (a few rows each; writing one
+        that is in flight again does no harm), so none is lost."""
+        pending, self._class_writes = self._class_writes, []
+        for lib, _snapshot, paths, cls, _before in pending:
+            try:
+                lib.set_class(paths, cls)
+            except Exception:  # quitting: say nothing, lose nothing else
+                pass
+
+    def _show_labels(self, snapshot, rows: list[int], cls: str | None) -> None:
+        """Show `cls` as the user's class of these entries, where `snapshot` is shown."""
+        for i in rows:
+            snapshot.labels[i] = cls
+        if snapshot is not self.snapshot:
+            return
+        self.library_view.update_classes(snapshot)
+        if np.array_equal(self.latent_map.ids(), snapshot.ids):  # else its points are coming
+            self.latent_map.set_classes(snapshot.classes)
 
     def undo_class(self) -> None:
         """Put back the classes the last change replaced."""

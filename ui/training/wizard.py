@@ -1304,6 +1304,7 @@ class TrainWizard(QWizard):
         changes) while another run trains."""
         if self.training:
             return False
+        self._improving = False  # a resumed run is used by choice, on the Finish page
         self.resume_dir = Path(logdir)
         self.session = None
         self.setStartId(TRAINING)
@@ -1332,7 +1333,7 @@ class TrainWizard(QWizard):
                 name,
                 self.setup_page.val_split.value() / 100,
                 on_result=lambda ds: self._begin(name, config, ds),
-                on_error=lambda e: self.training_page._failed(message_of(e)),
+                on_error=self._dataset_failed,
             )
             return
         logdir = self.resume_dir if self.resume_dir is not None else self.run_dir()
@@ -1342,6 +1343,10 @@ class TrainWizard(QWizard):
         # A new run that failed before it wrote its settings starts again from them.
         again = self._new_config if not (logdir / TRAIN_CONFIG).is_file() else None
         self._attach(TrainingSession(logdir, self), again)
+
+    def _dataset_failed(self, error: BaseException) -> None:
+        self._improving = False
+        self.training_page._failed(message_of(error))
 
     def _begin(self, name: str, config: dict, dataset: Path) -> None:
         from sampletool.paths import user_models_dir
@@ -1360,6 +1365,7 @@ class TrainWizard(QWizard):
         session.ended.connect(lambda *_: self._session_over())
         session.ended.connect(self._maybe_switch)
         session.failed.connect(lambda *_: self._session_over())
+        session.failed.connect(lambda *_: setattr(self, "_improving", False))
         session.validated.connect(lambda *_: self.models_changed.emit())
         session.start(config)
         self._status_timer.start()

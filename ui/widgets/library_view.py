@@ -139,8 +139,6 @@ class LibraryTableModel(QAbstractTableModel):
             ranked = np.argsort(-snapshot.probs, axis=1, kind="stable")
             self.runner_up = ranked[:, 1] if snapshot.probs.shape[1] > 1 else ranked[:, 0]
             self.unsure = (np.asarray(snapshot.kinds) < 0) & ~self.user_set
-            # every class as likely as the others: a silent file, nothing to name
-            self.classes = np.where(np.ptp(snapshot.probs, axis=1) < 1e-6, -1, self.classes)
         else:
             self.confidence = np.full(n, np.nan)
             self.runner_up = np.full(n, -1, np.int64)
