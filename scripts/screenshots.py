@@ -36,6 +36,9 @@ def main() -> int:
     p.add_argument("--select", default="kick", help="a name to filter for and select")
     p.add_argument("--same-kind", action="store_true", help="search with Same kind only on")
     p.add_argument("--size", default="1500x900", help="window size, WxH (default %(default)s)")
+    p.add_argument("--correct", action="append", default=[], metavar="NAME=CLASS",
+                   help="give the file of this name the class, as right-click > Class does "
+                   "(repeatable)")  # fmt: skip
     args = p.parse_args()
     os.environ.setdefault("SAMPLETOOL_DATA_DIR", tempfile.mkdtemp(prefix="sampletool-shots-"))
 
@@ -63,6 +66,13 @@ def main() -> int:
             time.sleep(0.005)
 
     run_until(lambda: state["refined"], 900)
+    from ui.dnd import SampleRef
+
+    for item in args.correct:
+        name, cls = item.rsplit("=", 1)
+        refs = [SampleRef(p) for p in w.snapshot.paths if Path(p).name == name]
+        w.set_class(refs, cls)
+    run_until(lambda: not w._class_writes, 30)
     view = w.library_view
     view.filter_edit.setText(args.select)
     run_until(lambda: False, 0.3)

@@ -401,9 +401,10 @@ class Library:
 
     def set_class(self, paths: list[str | os.PathLike[str]], cls: str | None) -> None:
         """Give these library files the class `cls` (the user correcting the model), or take
-        the user's class away with None. Safe to call while a scan runs on another thread. Kept by file path in the catalogue, apart from any
-        model's readings: it outlives rescans and model switches, and a move found by a scan
-        takes it along. Search, the class filter and the map use it in place of the model's.
+        the user's class away with None. Safe to call while a scan runs on another thread.
+        Kept by file path in the catalogue, apart from any model's readings: it outlives
+        rescans and model switches, and a move found by a scan takes it along. Search, the
+        class filter and the map use it in place of the model's.
 
         Raises:
             LibraryError: a path outside the library, or a class the model does not have.

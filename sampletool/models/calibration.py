@@ -168,6 +168,18 @@ class ClassReading:
             return f"? {self.name} (or {self.runner_up})" if self.runner_up else f"? {self.name}"
         return self.name
 
+    def explain(self) -> str:
+        """The reading in a sentence: "Set by you: kick (the model says snare)", "Unsure:
+        snare 41 %, or tom 33 %", "Silent: the model hears nothing to name", "kick, 90 % sure"."""
+        if self.by_user:
+            return f"Set by you: {self.name} (the model says {self.model or 'nothing'})"
+        if not self.name:
+            return "Silent: the model hears nothing to name"
+        if self.unsure:
+            return (f"Unsure: {self.name} {self.confidence:.0%}, or {self.runner_up} "
+                    f"{self.runner_up_confidence:.0%}")  # fmt: skip
+        return f"{self.name}, {self.confidence:.0%} sure"
+
     def as_dict(self) -> dict:
         return {
             "class": self.name, "confidence": round(self.confidence, 4), "unsure": self.unsure,

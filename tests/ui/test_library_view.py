@@ -171,7 +171,7 @@ def test_unsure_user_set_and_silent_classes_read_as_such(qtbot, tmp_path):
     assert row_of("thud.wav")[:3] == ["?", "33%", True]  # silent
     assert row_of("rim.wav") == ["hihat", "you", False, True]  # set by the user
     tip = m.data(m.index(names(v).index("rim.wav"), 1), Qt.ItemDataRole.ToolTipRole)
-    assert tip == "Set by you (right-click > Class). The model says snare."
+    assert tip == "Set by you: hihat (the model says snare)"
     v.class_combo.setCurrentText("hihat")  # the filter goes by the class shown
     assert sorted(names(v)) == ["rim.wav", "tick.wav"]
     snap.labels[3] = None  # taken back (the window updates the snapshot it shows)

@@ -508,7 +508,7 @@ def test_right_click_class_corrects_the_model_everywhere_and_ctrl_z_undoes_it(qt
     qtbot.waitUntil(lambda: table.data(table.index(row, 2)) == "you", timeout=30_000)
     assert table.data(table.index(row, 1)) == mine
     assert table.data(table.index(row, 1), Qt.ItemDataRole.FontRole).bold()
-    assert f"The model says {said}" in table.data(table.index(row, 1), Qt.ItemDataRole.ToolTipRole)
+    assert f"the model says {said}" in table.data(table.index(row, 1), Qt.ItemDataRole.ToolTipRole)
     qtbot.waitUntil(lambda: w.lib.corrections() == {ref.path: mine, other.path: mine},
                     timeout=30_000)  # written to the catalogue in the background  # fmt: skip
     w.classify(ref)  # the probability bars stay the model's; the note says who set the class

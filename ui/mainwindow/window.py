@@ -49,15 +49,10 @@ DEFAULT_SIZE = QSize(1400, 860)
 
 
 def class_note(reading) -> str:
-    """The line above the probability bars: what the app makes of them."""
-    if reading.by_user:
-        return f"Set by you: {reading.name} (the model says {reading.model or 'nothing'})"
-    if not reading.name:
-        return "Silent: the model hears nothing to name"
-    if reading.unsure:
-        return (f"Unsure: {reading.name} {reading.confidence:.0%}, or {reading.runner_up} "
-                f"{reading.runner_up_confidence:.0%}")  # fmt: skip
-    return ""
+    """The line above the probability bars: what the app makes of them (nothing when the model
+    is sure: the bars say it)."""
+    sure = not (reading.by_user or reading.unsure or not reading.name)
+    return "" if sure else reading.explain()
 
 
 def demo_library_dir() -> Path:

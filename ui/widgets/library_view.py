@@ -276,15 +276,7 @@ class LibraryTableModel(QAbstractTableModel):
         if self._snapshot is None or not self.class_names:
             return ""
         r = self._snapshot.reading(i)
-        if r.by_user:
-            return f"Set by you (right-click > Class). The model says {r.model or 'nothing'}."
-        if not r.name:
-            return "Silent: the model hears nothing to name."
-        if r.unsure:
-            return (f"The model is unsure: {r.name} {100 * r.confidence:.0f}%, or "
-                    f"{r.runner_up} {100 * r.runner_up_confidence:.0f}%. Right-click > Class "
-                    "to say what it is.")  # fmt: skip
-        return f"{r.name}, {100 * r.confidence:.0f}% sure"
+        return r.explain() + (". Right-click > Class to say what it is." if r.unsure else "")
 
     def flags(self, index: QModelIndex):
         base = super().flags(index)
