@@ -56,9 +56,10 @@ SOUNDFONT_PACKAGES = (  # SF2 files whose drum samples are used
 # SF2 files whose melodic and sound-effect presets are rendered as notes (avldrums holds kits).
 MELODIC_SOUNDFONT_PACKAGES = SOUNDFONT_PACKAGES[1:]
 SIGNALS = 300  # plain waveforms ("tonal"); a quarter as many noises ("fx")
+SYNTH_NOTES = 900  # subtractive synthesiser notes ("tonal": basses, plucks, leads, stabs...)
 DATA_FOLDERS = ("synth", "real", "notes", "signals")
-DEFAULT_STEPS = 4500
-DEFAULT_FINETUNE_STEPS = 2000
+DEFAULT_STEPS = 4000
+DEFAULT_FINETUNE_STEPS = 1500
 DEFAULT_PER_CLASS = 300  # what the shipped model was trained with
 SYNTH_WEIGHT = 0.35  # stage 2's draw weight of a synthesised file (a real one weighs 1)
 AUGMENT = {
@@ -188,7 +189,7 @@ GM_FAMILIES = [
     (range(115, 116), "percussion", "percussion"), (range(119, 128), "fx", "fx"),
 ]  # fmt: skip
 # Notes rendered per preset: fx and percussion have few programs, so each gets more notes.
-NOTES_PER_PRESET = {"tonal": 4, "percussion": 8, "fx": 12}
+NOTES_PER_PRESET = {"tonal": 6, "percussion": 8, "fx": 12}
 NOTES_PER_VARIATION = 2  # per preset of a variation bank (GM2 / GS sounds)
 RENDER_RATE = 22050
 
@@ -230,7 +231,11 @@ def render_soundfonts(folder: Path, out: Path, seed: int) -> Counter:
             rng = np.random.default_rng([seed, zlib.crc32(tag.encode())])
             for _ in range(n):
                 key, vel = int(rng.integers(lo, hi + 1)), int(rng.integers(40, 128))
-                hold, level = float(rng.uniform(0.08, 1.8)), 10 ** (-rng.uniform(0, 12) / 20)
+                # one-shots in libraries are mostly short: half the notes held under 0.4 s
+                hold = float(
+                    rng.uniform(0.05, 0.4) if rng.random() < 0.5 else rng.uniform(0.4, 1.8)
+                )
+                level = 10 ** (-rng.uniform(0, 12) / 20)
                 dst = out / cls / f"{tag}__{family}__k{key}v{vel}h{round(hold * 100)}.wav"
                 counts[cls] += 1
                 if dst.exists():
@@ -296,7 +301,87 @@ def write_signals(out: Path, per_class: int, seed: int) -> Counter:
     return counts
 
 
-def build_data(work: Path, per_class: int, seed: int, debs: dict[str, Path] | None = None) -> dict:
+def _synth_voice(rng: np.random.Generator, sr: int) -> tuple[np.ndarray, str]:
+    """One note of a subtractive synthesiser, made additively: saw or square harmonics under a
+    resonant low-pass whose cutoff follows its own envelope, an amplitude envelope, optional
+    drive, vibrato and detuned voices. The acid, rave and sub basses, plucks, leads, stabs and
+    drones a producer's library is full of, which General MIDI's two synth basses do not
+    cover."""
+    kind = str(rng.choice(["acid", "bass", "sub", "pluck", "lead", "stab", "drone"]))
+    low, high = {"acid": (28, 55), "bass": (24, 52), "sub": (24, 45), "pluck": (45, 80),
+                 "lead": (50, 86), "stab": (45, 75), "drone": (30, 70)}[kind]  # fmt: skip
+    hold = {"acid": (0.08, 0.6), "bass": (0.1, 1.2), "sub": (0.2, 1.5), "pluck": (0.05, 0.4),
+            "lead": (0.3, 1.8), "stab": (0.1, 0.5), "drone": (1.2, 2.0)}[kind]  # fmt: skip
+    held = float(rng.uniform(*hold))
+    release = float(rng.uniform(0.02, 0.4 if kind != "drone" else 0.8))
+    n = int((held + release) * sr)
+    t = np.arange(n) / sr
+    keys = [int(rng.integers(low, high + 1))]
+    if kind == "stab":  # a chord
+        keys += [keys[0] + int(i) for i in rng.choice([3, 4, 7, 10, 12], 2, replace=False)]
+    square = rng.random() < 0.4
+    voices = int(rng.integers(2, 4)) if kind in ("drone", "lead", "stab") else 1
+    vibrato = rng.uniform(0, 0.004) * np.sin(2 * np.pi * rng.uniform(4, 7) * t) if kind in (
+        "lead", "drone") else 0.0  # fmt: skip
+    # the filter: cutoff (in Hz) from a peak down to a floor, at its own speed
+    f_ref = 440 * 2 ** ((keys[0] - 69) / 12)
+    floor = f_ref * rng.uniform(1.0, 4.0)
+    peak = f_ref * rng.uniform(6, 40) if kind != "sub" else f_ref * rng.uniform(1.5, 3)
+    tau = rng.uniform(0.03, 0.3) if kind in ("acid", "pluck", "stab", "bass") else rng.uniform(
+        0.5, 3.0)  # fmt: skip
+    if kind == "drone":
+        cutoff = floor + (peak - floor) * (0.5 - 0.5 * np.cos(2 * np.pi * t / rng.uniform(1, 4)))
+    else:
+        cutoff = floor + (peak - floor) * np.exp(-t / tau)
+    resonance = rng.uniform(0, 6) if kind in ("acid", "lead", "pluck") else rng.uniform(0, 1.5)
+    x = np.zeros(n)
+    for key in keys:
+        f0 = 440 * 2 ** ((key - 69) / 12)
+        n_harm = max(1, min(48, int(min(sr / 2 - 500, 12000) / f0)))
+        for _ in range(voices):
+            f = f0 * (1 + rng.uniform(-0.006, 0.006) * (voices > 1)) * (1 + vibrato)
+            phase = 2 * np.pi * np.cumsum(f) / sr
+            for h in range(1, n_harm + 1):
+                if square and h % 2 == 0:
+                    continue
+                ratio = h * f0 / cutoff
+                gain = (
+                    1 / np.sqrt(1 + ratio**8) * (1 + resonance * np.exp(-((ratio - 1) ** 2) * 20))
+                )
+                if kind == "sub" and h > 3:
+                    break
+                x += gain * np.sin(h * phase + rng.uniform(0, 2 * np.pi)) / h
+    attack = rng.uniform(0.001, 0.01) if kind != "drone" else rng.uniform(0.2, 0.8)
+    decay_to = rng.uniform(0.3, 1.0) if kind not in ("pluck", "acid") else rng.uniform(0.0, 0.6)
+    env = np.minimum(t / attack, 1.0) * (decay_to + (1 - decay_to) * np.exp(-t / rng.uniform(
+        0.05, 0.5)))  # fmt: skip
+    env = np.where(t > held, env * np.exp(-(t - held) / max(release / 4, 1e-3)), env)
+    x = x * env
+    if rng.random() < 0.4:  # drive
+        drive = rng.uniform(1.5, 8)
+        x = np.tanh(drive * x / max(np.abs(x).max(), 1e-9)) / np.tanh(drive)
+    return x / max(np.abs(x).max(), 1e-9), kind
+
+
+def write_synth_notes(out: Path, count: int, seed: int) -> Counter:
+    """`count` notes of `_synth_voice` into out/tonal/ as WAV at 22.05 kHz (kept if there)."""
+    import soundfile as sf
+
+    counts: Counter = Counter()
+    for i in range(count):
+        dst = out / "tonal" / f"synthnote_{i:04d}.wav"
+        counts["tonal"] += 1
+        if dst.exists():
+            continue
+        x, _kind = _synth_voice(np.random.default_rng([seed, 11, i]), RENDER_RATE)
+        level = 10 ** (-np.random.default_rng([seed, 12, i]).uniform(0, 12) / 20)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(dst, (x * level).astype(np.float32), RENDER_RATE, subtype="PCM_16")
+    return counts
+
+
+def build_data(work: Path, per_class: int, seed: int, debs: dict[str, Path] | None = None,
+               synth_notes: int = SYNTH_NOTES) -> dict:  # fmt: skip
     """Synthesise and fetch the training audio into work/data/{synth,real}/<class>/."""
     from sampletool.data.synth import CLASSES, write_class_folders
 
@@ -318,6 +403,7 @@ def build_data(work: Path, per_class: int, seed: int, debs: dict[str, Path] | No
         found = render_soundfonts(fetch_package(work, package, debs), data / "notes", seed)
         melodic[package] = dict(sorted(found.items()))
     signals = dict(sorted(write_signals(data / "signals", SIGNALS, seed).items()))
+    signals |= {"synth notes": dict(write_synth_notes(data / "signals", synth_notes, seed))}
     for package, counts in (sources | {f"{k} (notes)": v for k, v in melodic.items()}).items():
         print(f"{package}: {sum(counts.values())} samples {counts}", flush=True)
     print(f"plain waveforms and noise: {signals}", flush=True)
@@ -352,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DEB",
         help="use this .deb instead of downloading its package (repeatable)",
     )
+    p.add_argument("--synth-notes", type=int, default=SYNTH_NOTES,
+                   help="subtractive synthesiser notes (tonal)")  # fmt: skip
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="stage 1's training steps")
     p.add_argument("--finetune-steps", type=int, default=DEFAULT_FINETUNE_STEPS,
                    help="stage 2's fine-tuning steps (0: no stage 2)")  # fmt: skip
@@ -365,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     debs = {d.name.split("_", 1)[0]: d.resolve() for d in args.deb}
-    description = build_data(work, args.per_class, args.seed, debs)
+    description = build_data(work, args.per_class, args.seed, debs, args.synth_notes)
     dataset = make_default_dataset(work, args.seed)
     model = {"kind": "vae", "classifier_input": "latent", "prior": "class", "prior_scale": 4.0}
 
@@ -419,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     meta["recipe"] = (
         f"python -m sampletool.training.recipe --work WORK --per-class {args.per_class} "
-        f"--steps {args.steps} --finetune-steps {args.finetune_steps} --seed {args.seed}"
+        f"--synth-notes {args.synth_notes} --steps {args.steps} "
+        f"--finetune-steps {args.finetune_steps} --seed {args.seed}"
     )
     meta["trained_steps"] = trained
     if args.finetune_steps > 0:
