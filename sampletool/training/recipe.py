@@ -58,6 +58,7 @@ MELODIC_SOUNDFONT_PACKAGES = SOUNDFONT_PACKAGES[1:]
 SIGNALS = 300  # plain waveforms ("tonal"); a quarter as many noises ("fx")
 SYNTH_NOTES = 900  # subtractive synthesiser notes ("tonal": basses, plucks, leads, stabs...)
 DATA_FOLDERS = ("synth", "real", "notes", "signals")
+CALIBRATION_FOLDERS = ("real", "notes")  # recordings, not synthesised: what calibration sees
 DEFAULT_STEPS = 4000
 DEFAULT_FINETUNE_STEPS = 1500
 DEFAULT_PER_CLASS = 300  # what the shipped model was trained with
@@ -491,6 +492,19 @@ def main(argv: list[str] | None = None) -> int:
         ), args.finetune_steps)  # fmt: skip
         trained["stage_2_steps"] = result.step
 
+    # Calibrate on the validation clips of real recordings (kits and SoundFont notes), each
+    # read twice through stage 2's augmentation: the synthesised ones are easier than what the
+    # model meets, and would make it surer than it should be.
+    from sampletool.errors import SampleToolError
+    from sampletool.training.calibrate import calibrate_bundle
+
+    print("calibrating its confidence", flush=True)
+    device = args.device if args.device != "auto" else "cpu"
+    recordings = [str(work / "data" / d) for d in CALIBRATION_FOLDERS]
+    try:
+        calibrate_bundle(run, dataset, device, recordings, AUGMENT | STAGE_2_AUGMENT, draws=2)
+    except SampleToolError:  # no validation clip is a recording (a tiny test recipe)
+        calibrate_bundle(run, dataset, device, None, AUGMENT | STAGE_2_AUGMENT, draws=2)
     doc = json.loads((run / CONFIG_FILE).read_text(encoding="utf-8"))
     meta = doc.setdefault("metadata", {})
     meta["name"] = "default"

@@ -225,6 +225,7 @@ def test_recipe_end_to_end_writes_a_described_bundle(tmp_path):
     assert meta["trained_steps"] == {"stage_1_steps": 2, "stage_2_steps": 2}
     # the trainer fitted the confidence's temperature on the validation split
     assert meta["calibration"]["temperature"] > 0 and "ece_after" in meta["calibration"]
+    assert "through the training augmentation" in meta["calibration"]["fitted_on"]
     assert set(meta["data"]["signals"]) == {"tonal", "fx", "synth notes"}
     assert meta["data"]["signals"]["synth notes"] == {"tonal": 4}
     # and a bundle can be calibrated again afterwards, on its run's own dataset
