@@ -425,6 +425,18 @@ def make_default_dataset(work: Path, seed: int = 0) -> Path:
     return dataset
 
 
+def description_text() -> str:
+    """The built-in model's one-paragraph description (its metadata's "description")."""
+    return (
+        "Sample Tool's built-in model: a VAE with IAF posterior, a class-conditional prior and a "
+        "classifier on the latent mean, trained by sampletool/training/recipe.py on "
+        "synthesised one-shots, subtractive-synthesiser notes, plain waveforms and noise, real "
+        "drum recordings from Debian packages (" + ", ".join(HYDROGEN_PACKAGES + SOUNDFONT_PACKAGES)
+        + ") and notes rendered from the melodic and sound-effect presets of "
+        + ", ".join(MELODIC_SOUNDFONT_PACKAGES) + "; calibrated on its validation recordings"
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", required=True, type=Path, help="work folder (data, cache, run)")
@@ -508,13 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = json.loads((run / CONFIG_FILE).read_text(encoding="utf-8"))
     meta = doc.setdefault("metadata", {})
     meta["name"] = "default"
-    meta["description"] = (
-        "Sample Tool's built-in model: a VAE with IAF posterior, a class-conditional prior and a "
-        "classifier on the latent mean, trained by sampletool/training/recipe.py on "
-        "synthesised one-shots and real drum recordings from Debian packages ("
-        + ", ".join(HYDROGEN_PACKAGES + SOUNDFONT_PACKAGES)
-        + ")"
-    )
+    meta["description"] = description_text()
     meta["data"] = description | {
         "dataset": meta.get("dataset"),
         "never_seen": "the lmms and Sonic Pi samples used by benchmarks/eval_default_model.py",
