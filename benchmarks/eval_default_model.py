@@ -63,6 +63,7 @@ import torch
 from sampletool.audio import load_clips, write_wav
 from sampletool.data.labels import drum_class
 from sampletool.features import AudioConfig, features_to_audio, log_mel
+from sampletool.models.calibration import SILENT
 
 DRUMS = ("kick", "snare", "hihat", "tom", "cymbal", "clap")
 DRUM_LIKE = (*DRUMS, "percussion")  # "heard as a drum": any of these
@@ -336,7 +337,7 @@ def heard(probs: np.ndarray, names: list[str], unsure_below: float) -> dict:
     """Shares of clips heard as tonal, as a drum, as a drum with confidence, and unsure."""
     best = probs.argmax(1)
     conf = probs.max(1)
-    heard_nothing = np.ptp(probs, axis=1) < 1e-6  # every class alike (the model's silence)
+    heard_nothing = np.ptp(probs, axis=1) < SILENT  # every class alike (the model's silence)
     drum = np.isin(np.array(names)[best], DRUM_LIKE) & ~heard_nothing
     tonal = np.array(names)[best] == "tonal"
     return {
@@ -393,7 +394,7 @@ def other_sets(real: Path, tool, cfg: AudioConfig, baseline_probs, drums: tuple)
             "files": len(s_names),
             "model": heard(s_probs, names, unsure_below),
             "baseline_mfcc_logreg": heard(s_base, names, 0.5),
-            "each": {n: f"{names[int(p.argmax())]} {p.max():.2f}" if np.ptp(p) >= 1e-6
+            "each": {n: f"{names[int(p.argmax())]} {p.max():.2f}" if np.ptp(p) >= SILENT
                      else "nothing (every class alike)"
                      for n, p in zip(s_names, s_probs, strict=True)},
         },

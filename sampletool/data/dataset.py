@@ -99,9 +99,7 @@ def _probe(path: str) -> str | None:
     return None
 
 
-def _stratified_split(
-    labels: np.ndarray, train_ratio: float, rng: np.random.Generator
-) -> list[str]:
+def stratified_split(labels: np.ndarray, train_ratio: float, rng: np.random.Generator) -> list[str]:
     splits = ["train"] * len(labels)
     for cls in np.unique(labels):
         idx = np.flatnonzero(labels == cls)
@@ -404,7 +402,7 @@ def make_dataset(
         if "train" not in splits or "val" not in splits:
             raise DatasetError("the layout's split leaves the training or validation side empty")
     else:
-        splits = _stratified_split(labels_arr, train_ratio, np.random.default_rng(seed))
+        splits = stratified_split(labels_arr, train_ratio, np.random.default_rng(seed))
     root.mkdir(parents=True, exist_ok=True)
 
     def write_manifest(tmp: Path) -> None:

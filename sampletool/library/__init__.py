@@ -25,17 +25,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sampletool.errors import LibraryError, ModelError
-from sampletool.library.catalogue import (
-    SILENT,
-    Catalogue,
-    CatalogueError,
-    labels_from,
-    rebuild_aside,
-)
+from sampletool.library.catalogue import Catalogue, CatalogueError, labels_from, rebuild_aside
 from sampletool.library.duplicates import Duplicates, find_duplicates
 from sampletool.library.index import ModelIndex, VectorIndex
 from sampletool.library.scan import ScanReport, scan_folder, scan_lock
-from sampletool.models.calibration import UNSURE_BELOW, ClassReading, read_class
+from sampletool.models.calibration import SILENT, UNSURE_BELOW, ClassReading, read_class
 from sampletool.models.encoding import AudioInput
 from sampletool.progress import Cancelled, Progress
 

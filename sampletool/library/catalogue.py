@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from sampletool.errors import SampleToolError
+from sampletool.models.calibration import SILENT
 
 SCHEMA_VERSION = 2
 
@@ -74,7 +75,6 @@ CREATE TABLE IF NOT EXISTS labels (
 )"""
 
 
-SILENT = 1e-6  # probabilities this close together: every class alike, the model heard nothing
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # SQLite's primary result codes for a damaged file
 
 

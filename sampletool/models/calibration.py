@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 UNSURE_BELOW = 0.5
+SILENT = 1e-6  # probabilities this close together: every class alike, nothing was heard
 ECE_BINS = 15
 
 
@@ -199,7 +200,7 @@ def read_class(
     p = np.asarray(probs, np.float64)
     if not len(class_names) or p.size == 0:
         return ClassReading(user_label or "", 1.0 if user_label else 0.0, by_user=bool(user_label))
-    silent = np.ptp(p) < 1e-6  # every class equally likely: the model heard nothing
+    silent = np.ptp(p) < SILENT  # every class equally likely: the model heard nothing
     if silent:
         if user_label:
             return ClassReading(user_label, 1.0, by_user=True)

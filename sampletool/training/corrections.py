@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sampletool.data.dataset import Survey
+from sampletool.data.dataset import Survey, stratified_split
 
 
 @dataclass
@@ -85,12 +85,8 @@ def corrections_survey(
     survey.items = sorted(fixed.items()) + kept
     survey.splits = {p: "train" for p in fixed}
     labels = np.array([class_names.index(c) for _, c in kept])
-    for cls in np.unique(labels) if len(labels) else []:
-        idx = np.flatnonzero(labels == cls)
-        rng.shuffle(idx)
-        n_val = min(max(round(len(idx) * VAL_SHARE), 1), len(idx) - 1) if len(idx) >= 2 else 0
-        for j, i in enumerate(idx):
-            survey.splits[kept[i][0]] = "val" if j < n_val else "train"
+    for (path, _cls), split in zip(kept, stratified_split(labels, 1 - VAL_SHARE, rng), strict=True):
+        survey.splits[path] = split
     if "val" not in survey.splits.values():
         survey.problem = (
             f"the model is sure (at {MIN_CONFIDENCE:.0%} or more) of too few other "
