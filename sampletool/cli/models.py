@@ -21,17 +21,24 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sampletool.models.bundle import find_bundles
+    from sampletool.models.bundle import scan_bundles
 
-    infos = find_bundles()
+    # A folder that holds a config.json but is no usable bundle is listed with the reason,
+    # so that one bad download never hides (or breaks) the listing of the others.
+    infos, problems = scan_bundles()
     if args.json:
-        print(json.dumps([{"name": i.name, "path": str(i.path), "kind": i.kind,
-                           "classes": list(i.class_names), "description": i.description}
-                          for i in infos], indent=2))  # fmt: skip
+        rows = [{"name": i.name, "path": str(i.path), "kind": i.kind,
+                 "classes": list(i.class_names), "description": i.description}
+                for i in infos]  # fmt: skip
+        rows += [{"name": p.name, "path": str(p), "kind": "?", "classes": [], "description": "",
+                  "unusable": why} for p, why in problems]  # fmt: skip
+        print(json.dumps(rows, indent=2))
         return EXIT_OK
-    if not infos:
+    if not infos and not problems:
         print("no model bundles found")
     for i in infos:
         classes = ", ".join(i.class_names) if i.class_names else "no classifier"
         print(f"{i.name}\t{i.kind}\t{classes}\t{i.path}")
+    for path, why in problems:
+        print(f"{path.name}\tunusable\t{why}\t{path}")
     return EXIT_OK

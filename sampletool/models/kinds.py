@@ -3,7 +3,10 @@
 A kind is defined by a module, as `KIND = ModelKind(...)` (or several, as `KINDS = (...)`):
 
 - `config_type`: a frozen dataclass with `kind`, `num_classes`, `to_dict()` and `from_dict()`;
-  it is what a bundle's config.json holds under "model".
+  it is what a bundle's config.json holds under "model". Its `__post_init__` bounds every
+  size and count it holds (a bundle's config is a stranger's text: a million layers must be
+  refused, not built); `sampletool.models.limits` bounds the audio and, whatever the kind,
+  what building may allocate beside the bundle's weights.
 - `build(config, audio) -> nn.Module`: the untrained module. The module takes plain typed
   arguments, never the config (audiocraft's builders). For training it offers
   `loss(features, labels, class_balance=None, forward=None, generator=None) -> Loss` and a

@@ -30,10 +30,19 @@ import torch
 from sampletool.audio import load_clip
 from sampletool.errors import BundleError, ModelError
 from sampletool.features import AudioConfig, LogMelTransform, log_mel
-from sampletool.models.bundle import BundleInfo, load_weights, model_id, read_bundle, resolve_model
+from sampletool.models.bundle import (
+    CONFIG_FILE,
+    BundleInfo,
+    load_weights,
+    model_id,
+    read_bundle,
+    read_weights_header,
+    resolve_model,
+)
 from sampletool.models.calibration import Calibration, ClassReading, read_class
 from sampletool.models.encoding import AudioInput, Encoding
 from sampletool.models.kinds import get_kind
+from sampletool.models.limits import BuildTooLarge, build_budget, build_within, check_audio
 from sampletool.progress import Progress
 
 # Latents beyond this many prior standard deviations decode to nothing new; clamping keeps
@@ -262,6 +271,7 @@ class ModelRuntime:
             x = chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.asarray(chunk))
             x = x.to(self.device, torch.float32)
             vectors, probs, latents = self._encode(x)
+            self._refuse_non_finite(vectors, probs, latents)
             p = None
             if probs is not None:
                 p = self.calibration.apply(probs.float().cpu().numpy())
@@ -269,6 +279,33 @@ class ModelRuntime:
                 p[silent] = 1.0 / p.shape[1]
             parts.append(Encoding(vectors.float().cpu().numpy(), p, latents.float().cpu().numpy()))
         return Encoding.concat(parts)
+
+    def _refuse_non_finite(self, *outputs: torch.Tensor | None) -> None:
+        """A NaN or infinite vector would be stored, searched and blended as if it were a
+        sound's: a model that makes one is broken, and says so."""
+        if not all(bool(t.isfinite().all()) for t in outputs if t is not None):
+            raise ModelError(
+                f"model {self.name!r} ({self.path}) gives NaN or infinite numbers: it is damaged "
+                "or its training diverged; nothing it made was kept. Use another model"
+            )
+
+    def check_output(self) -> None:
+        """Encode one test sound (a tone in a little noise) and refuse the model if anything it
+        gives is NaN or infinite (`load_runtime` calls this before handing out a runtime).
+
+        Raises:
+            BundleError: it is.
+        """
+        t = np.arange(self.audio.num_samples, dtype=np.float64) / self.audio.sample_rate
+        noise = np.random.default_rng(0).standard_normal(t.size)
+        clip = 0.3 * np.sin(2 * np.pi * 440.0 * t) * np.exp(-3 * t) + 0.01 * noise
+        try:
+            self.encode_clips(clip.astype(np.float32)[None])
+        except ModelError:
+            raise BundleError(
+                f"model {self.name!r} ({self.path}) gives NaN or infinite numbers for a test "
+                "sound: it is damaged or its training diverged"
+            ) from None
 
     def encode_clips(self, clips: np.ndarray, batch_size: int | None = None) -> Encoding:
         """Clips float32 [B, num_samples] at the model's rate -> Encoding."""
@@ -372,6 +409,10 @@ class ModelRuntime:
         raise NotImplementedError
 
 
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.3g} MB"
+
+
 def load_runtime(
     model: str | os.PathLike[str] | None = None, device: str | torch.device = "auto"
 ) -> ModelRuntime:
@@ -385,19 +426,36 @@ def load_runtime(
     """
     dev = resolve_device(device)
     info = read_bundle(resolve_model(model))
-    config_path = info.path / "config.json"
+    config_path = info.path / CONFIG_FILE
+    # A config is a stranger's text: its sizes are checked (by its kind and `check_audio`), and
+    # the weights' header read, before anything is built; the build itself may then allocate
+    # only a few times what the weights hold.
     try:
         kind = get_kind(info.kind)
         config = kind.config_type.from_dict(dict(info.doc["model"]))
         audio = AudioConfig.from_dict(dict(info.doc["audio"]))
-        module = kind.build(config, audio)
-    except (KeyError, TypeError, ValueError) as e:
+        check_audio(audio)
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise BundleError(f"{config_path} describes no valid model ({e})") from None
     if len(info.class_names) != config.num_classes:
         raise BundleError(
             f"{config_path} names {len(info.class_names)} classes for a model with "
             f"{config.num_classes}"
         )
+    declared = read_weights_header(info)
+    weights_bytes = sum(4 * math.prod(shape) for shape in declared.values())
+    try:
+        module = build_within(kind.build, config, audio, build_budget(weights_bytes))
+    except BuildTooLarge:
+        raise BundleError(
+            f"{config_path} describes a model too large for its weights (building it asks for "
+            f"more than {_megabytes(build_budget(weights_bytes))}; its weights hold "
+            f"{_megabytes(weights_bytes)}): the config does not match the weights"
+        ) from None
+    except (TypeError, ValueError, RuntimeError, MemoryError) as e:
+        raise BundleError(f"{config_path} describes no valid model ({e})") from None
     load_weights(info, module)
     module.to(dev).eval()
-    return kind.runtime_type(info, config, audio, module, dev)
+    runtime = kind.runtime_type(info, config, audio, module, dev)
+    runtime.check_output()
+    return runtime

@@ -22,6 +22,17 @@ from sampletool.models.runtime import ModelRuntime
 _LOG_2PI = math.log(2 * math.pi)
 
 
+# The largest sizes a VAE config may ask for.
+MAX_CONV_BLOCKS = 16
+MAX_WIDTH = 4096  # conv channels, flow_hidden (each flow step keeps flow_hidden^2 masks)
+MAX_POOL = 64
+MAX_KERNEL = 31
+MAX_HIDDEN = 16384
+MAX_LATENT = 4096
+MAX_FLOWS = 64
+MAX_CLASSES = 10000
+
+
 @dataclass(frozen=True)
 class VAEConfig:
     """SampleVAE's VAE: conv encoder, dense hidden layer, IAF posterior, deconv decoder.
@@ -56,11 +67,23 @@ class VAEConfig:
             raise ValueError(f"VAEConfig is for kind 'vae', not {self.kind!r}")
         if len(self.conv_channels) != len(self.pool_sizes) or not self.conv_channels:
             raise ValueError("conv_channels and pool_sizes need the same, non-zero length")
-        for name in ("kernel_size", "hidden", "latent", "flow_hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.flow_length < 0 or self.num_classes < 0:
-            raise ValueError("flow_length and num_classes must be >= 0")
+        # Far beyond any model worth training here, and small enough that a config from a
+        # stranger cannot ask for endless layers (see sampletool.models.limits).
+        if len(self.conv_channels) > MAX_CONV_BLOCKS:
+            raise ValueError(f"conv_channels lists {len(self.conv_channels)} blocks; at most "
+                             f"{MAX_CONV_BLOCKS}")  # fmt: skip
+        if not all(1 <= c <= MAX_WIDTH for c in self.conv_channels):
+            raise ValueError(f"conv_channels must each be in [1, {MAX_WIDTH}]")
+        if not all(1 <= p <= MAX_POOL for pair in self.pool_sizes for p in pair):
+            raise ValueError(f"pool_sizes must each be in [1, {MAX_POOL}]")
+        for name, high in (("kernel_size", MAX_KERNEL), ("hidden", MAX_HIDDEN),
+                           ("latent", MAX_LATENT), ("flow_hidden", MAX_WIDTH)):  # fmt: skip
+            if not 1 <= getattr(self, name) <= high:
+                raise ValueError(f"{name} must be in [1, {high}]")
+        if not 0 <= self.flow_length <= MAX_FLOWS:
+            raise ValueError(f"flow_length must be in [0, {MAX_FLOWS}]")
+        if not 0 <= self.num_classes <= MAX_CLASSES:
+            raise ValueError(f"num_classes must be in [0, {MAX_CLASSES}]")
         if self.num_classes == 1:
             raise ValueError("a classifier needs at least 2 classes")
         if self.prior not in ("standard", "class"):

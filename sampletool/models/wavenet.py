@@ -45,6 +45,14 @@ ENCODER = "wavenet-encoder"
 AUTOENCODER = "wavenet-autoencoder"
 
 
+# The largest sizes a WaveNet config may ask for; a block of 16 layers dilates up to 2 ** 15.
+_MAX = {"enc_channels": 4096, "enc_layers": 256, "enc_block": 16, "latent": 1024, "hop": 65536,
+        "dec_channels": 4096, "dec_layers": 256, "dec_block": 16, "skip_channels": 4096,
+        "classifier_hidden": 16384}  # fmt: skip
+MAX_TRAIN_CROP = 1 << 24
+MAX_CLASSES = 10000
+
+
 @dataclass(frozen=True)
 class WaveNetConfig:
     """Sizes default to NSynth's published model (a GPU model: see the kinds' presets for ones
@@ -74,16 +82,21 @@ class WaveNetConfig:
     def __post_init__(self) -> None:
         if self.kind not in (ENCODER, AUTOENCODER):
             raise ValueError(f"WaveNetConfig is for {ENCODER} or {AUTOENCODER}, not {self.kind!r}")
-        for name in ("enc_channels", "enc_layers", "enc_block", "latent", "hop", "dec_channels",
-                     "dec_layers", "dec_block", "skip_channels", "classifier_hidden"):  # fmt: skip
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1")
+        # Far beyond NSynth's sizes, and small enough that a config from a stranger cannot ask
+        # for endless layers or dilations (see sampletool.models.limits).
+        for name, high in _MAX.items():
+            if not 1 <= int(getattr(self, name)) <= high:
+                raise ValueError(f"{name} must be in [1, {high}]")
         if not 2 <= self.levels <= 65536:
             raise ValueError("levels must be in [2, 65536]")
-        if self.train_crop < 0 or self.train_crop % self.hop:
-            raise ValueError(f"train_crop must be 0 or a multiple of hop ({self.hop})")
+        if not 0 <= self.train_crop <= MAX_TRAIN_CROP or self.train_crop % self.hop:
+            raise ValueError(
+                f"train_crop must be 0 or a multiple of hop ({self.hop}), at most {MAX_TRAIN_CROP}"
+            )
         if self.num_classes < 0 or self.num_classes == 1:
             raise ValueError("a classifier needs at least 2 classes (num_classes 0: none)")
+        if self.num_classes > MAX_CLASSES:
+            raise ValueError(f"num_classes must be at most {MAX_CLASSES}")
         if self.kind == ENCODER and self.num_classes == 0:
             raise ValueError(
                 "the fine-tuned encoder learns from classes only; give it classes (sub-folders "

@@ -23,6 +23,7 @@ import gc
 import json
 import math
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -567,10 +568,23 @@ class Trainer:
         state = {"step": 0, "lr": cfg.lr, "best": math.inf, "bad_evals": 0}
         ckpt = self.logdir / CHECKPOINT
         if ckpt.is_file():
-            saved = torch.load(ckpt, map_location=self.device, weights_only=True)
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            state.update(saved["state"])
+            # weights_only: a checkpoint from a stranger can hold code; it is refused unrun.
+            try:
+                saved = torch.load(ckpt, map_location=self.device, weights_only=True)
+                model.load_state_dict(saved["model"])
+                opt.load_state_dict(saved["optimizer"])
+                state.update(saved["state"])
+            except pickle.UnpicklingError:
+                raise TrainingError(
+                    f"{ckpt} holds code or objects other than tensors, so it was not loaded; "
+                    "delete it to start this run afresh"
+                ) from None
+            except (EOFError, KeyError, TypeError, ValueError, RuntimeError) as e:
+                first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+                raise TrainingError(
+                    f"{ckpt} is damaged or not this run's checkpoint ({first}); delete it to "
+                    "start this run afresh"
+                ) from None
             self.log(f"resuming at step {int(state['step'])}")
             self._step = int(state["step"])
             self._write_state("running")
