@@ -27,6 +27,10 @@ class AugmentConfig:
     noise: str = "gaussian"
     snr_db: tuple[float, float] = (10.0, 30.0)
     gain_db: tuple[float, float] = (0.0, 0.0)
+    # The share of clips that get the noise (the rest stay clean): a model that only ever
+    # heard a noise floor reads the true silence of a clean recording (above a bass's
+    # harmonics, after a short note) as a cue, and a clean bass as a hi-hat.
+    noise_p: float = 1.0
     max_shift: float = 0.0  # seconds, either way
     # Retune by up to +-pitch semitones the way a sampler does, by playing the clip faster or
     # slower (so a higher pitch also decays sooner).
@@ -54,6 +58,8 @@ class AugmentConfig:
             lo, hi = getattr(self, name)
             if len(getattr(self, name)) != 2 or lo > hi:
                 raise ValueError(f"{name} must be a (low, high) range")
+        if not 0.0 <= self.noise_p <= 1.0:
+            raise ValueError("noise_p must be in [0, 1]")
         if self.max_shift < 0 or self.pitch < 0:
             raise ValueError("max_shift and pitch must be >= 0")
         if (self.mel_shift < 0 or self.tilt_db < 0 or self.stretch < 0
@@ -128,12 +134,16 @@ def augment(
                 x[i, s:] = 0
     if cfg.gain_db != (0.0, 0.0):
         x = x * 10 ** (uniform(*cfg.gain_db) / 20)
+    if cfg.mode != "none":
+        noisy = torch.ones(b, 1)
+        if cfg.noise_p < 1.0:
+            noisy = (torch.rand(b, 1, generator=gen) < cfg.noise_p).float()
     if cfg.mode in ("multiplicative", "both"):
-        level = 10 ** (-uniform(*cfg.snr_db) / 20)
+        level = noisy * 10 ** (-uniform(*cfg.snr_db) / 20)
         x = x * (1 + level * unit_noise((b, n), cfg.noise, gen))
     if cfg.mode in ("additive", "both"):
         rms = x.square().mean(-1, keepdim=True).sqrt()
-        level = rms * 10 ** (-uniform(*cfg.snr_db) / 20)
+        level = noisy * rms * 10 ** (-uniform(*cfg.snr_db) / 20)
         x = x + level * unit_noise((b, n), cfg.noise, gen)
     return x
 

@@ -75,8 +75,11 @@ AUGMENT = {
 }
 # Stage 2 retunes the audio as a sampler does instead of rolling the mel axis (at the low end,
 # where a mel band is about 14 Hz wide, a 4-band roll moves a 50 Hz kick up an octave, into
-# the toms), and stretches time.
-STAGE_2_AUGMENT = {"mel_shift": 0, "pitch": 3.0, "stretch": 0.25}
+# the toms), and stretches time. It leaves half the clips clean of the added noise: the files a
+# producer classifies are clean, and a model that only heard a noise floor took the silence
+# above a clean bass's harmonics for a hi-hat's (64 % of the real melodic files read as tonal
+# clean, 76 % with noise added at 30 dB, before this).
+STAGE_2_AUGMENT = {"mel_shift": 0, "pitch": 3.0, "stretch": 0.25, "noise_p": 0.5}
 # Stage 2 adds a soft-nearest-neighbour loss on the latent means, the vectors similarity search
 # uses: the class prior alone leaves classes overlapping among 64 dimensions of timbre.
 NEIGHBOUR_WEIGHT = 60.0
@@ -536,7 +539,9 @@ def main(argv: list[str] | None = None) -> int:
             f"stage 2 draws each synthesised file at weight {SYNTH_WEIGHT} against 1 for a real "
             f"recording, retunes clips by up to {STAGE_2_AUGMENT['pitch']:g} semitones (as a "
             "sampler: faster is higher) instead of rolling the mel axis, stretches time up to "
-            f"{1 + STAGE_2_AUGMENT['stretch']:g}x either way, adds a soft-nearest-neighbour loss "
+            f"{1 + STAGE_2_AUGMENT['stretch']:g}x either way, leaves "
+            f"{1 - STAGE_2_AUGMENT['noise_p']:.0%} of the clips clean of the added noise, adds a "
+            "soft-nearest-neighbour loss "
             f"on the latent means (weight {NEIGHBOUR_WEIGHT}), and keeps an exponential moving "
             f"average of the weights (decay {EMA_DECAY})"
         )

@@ -249,6 +249,16 @@ def test_additive_noise_hits_the_snr_range():
     assert (snr > 9.5).all() and (snr < 20.5).all() and float(snr.std()) > 1
 
 
+def test_noise_p_leaves_that_share_of_clips_clean():
+    clean = torch.sin(torch.linspace(0, 2000, 8000)).repeat(400, 1)
+    cfg = AugmentConfig(mode="additive", snr_db=(20, 30), noise_p=0.3)
+    noisy = augment(clean, cfg, generator=torch.Generator().manual_seed(2))
+    touched = ((noisy - clean).abs().amax(1) > 0).float().mean()
+    assert 0.22 < float(touched) < 0.38
+    with pytest.raises(ValueError, match="noise_p"):
+        AugmentConfig(mode="additive", noise_p=1.5)
+
+
 def test_multiplicative_noise_scales_with_the_signal_and_shift_moves_it():
     x = torch.zeros(2, 32000)
     x[:, 16000] = 1.0
