@@ -307,3 +307,77 @@ def test_the_hover_tree_is_built_off_the_gui_thread(qtbot):
     m.animate_to(xy[::-1].copy(), 100)
     assert m.id_at(at(m, *xy[7])) == -1  # positions are moving: no stale tree
     qtbot.waitUntil(lambda: m.id_at(at(m, *xy[7])) == ids[-8], timeout=10_000)
+
+
+def test_esc_clears_selection_and_results_before_a_window_shortcut_takes_it(qtbot):
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QApplication, QMainWindow
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    m = LatentMap(pool=SynchronousPool())
+    window.setCentralWidget(m)
+    stops = []
+    stop = QAction("Stop playback", window)
+    stop.setShortcut("Esc")  # as the main window's Edit > Stop playback
+    stop.triggered.connect(lambda: stops.append(1))
+    window.addAction(stop)
+    window.resize(600, 640)
+    window.show()
+    window.windowHandle().requestActivate()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=2000)
+    ids, xy, classes, labels = grid()
+    m.set_points(ids, xy, classes, NAMES, labels)
+    drag(m, [(-1.1, -1.1), (0.1, 0.1)], Qt.KeyboardModifier.ShiftModifier)
+    m.highlight([ids[1], ids[2]])
+    assert m.selected_ids()
+    with qtbot.waitSignals([m.selection_changed, m.highlight_cleared], timeout=2000):
+        QTest.keyClick(m.view, Qt.Key.Key_Escape)
+    assert m.selected_ids() == [] and m.highlighted_ids() == [] and stops == []
+    QTest.keyClick(m.view, Qt.Key.Key_Escape)  # nothing left to clear: the window's shortcut
+    assert stops == [1]
+
+
+def test_selection_rings_are_not_drawn_like_results(shown):
+    m, ids, _, _ = shown
+    m.select_ids([ids[3]])
+    m.highlight([ids[4]])
+    ring = m._selection_item.opts["pen"].color().name()
+    result = m._highlight_item.opts["pen"].color().name()
+    assert ring != result
+
+
+def test_double_click_home_and_the_menu_reset_a_moved_view(qtbot, shown):
+    m, _, _, _ = shown
+    fitted = m.vb.viewRect()
+    m.vb.scaleBy((0.2, 0.2))
+    m.vb.translateBy((0.5, 0.5))
+    m._user_moved_view()
+    assert m.vb.viewRect() != fitted
+    empty = at(m, -0.95 + 0.1, 1.25)  # between the grid's top row and the view's edge
+    assert m.id_at(empty) == -1
+    QTest.mouseDClick(m.view.viewport(), LEFT, NOMOD, empty)
+    assert m.vb.viewRect() == fitted
+    m.vb.scaleBy((0.2, 0.2))
+    m._user_moved_view()
+    m.view.setFocus()
+    QTest.keyClick(m.view, Qt.Key.Key_Home)
+    assert m.vb.viewRect() == fitted
+    # Right-click on empty space opens the map's own menu.
+    QTest.mouseClick(m.view.viewport(), RIGHT, NOMOD, at(m, 0.0, 1.25))
+    assert m.menu is not None and m.menu.isVisible()
+    texts = [a.text().split("\t")[0] for a in m.menu.actions()]
+    assert texts[0] == "Reset view" and "Hide the legend" in texts
+    m.menu.close()
+
+
+def test_clicking_a_class_name_in_the_legend_hides_that_class(qtbot, shown):
+    m, _, _, classes = shown
+    sample, label = m.legend.items[1]
+    centre = m.view.mapFromScene(label.sceneBoundingRect().center())
+    QTest.mouseClick(m.view.viewport(), LEFT, NOMOD, centre)
+    assert not sample.item.isVisible()
+    assert [i.isVisible() for i in m._class_items.values()].count(False) == 1
+    m.view.setFocus()
+    QTest.keyClick(m.view, Qt.Key.Key_L)
+    assert not m.legend.isVisible()

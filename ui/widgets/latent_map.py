@@ -4,8 +4,13 @@ Mouse and keys (the hint line under the map says the same):
     wheel: zoom · drag on empty space: pan · click a point: `clicked` (the window plays it)
     drag a point: drag the sample out (onto the blend panel, a DAW...); a selected point drags
         the whole selection
-    Shift+drag: box selection · Ctrl+drag or Alt+drag: lasso · Esc: clear the selection
-    right-click a point: `context_requested` · click a legend entry: hide/show that class
+    Shift+drag: box selection · Ctrl+drag or Alt+drag: lasso · Esc: clear the selection and
+        the highlighted results (the map takes Esc before the window's shortcuts while it has
+        something to clear and has the keyboard focus)
+    double-click empty space or Home: reset the view · right-click empty space: the map's menu
+        (reset view, clear, show every class, hide the legend) · L: hide/show the legend
+    right-click a point: `context_requested` · click a legend entry (its dot or its name):
+        hide/show that class; drag the legend to move it
 
 Dragging out needs SampleRefs: the widget asks `ref_for_id(id)` (a callable given to the
 constructor or set later) at drag time, so a 100k-point map never builds 100k refs up front.
@@ -44,6 +49,7 @@ from PySide6.QtWidgets import (
     QGraphicsPathItem,
     QGraphicsRectItem,
     QLabel,
+    QMenu,
     QVBoxLayout,
     QWidget,
 )
@@ -80,10 +86,12 @@ _HINTS = (
     "Esc: clear",
     "Wheel: zoom",
     "Drag: pan",
+    "Double-click or Home: reset view",
     "Click the legend to hide or show a class",
 )
 HINT = " · ".join(h.replace(" ", "\u00a0") for h in _HINTS)  # wraps between hints only
 HOVER_INTERVAL_MS = 16  # at most ~60 hover lookups a second
+SELECTION_COLOUR = "#ffc640"  # amber rings: a selection is not a search result (white, filled)
 
 
 def class_colour(cls: int) -> QColor:
@@ -103,6 +111,7 @@ class LatentMap(QWidget):
         hovered(id): the point under the mouse changed (-1: none).
         clicked(id): a point was clicked with the left button.
         selection_changed(list[int]): ids chosen by box or lasso selection (or [] on Esc).
+        highlight_cleared(): Esc cleared the highlighted points (the similar results).
         context_requested(id, QPoint): right-click on a point, at this global position.
 
     Args:
@@ -113,6 +122,7 @@ class LatentMap(QWidget):
     hovered = Signal("qlonglong")
     clicked = Signal("qlonglong")
     selection_changed = Signal(list)
+    highlight_cleared = Signal()
     context_requested = Signal("qlonglong", QPoint)
 
     def __init__(
@@ -145,7 +155,8 @@ class LatentMap(QWidget):
         self.legend.setZValue(50)
 
         white = pg.mkPen("#ffffff", width=1.5)
-        self._selection_item = pg.ScatterPlotItem(pxMode=True, pen=white, brush=None, size=10)
+        amber = pg.mkPen(SELECTION_COLOUR, width=2)
+        self._selection_item = pg.ScatterPlotItem(pxMode=True, pen=amber, brush=None, size=10)
         self._selection_item.setZValue(20)
         self._highlight_item = pg.ScatterPlotItem(pxMode=True, pen=white, size=12)
         self._highlight_item.setZValue(30)
@@ -190,6 +201,9 @@ class LatentMap(QWidget):
         self._sorted_ids = self._ids
         self._order = self._ids
         self._groups: dict[int, np.ndarray] = {}  # class -> point indices
+        self._drawn: dict[int, np.ndarray] = {}  # class -> the indices drawn (the filter's)
+        self._filter_ids: np.ndarray | None = None  # the ids the filters show (None: all)
+        self._filter = np.ones(0, bool)  # per point: shown by the filters
         self._class_items: dict[int, pg.ScatterPlotItem] = {}
         self._size = point_size(0)
         self._tree = None
@@ -214,6 +228,9 @@ class LatentMap(QWidget):
         self._hover_timer.setSingleShot(True)
         self._hover_timer.timeout.connect(self._hover_now)
 
+        self.view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # Esc, Home and L reach the map
+        self.menu: QMenu | None = None  # the empty-space menu, while shown
+        self._empty_right: QPointF | None = None  # a right press on empty space
         self._viewport = self.view.viewport()  # kept: `is` below needs the same wrapper
         self._viewport.installEventFilter(self)
         self.view.installEventFilter(self)
@@ -260,12 +277,39 @@ class LatentMap(QWidget):
         self._order = np.argsort(ids, kind="stable")
         self._sorted_ids = ids[self._order]
         self._size = point_size(n)
+        self._filter = self._filter_mask()
         self._group(classes)
         self._selected = self._highlighted = np.zeros(0, np.int64)
         self._redraw_marks()
         self._set_hover(-1)
         self._rebuild_tree()
         self.reset_view()
+
+    def set_filter(self, ids: Sequence[int] | np.ndarray | None) -> None:
+        """Draw only these points (the library table's filters), or every point (None); kept
+        across `set_points` until changed. Hidden points are neither hovered nor selected."""
+        self._filter_ids = None if ids is None else np.asarray(ids, np.int64).ravel()
+        self._filter = self._filter_mask()
+        hidden = {c for c, item in self._class_items.items() if not item.isVisible()}
+        self._group(self._classes)
+        for c in hidden & set(self._class_items):
+            self._class_items[c].setVisible(False)
+        keep = self._filter[self._selected] if len(self._selected) else self._selected
+        self._selected = self._selected[keep] if len(self._selected) else self._selected
+        self._redraw_marks()
+        self._set_hover(-1)
+        self._rebuild_tree()
+
+    def shown_count(self) -> int:
+        """How many points the filter lets through."""
+        return int(self._filter.sum())
+
+    def _filter_mask(self) -> np.ndarray:
+        mask = np.ones(len(self._ids), bool)
+        if self._filter_ids is not None:
+            mask[:] = False
+            mask[self._indices(self._filter_ids)] = True
+        return mask
 
     def set_classes(self, classes: np.ndarray) -> None:
         """Recolour the points by new classes (Int [n], same order as the ids; the user set
@@ -287,7 +331,7 @@ class LatentMap(QWidget):
         for item in self._class_items.values():
             self.vb.removeItem(item)
         self.legend.clear()
-        self._class_items, self._groups = {}, {}
+        self._class_items, self._groups, self._drawn = {}, {}, {}
         order = np.argsort(classes, kind="stable")
         present, starts = np.unique(classes[order], return_index=True)
         groups = np.split(order, starts[1:]) if n else []  # np.split of nothing gives [[]]
@@ -295,16 +339,19 @@ class LatentMap(QWidget):
             item = pg.ScatterPlotItem(
                 pxMode=True, size=self._size, pen=None, brush=pg.mkBrush(self._colour(cls))
             )
-            _fill_points(item, xy[idx])
+            drawn = idx[self._filter[idx]] if len(self._filter) == n else idx
+            _fill_points(item, xy[drawn])
             item.setZValue(0 if cls < 0 else 1)
             item.visibleChanged.connect(self._class_visibility_changed)
             self.vb.addItem(item)
-            self._class_items[cls], self._groups[cls] = item, idx
+            self._class_items[cls], self._groups[cls], self._drawn[cls] = item, idx, drawn
         # Named classes first in their model order, then the unclassified.
         for cls in sorted(self._class_items, key=lambda c: (c < 0, c)):
-            self.legend.addItem(
-                self._class_items[cls], f"{self.class_name(cls)} ({len(self._groups[cls])})"
-            )
+            drawn, total = len(self._drawn[cls]), len(self._groups[cls])
+            count = f"{drawn} of {total}" if drawn != total else f"{total}"
+            self.legend.addItem(self._class_items[cls], f"{self.class_name(cls)} ({count})")
+        for sample, label in self.legend.items:  # a class's name toggles it as its dot does
+            label.mouseClickEvent = sample.mouseClickEvent
         self.legend.setColumnCount(2 if len(self._class_items) > 12 else 1)
 
     def animate_to(self, xy: np.ndarray, duration_ms: int = 700) -> None:
@@ -349,7 +396,10 @@ class LatentMap(QWidget):
         span = np.maximum(hi - lo, 1e-3)
         lo, span = lo - 0.04 * span, span * 1.08
         width, height = self.vb.width(), self.vb.height()
-        beside = self.legend.width() + 16 if self.legend.items else 0.0
+        if self.legend.items:  # back in its corner, if the user dragged it away
+            self.legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-8, 8))
+        shown = self.legend.isVisible() and self.legend.items
+        beside = self.legend.width() + 16 if shown else 0.0
         if width < 50 or height < 50 or width - beside < 0.5 * width:
             self.vb.setRange(QRectF(lo[0], lo[1], span[0], span[1]), padding=0)
             return
@@ -414,6 +464,13 @@ class LatentMap(QWidget):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         kind = event.type()
+        if obj is self.view and kind == QEvent.Type.ShortcutOverride:
+            # The map's own keys win over the window's shortcuts (Esc stops playback there)
+            # while the map has something to do with them.
+            if self._wants_key(event.key()):  # type: ignore[attr-defined]
+                event.accept()
+                return True
+            return False
         if obj is self.view and kind == QEvent.Type.KeyPress:
             return self._key(event)  # type: ignore[arg-type]
         if obj is not self._viewport:
@@ -424,19 +481,75 @@ class LatentMap(QWidget):
             return self._mouse_press(event)  # type: ignore[arg-type]
         if kind == QEvent.Type.MouseButtonRelease:
             return self._mouse_release(event)  # type: ignore[arg-type]
+        if kind == QEvent.Type.MouseButtonDblClick:
+            return self._double_click(event)  # type: ignore[arg-type]
         if kind == QEvent.Type.Leave:
             self._hover_timer.stop()
             self._set_hover(-1)
         return False
 
+    def _wants_key(self, key: int) -> bool:
+        if key == Qt.Key.Key_Escape:
+            return bool(len(self._selected) or len(self._highlighted))
+        return key in (Qt.Key.Key_Home, Qt.Key.Key_L)
+
     def _key(self, event: QKeyEvent) -> bool:
-        if event.key() == Qt.Key.Key_Escape and len(self._selected):
-            self._select_and_emit(np.zeros(0, np.int64))
+        key = event.key()
+        if key == Qt.Key.Key_Escape and self._wants_key(key):
+            self.clear_marks()
+            return True
+        if key == Qt.Key.Key_Home:
+            self.reset_view()
+            return True
+        if key == Qt.Key.Key_L:
+            self.set_legend_visible(not self.legend.isVisible())
             return True
         return False
 
+    def clear_marks(self) -> None:
+        """Clear the selection and the highlighted results (Esc), saying so."""
+        if len(self._highlighted):
+            self.highlight([])
+            self.highlight_cleared.emit()
+        if len(self._selected):
+            self._select_and_emit(np.zeros(0, np.int64))
+
+    def set_legend_visible(self, visible: bool) -> None:
+        self.legend.setVisible(visible)
+        if self._auto_fit:
+            self.reset_view()
+
+    def show_all_classes(self) -> None:
+        for item in self._class_items.values():
+            item.setVisible(True)
+
+    def _double_click(self, event: QMouseEvent) -> bool:
+        pos = event.position()
+        if event.button() != Qt.MouseButton.LeftButton or self._over_legend(pos):
+            return False
+        if self._index_at(pos) >= 0:
+            return True  # a point: its click already played it
+        self.reset_view()
+        return True
+
+    def empty_space_menu(self) -> QMenu:
+        """The menu of a right-click on empty space (made anew each time)."""
+        menu = QMenu(self)
+        menu.setObjectName("latentMapMenu")
+        menu.addAction("Reset view\tHome", self.reset_view)
+        clear = menu.addAction("Clear selection and results\tEsc", self.clear_marks)
+        clear.setEnabled(bool(len(self._selected) or len(self._highlighted)))
+        hidden = [i for i in self._class_items.values() if not i.isVisible()]
+        menu.addAction("Show every class", self.show_all_classes).setEnabled(bool(hidden))
+        shown = self.legend.isVisible()
+        menu.addAction(("Hide" if shown else "Show") + " the legend\tL",
+                       lambda: self.set_legend_visible(not shown))  # fmt: skip
+        return menu
+
     def _mouse_press(self, event: QMouseEvent) -> bool:
         pos = event.position()
+        self.view.setFocus(Qt.FocusReason.MouseFocusReason)
+        self._empty_right = None
         if self._over_legend(pos):
             return False  # the legend toggles classes itself
         button, mods = event.button(), event.modifiers()
@@ -454,6 +567,8 @@ class LatentMap(QWidget):
             self._lasso.show()
         else:
             i = self._index_at(pos)
+            if i < 0 and button == Qt.MouseButton.RightButton:
+                self._empty_right = pos  # a click opens the menu; a drag is pyqtgraph's zoom
             if i < 0 or button not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
                 return False  # empty space: pyqtgraph pans and zooms
             self._press = {**start, "mode": "point", "index": i}
@@ -484,6 +599,12 @@ class LatentMap(QWidget):
         return True
 
     def _mouse_release(self, event: QMouseEvent) -> bool:
+        right, self._empty_right = self._empty_right, None
+        if right is not None and event.button() == Qt.MouseButton.RightButton:
+            if (event.position() - right).manhattanLength() < QApplication.startDragDistance():
+                self.menu = self.empty_space_menu()
+                self.menu.popup(event.globalPosition().toPoint())
+                return True
         press = self._press
         if press is None or event.button() != press["button"]:
             return press is not None
@@ -583,7 +704,8 @@ class LatentMap(QWidget):
         return int(self._tree_idx[k]) if np.isfinite(dist) else -1
 
     def _visible_mask(self) -> np.ndarray:
-        mask = np.ones(len(self._ids), bool)
+        mask = self._filter.copy() if len(self._filter) == len(self._ids) else np.ones(
+            len(self._ids), bool)  # fmt: skip
         for cls, item in self._class_items.items():
             if not item.isVisible():
                 mask[self._groups[cls]] = False
@@ -654,7 +776,7 @@ class LatentMap(QWidget):
 
     def _move(self, xy: np.ndarray) -> None:
         self._xy = xy
-        for cls, idx in self._groups.items():
+        for cls, idx in self._drawn.items():
             _move_points(self._class_items[cls], xy[idx])
         _move_points(self._selection_item, xy[self._selected])
         _move_points(self._highlight_item, xy[self._highlighted])
