@@ -177,3 +177,27 @@ def test_unsure_user_set_and_silent_classes_read_as_such(qtbot, tmp_path):
     snap.labels[3] = None  # taken back (the window updates the snapshot it shows)
     v.update_classes(snap)
     assert names(v) == ["tick.wav"]
+
+
+def test_a_word_finds_what_the_name_and_the_class_say_best_matches_first(qtbot, tmp_path):
+    names_ = ["a_kickass_pad.wav", "bd_haus.wav", "boom.wav", "kick_hard.wav", "tick.wav"]
+    probs = np.array([[0.1, 0.1, 0.8], [0.2, 0.7, 0.1], [0.9, 0.05, 0.05], [0.3, 0.6, 0.1],
+                      [0.1, 0.1, 0.8]], np.float32)  # fmt: skip
+    snap = Snapshot(ids=np.arange(5, dtype=np.int64), paths=[f"{tmp_path}/{p}" for p in names_],
+                    onsets=np.zeros(5), durations=np.ones(5), vectors=np.zeros((5, 4), np.float32),
+                    probs=probs, class_names=CLASSES, failures=[])  # fmt: skip
+    v = LibraryView(SampleActions())
+    qtbot.addWidget(v)
+    shown = []
+    v.filtered.connect(shown.append)
+    v.set_snapshot(snap, tmp_path)
+    assert shown[-1] is None  # nothing filtered
+    v.filter_edit.setText("kick")
+    # The names that say kick (bd is a kick), then what the model hears as a kick, then a name
+    # that merely contains the word.
+    assert names(v) == ["bd_haus.wav", "kick_hard.wav", "boom.wav", "a_kickass_pad.wav"]
+    assert sorted(shown[-1].tolist()) == [0, 1, 2, 3]
+    v.filter_edit.setText("hh")  # the drum vocabulary's word for a hi-hat class
+    assert names(v) == ["a_kickass_pad.wav", "tick.wav"]  # the model's hi-hats
+    v.filter_edit.clear()
+    assert shown[-1] is None

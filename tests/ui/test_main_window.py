@@ -127,6 +127,10 @@ def test_library_is_indexed_shown_in_table_and_map_with_failures_listed(
     tree.setCurrentItem(tree.topLevelItem(0))
     w.library_view.filter_edit.setText("key")
     assert w.library_view.model.rowCount() == 3
+    # The map and the count follow the table's filters.
+    assert w.latent_map.shown_count() == 3 and w.count_label.text() == "3 of 11 samples"
+    w.library_view.filter_edit.clear()
+    assert w.latent_map.shown_count() == 11 and w.count_label.text() == "11 samples"
     # The non-linear map arrives and is animated in.
     with qtbot.waitSignal(w.map_refined, timeout=180_000):
         pass
@@ -545,3 +549,26 @@ def test_right_click_class_corrects_the_model_everywhere_and_ctrl_z_undoes_it(qt
     w2, _ = open_window(qtbot, resolve_model(None), library)
     wait_ready(qtbot, w2)
     assert w2.snapshot.labels[w2._row_of(ref)] == mine
+
+
+def test_a_rescan_that_changes_nothing_keeps_the_map_and_the_results(
+    qtbot, tiny_bundle, library, tmp_path
+):
+    w, _ = open_window(qtbot, tiny_bundle, library, refine_map=True)
+    with qtbot.waitSignal(w.map_refined, timeout=180_000):
+        pass
+    refined = w.latent_map.positions()
+    shown = w.latent_map.ids()
+    w.latent_map.highlight(shown[:3])
+    w.rescan()  # F5
+    wait_ready(qtbot, w)
+    assert not w.controller.tasks.running("umap") and not w.controller.tasks.running("pca")
+    np.testing.assert_array_equal(w.latent_map.positions(), refined)
+    assert sorted(w.latent_map.highlighted_ids()) == sorted(shown[:3].tolist())
+    # Another model, then back: its layout comes back at once.
+    w.switch_model(str(make_bundle(tmp_path / "other-model", num_classes=2, seed=5)))
+    wait_ready(qtbot, w)
+    w.switch_model(str(tiny_bundle))
+    wait_ready(qtbot, w)
+    assert not w.controller.tasks.running("umap")
+    np.testing.assert_array_equal(w.latent_map.positions(), refined)

@@ -55,6 +55,11 @@ def class_note(reading) -> str:
     return "" if sure else reading.explain()
 
 
+def count_text(n: int, thing: str = "sample") -> str:
+    """'1 sample', '2 samples', '12,345 samples'."""
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"
+
+
 def demo_library_dir() -> Path:
     from sampletool.paths import user_data_dir
 
@@ -338,6 +343,7 @@ class MainWindow(QMainWindow):
         a.set_class.connect(self.set_class)
         a.user_class = self._user_class
         self.library_view.selection_ids_changed.connect(self.latent_map.select_ids)
+        self.library_view.filtered.connect(self._filtered)
         self.library_view.play_toggled.connect(self._toggle_play)
         self.latent_map.clicked.connect(self._map_clicked)
         self.latent_map.selection_changed.connect(self.library_view.select_ids)
@@ -633,10 +639,25 @@ class MainWindow(QMainWindow):
         root = self.lib.root if self.lib else ""
         self.library_view.set_snapshot(snapshot, root, result.columns)
         n_failed = len(snapshot.failures)
-        self.count_label.setText(f"{len(snapshot)} samples")
+        self._show_count()
         self.failures_button.setText(f"{n_failed} could not be read")
         self.failures_button.setVisible(n_failed > 0)
         self.failures_dialog.set_failures(snapshot.failures)
+
+    def _filtered(self, ids) -> None:
+        """The table's filters changed: the map and the count follow."""
+        self.latent_map.set_filter(ids)
+        self._show_count()
+
+    def _show_count(self) -> None:
+        snapshot = self.snapshot
+        if snapshot is None:
+            self.count_label.clear()
+            return
+        shown = self.library_view.model.shown_ids()
+        total = len(snapshot)
+        self.count_label.setText(count_text(total) if shown is None
+                                 else f"{len(shown):,} of {count_text(total)}")  # fmt: skip
 
     def _scan_failed(self, message: str) -> None:
         self._hide_progress()
@@ -644,8 +665,14 @@ class MainWindow(QMainWindow):
         self.stuck.emit(message)
 
     def _show_map(self, snapshot, xy: np.ndarray) -> None:
-        self.latent_map.set_points(snapshot.ids, xy, snapshot.classes, snapshot.class_names,
-                                   self.lookups.labels)  # fmt: skip
+        m = self.latent_map
+        if np.array_equal(m.ids(), snapshot.ids) and np.array_equal(m.positions(), xy):
+            # The same layout again (a rescan that changed nothing): keep the view, the
+            # selection and the similar results where they are.
+            m.set_classes(snapshot.classes)
+        else:
+            m.set_points(snapshot.ids, xy, snapshot.classes, snapshot.class_names,
+                         self.lookups.labels)  # fmt: skip
         self.library_ready.emit()
 
     def _refine_map(self, snapshot, xy: np.ndarray) -> None:

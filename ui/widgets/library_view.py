@@ -62,12 +62,16 @@ class TableColumns:
     names_lower: np.ndarray  # str [n], for the filter
     folders: np.ndarray  # object [n], relative to the library root ("" at the top)
     folders_lower: np.ndarray  # str [n]
+    words: np.ndarray  # str [n]: the name's words, " bd haus " (whole-word matches rank first)
+    name_classes: np.ndarray  # str [n]: the drum class the name says ("kick" for bd_haus), or ""
 
 
 def table_columns(paths: Sequence[str], onsets: np.ndarray, root) -> TableColumns:
     """Plain Python and numpy (no Qt): safe to run off the GUI thread."""
+    from sampletool.data.labels import drum_class, normalise_name
+
     root = Path(root)
-    names, folders = [], []
+    names, folders, words, said = [], [], [], []
     for p, onset in zip(paths, np.asarray(onsets, np.float64).tolist(), strict=True):
         path = Path(p)
         names.append(f"{path.name} @ {onset:.2f} s" if onset else path.name)
@@ -76,12 +80,26 @@ def table_columns(paths: Sequence[str], onsets: np.ndarray, root) -> TableColumn
         except ValueError:
             folder = str(path.parent)
         folders.append("" if folder == "." else folder)
+        words.append(f" {normalise_name(path.name)} ")
+        said.append(drum_class(path.name) or "")
     return TableColumns(
         names=np.array(names, dtype=object),
         names_lower=np.array([n.lower() for n in names], dtype=str).reshape(-1),
         folders=np.array(folders, dtype=object),
         folders_lower=np.array([f.lower() for f in folders], dtype=str).reshape(-1),
+        words=np.array(words, dtype=str).reshape(-1),
+        name_classes=np.array(said, dtype=str).reshape(-1),
     )
+
+
+def word_class(word: str, class_names: Sequence[str]) -> str | None:
+    """The class a filter word names: one of the model's classes ("tonal"), or one the drum
+    vocabulary knows ("bd", "kicks", "hh"); None when it names none."""
+    from sampletool.data.labels import folder_class
+
+    if word in class_names:
+        return word
+    return folder_class(word)
 
 
 class LibraryTableModel(QAbstractTableModel):
@@ -96,6 +114,9 @@ class LibraryTableModel(QAbstractTableModel):
         self.names_lower = np.empty(0, str)
         self.folders = np.empty(0, object)
         self.folders_lower = np.empty(0, str)
+        self.words = np.empty(0, str)
+        self.name_classes = np.empty(0, str)
+        self.match_rank = np.empty(0, np.int64)  # per entry, for the text filter: 0 is best
         self.durations = np.empty(0)
         self.classes = np.empty(0, np.int64)  # shown: the user's, else the model's likeliest
         self.confidence = np.empty(0)
@@ -122,6 +143,8 @@ class LibraryTableModel(QAbstractTableModel):
         self.names_lower = columns.names_lower
         self.folders = columns.folders
         self.folders_lower = columns.folders_lower
+        self.words = columns.words
+        self.name_classes = columns.name_classes
         self.durations = np.asarray(snapshot.durations, np.float64)
         self._read_classes(snapshot)
         self._apply()
@@ -170,11 +193,11 @@ class LibraryTableModel(QAbstractTableModel):
         n = len(self.ids)
         mask = np.ones(n, bool)
         text, cls, folder = self._filter
-        if text:
-            for word in text.split():
-                hits = np.char.find(self.names_lower, word) >= 0
-                hits |= np.char.find(self.folders_lower, word) >= 0
-                mask &= hits
+        self.match_rank = np.zeros(n, np.int64)
+        for word in text.split():
+            hits, rank = self._match(word)
+            mask &= hits
+            self.match_rank += rank
         if cls >= 0:
             mask &= self.classes == cls
         if folder:
@@ -186,7 +209,33 @@ class LibraryTableModel(QAbstractTableModel):
         o = np.argsort(key, kind="stable")
         if order == Qt.SortOrder.DescendingOrder:
             o = o[::-1]
+        if text and column == 0:  # by name: the best matches first, each group by name
+            o = o[np.argsort(self.match_rank[idx][o], kind="stable")]
         self.rows = idx[o]
+
+    def _match(self, word: str) -> tuple[np.ndarray, np.ndarray]:
+        """Which entries a filter word finds, Bool [n], and how well, Int [n]: 0 the name says
+        it (a whole word, or the drum its vocabulary names: "kick" finds bd_haus), 1 the class
+        is it (the user's, or the model's when it is sure), 2 the name or folder merely
+        contains it ("kickass_pad")."""
+        contains = np.char.find(self.names_lower, word) >= 0
+        contains |= np.char.find(self.folders_lower, word) >= 0
+        says = np.char.find(self.words, f" {word} ") >= 0
+        named = word_class(word, self.class_names)
+        is_class = np.zeros(len(self.ids), bool)
+        if named is not None:
+            says |= self.name_classes == named
+            if named in self.class_names:
+                k = self.class_names.index(named)
+                is_class = (self.classes == k) & ~self.unsure
+        rank = np.where(says, 0, np.where(is_class, 1, 2))
+        return contains | says | is_class, rank
+
+    def shown_ids(self) -> np.ndarray | None:
+        """The entry ids the filters let through, or None when nothing is filtered."""
+        if len(self.rows) == len(self.ids):
+            return None
+        return self.ids[self.rows]
 
     def _sort_key(self, column: int) -> np.ndarray:
         if column == 0:
@@ -344,6 +393,9 @@ class LibraryView(QWidget):
 
     selection_ids_changed = Signal(list)  # entry ids selected in the table (for the map)
     play_toggled = Signal()  # Space: the window plays the current row or stops
+    # The entry ids the filters show (Int64 [k]), or None when nothing is filtered: the map
+    # and the status bar follow the table.
+    filtered = Signal(object)
 
     def __init__(self, actions: SampleActions, parent=None) -> None:
         super().__init__(parent)
@@ -439,6 +491,7 @@ class LibraryView(QWidget):
     def update_classes(self, snapshot) -> None:
         """The user changed some classes in `snapshot` (the one shown): show them."""
         self.model.update_classes(snapshot)
+        self.filtered.emit(self.model.shown_ids())
 
     def _build_tree(self) -> None:
         previous = self.current_folder()
@@ -470,6 +523,7 @@ class LibraryView(QWidget):
     def _refilter(self) -> None:
         cls = self.class_combo.currentIndex() - 1
         self.model.set_filter(self.filter_edit.text(), cls, self.current_folder())
+        self.filtered.emit(self.model.shown_ids())
 
     # -- selection -------------------------------------------------------------------------------
 
