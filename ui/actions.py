@@ -28,6 +28,7 @@ class SampleActions(QObject):
     add_to_blend = Signal(object)  # SampleRef
     selected = Signal(object)  # list[SampleRef]: the selection changed somewhere
     set_class = Signal(object, object)  # list[SampleRef], a class name or None (the model's)
+    message = Signal(str)  # something the window should say (an action could not be done)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -62,7 +63,7 @@ class SampleActions(QObject):
         if self.class_names:
             self._class_menu(menu, samples)
         menu.addSeparator()
-        add("Show in folder", lambda: show_in_folder(s.path))
+        add("Show in folder", lambda: self._show_folder(s.path))
         add("Copy path", lambda: copy_paths([x.path for x in samples]))
         return menu
 
@@ -82,14 +83,26 @@ class SampleActions(QObject):
         back.setEnabled(given != {None})
         back.triggered.connect(lambda: self.set_class.emit(list(samples), None))
 
+    def _show_folder(self, path: str) -> None:
+        said = show_in_folder(path)
+        if said:
+            self.message.emit(said)
+
     def show_menu(self, samples: list[SampleRef], global_pos: QPoint, parent=None) -> None:
         if samples:
             self._menu = self.build_menu(samples, parent)  # keep a reference while it is open
             self._menu.popup(global_pos)
 
 
-def show_in_folder(path: str) -> None:
-    QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent)))
+def show_in_folder(path: str, folder: bool = False) -> str:
+    """Open the file manager on the folder of `path` (or on `path` itself with `folder`).
+    Returns "" or, when no file manager could be started, what to tell the user (the folder's
+    path is then on the clipboard instead)."""
+    target = Path(path) if folder else Path(path).parent
+    if QDesktopServices.openUrl(QUrl.fromLocalFile(str(target))):
+        return ""
+    QGuiApplication.clipboard().setText(str(target))
+    return f"No file manager could be opened: the folder's path is on the clipboard ({target})"
 
 
 def copy_paths(paths: list[str]) -> None:

@@ -469,6 +469,9 @@ def test_the_model_menu_is_listed_in_the_background(qtbot, tiny_bundle, tmp_path
     w.model_menu.aboutToShow.emit()  # opening the menu lists again, off the GUI thread
     assert "keys" not in names()
     qtbot.waitUntil(lambda: "keys" in names(), timeout=30_000)
+    # The model in use was opened from a folder outside the model path: it is listed, checked.
+    checked = [a.text() for a in w.model_menu.actions() if a.isChecked()]
+    assert checked == [w.runtime.name]
 
 
 def test_an_unreadable_file_to_play_is_a_message_and_playback_stays_on(
@@ -572,3 +575,42 @@ def test_a_rescan_that_changes_nothing_keeps_the_map_and_the_results(
     wait_ready(qtbot, w)
     assert not w.controller.tasks.running("umap")
     np.testing.assert_array_equal(w.latent_map.positions(), refined)
+
+
+def test_switching_library_clears_the_old_one_and_an_empty_folder_says_so(
+    qtbot, tiny_bundle, library, tmp_path
+):
+    w, _ = open_window(qtbot, tiny_bundle, library)
+    wait_ready(qtbot, w)
+    assert w.windowTitle().startswith("Samples — model tiny")
+    w.library_view.table.selectRow(0)  # auditions it: the waveform shows it
+    qtbot.waitUntil(lambda: w.waveform.path is not None, timeout=10_000)
+    empty = tmp_path / "Empty Folder"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.txt").write_text("not audio")
+    w.set_library(str(empty))
+    # At once, nothing of the old library is left on screen.
+    assert w.waveform.path is None and w.library_view.model.rowCount() == 0
+    assert len(w.latent_map.ids()) == 0 and w.count_label.text() == ""
+    assert w.windowTitle().startswith("Empty Folder")
+    wait_ready(qtbot, w)
+    assert "No audio files in" in w.latent_map.note.text() and w.latent_map.note.isVisible()
+    assert "No audio files in" in w.library_view.table.placeholder()
+    assert "No audio files" in w.statusBar().currentMessage()
+    assert not w.latent_map.legend.isVisible()  # no empty legend box
+    assert w.count_label.text() == "0 samples"
+    # Back to a library with samples: the note goes.
+    w.set_library(str(library))
+    wait_ready(qtbot, w)
+    assert not w.latent_map.note.isVisible() and w.library_view.table.placeholder() == ""
+
+
+def test_show_in_folder_without_a_file_manager_says_so(qtbot, tiny_bundle, library):
+    w, _ = open_window(qtbot, tiny_bundle, library)
+    wait_ready(qtbot, w)
+    ref = w.library_view.model.ref(0)
+    menu = w.actions.build_menu([ref], w)
+    show = next(a for a in menu.actions() if a.text() == "Show in folder")
+    show.trigger()  # the offscreen platform has no file manager to open
+    assert "No file manager" in w.statusBar().currentMessage()
+    assert QApplication.clipboard().text() == str(Path(ref.path).parent)

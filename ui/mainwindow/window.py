@@ -60,6 +60,13 @@ def count_text(n: int, thing: str = "sample") -> str:
     return f"{n:,} {thing}{'' if n == 1 else 's'}"
 
 
+def _resolved(path) -> str:
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return str(path)
+
+
 def demo_library_dir() -> Path:
     from sampletool.paths import user_data_dir
 
@@ -320,15 +327,22 @@ class MainWindow(QMainWindow):
         self.model_menu.clear()
         for action in self.model_group.actions():
             self.model_group.removeAction(action)
-        current = str(self.runtime.path) if self.runtime is not None else None
-        for info in self._bundles:
-            action = QAction(info.name, self, checkable=True)
-            action.setToolTip(str(info.path))
-            action.setChecked(str(info.path) == current)
-            action.triggered.connect(lambda _=False, p=str(info.path): self.switch_model(p))
+        entries = [(info.name, info.path) for info in self._bundles]
+        current = _resolved(self.runtime.path) if self.runtime is not None else None
+        if current is not None and current not in {_resolved(p) for _n, p in entries}:
+            entries.insert(0, (self.runtime.name, self.runtime.path))  # opened from a folder
+        names = [n for n, _p in entries]
+        for name, path in entries:
+            # Two bundles of one name (a copy of the built-in "default") are told apart by
+            # where they are.
+            label = f"{name} ({Path(path).parent})" if names.count(name) > 1 else name
+            action = QAction(label, self, checkable=True)
+            action.setToolTip(str(path))
+            action.setChecked(_resolved(path) == current)
+            action.triggered.connect(lambda _=False, p=str(path): self.switch_model(p))
             self.model_group.addAction(action)
             self.model_menu.addAction(action)
-        if not self._bundles:
+        if not entries:
             self.model_menu.addAction("No models installed").setEnabled(False)
         self.model_menu.addSeparator()
         self.model_menu.addAction("Open model folder...", self._choose_model)
@@ -341,6 +355,7 @@ class MainWindow(QMainWindow):
         a.classify.connect(self.classify)
         a.add_to_blend.connect(self.blend.add_sample)
         a.set_class.connect(self.set_class)
+        a.message.connect(lambda text: self._status(text, 10000))
         a.user_class = self._user_class
         self.library_view.selection_ids_changed.connect(self.latent_map.select_ids)
         self.library_view.filtered.connect(self._filtered)
@@ -507,7 +522,7 @@ class MainWindow(QMainWindow):
         self.actions.class_names = list(runtime.class_names)
         self.similar.set_same_kind(self.similar.same_kind_box.isChecked(),
                                    bool(runtime.class_names))  # fmt: skip
-        self.setWindowTitle(f"{APP} — {runtime.name}")
+        self._show_title()
         self._status(f"Model {runtime.name} loaded ({len(runtime.class_names)} classes, "
                      f"{runtime.device})", 5000)  # fmt: skip
         self._fill_model_menu()
@@ -516,6 +531,13 @@ class MainWindow(QMainWindow):
             self._runs_checked_once = True
             QTimer.singleShot(5000, self._check_runs)  # after the model's own status line
         self.engine_ready.emit(True)
+
+    def _show_title(self) -> None:
+        """The library's folder name first (what a user switches between), then the model."""
+        parts = [Path(self.library).name or self.library] if self.library else []
+        if self.runtime is not None:
+            parts.append(f"model {self.runtime.name}")
+        self.setWindowTitle(" — ".join([*parts, APP]))
 
     def _model_failed(self, message: str, kept: bool) -> None:
         if kept:  # a switch failed: keep working with the current model
@@ -576,10 +598,16 @@ class MainWindow(QMainWindow):
         self.blend.set_library(None)
         self._hide_progress()
         self.similar.clear()
-        self.latent_map.highlight([])
+        self.waveform.clear()
+        self._playing_ref = None
+        self.library_view.clear(f"Opening {folder}...")
+        self.latent_map.set_points(np.zeros(0, np.int64), np.zeros((0, 2), np.float32),
+                                   np.zeros(0, np.int64), [], [])  # fmt: skip
+        self.latent_map.set_note(f"Opening {folder}...")
         self.count_label.clear()
         self.failures_button.hide()
         self.rebuild_button.hide()
+        self._show_title()
         self._status(f"Opening {folder}...")
 
     def _library_failed(self, error: BaseException) -> None:
@@ -619,11 +647,21 @@ class MainWindow(QMainWindow):
         self.settings.setValue("library", str(lib.root))
         self._status(f"Indexing {lib.root}...")
         self._show_progress(0, 0, cancellable=True)
+        self._show_title()
+        if self.snapshot is None:  # a first scan: say what the empty panels wait for
+            self._waiting_note(f"Indexing {lib.root}...")
+
+    def _waiting_note(self, text: str) -> None:
+        self.library_view.set_note(text)
+        self.latent_map.set_note(text)
 
     def _scan_progress(self, done: int, total: int, message: str) -> None:
         self._show_progress(done, total, cancellable=True)
         if message:
             self._status(message)
+        if self.snapshot is None and total > 0:
+            self._waiting_note(f"Indexing {self.library}: {done:,} of {count_text(total, 'file')}"
+                               "\n\nThe samples appear here when the scan ends.")  # fmt: skip
 
     def _scanned(self, result: jobs.Scanned) -> None:
         report = result.report
@@ -639,6 +677,17 @@ class MainWindow(QMainWindow):
         root = self.lib.root if self.lib else ""
         self.library_view.set_snapshot(snapshot, root, result.columns)
         n_failed = len(snapshot.failures)
+        empty = ""
+        if not len(snapshot) and n_failed:
+            empty = (f"None of the {count_text(n_failed, 'audio file')} in {root} could be "
+                     "read: the list at the bottom right says why.")  # fmt: skip
+        elif not len(snapshot) and not report.cancelled:
+            empty = (f"No audio files in {root}.\n\nSample Tool reads WAV, AIFF, FLAC, Ogg and "
+                     "MP3 files in the folder and its sub-folders. Open another folder "
+                     "(Ctrl+O), or add samples and press F5.")  # fmt: skip
+        if empty:
+            self._status(empty.split("\n")[0], 15000)
+        self._waiting_note(empty)
         self._show_count()
         self.failures_button.setText(f"{n_failed} could not be read")
         self.failures_button.setVisible(n_failed > 0)
@@ -662,6 +711,8 @@ class MainWindow(QMainWindow):
     def _scan_failed(self, message: str) -> None:
         self._hide_progress()
         self._status(f"Indexing failed: {message}")
+        if self.snapshot is None:  # nothing of this library to show: say so where it shows
+            self._waiting_note(f"{self.library} could not be indexed: {message}")
         self.stuck.emit(message)
 
     def _show_map(self, snapshot, xy: np.ndarray) -> None:

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui import messages
+from ui.actions import show_in_folder
 from ui.messages import message_of
 from ui.settings import app_settings
 from ui.training import jobs
@@ -445,4 +445,6 @@ class ModelManager(QDialog):
     def _show_folder(self) -> None:
         row = self._current()
         if row is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(row.path)))
+            said = show_in_folder(str(row.path), folder=True)
+            if said:
+                self._say(said, True)

@@ -192,6 +192,13 @@ class LatentMap(QWidget):
         layout.setSpacing(2)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.hint)
+        # What an empty map says (opening a library, indexing it, an empty folder), over it.
+        self.note = QLabel(self.view)
+        self.note.setObjectName("latentMapNote")
+        self.note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #b8b8b8; background: transparent;")
+        self.note.hide()
 
         self._ids = np.zeros(0, np.int64)
         self._xy = np.zeros((0, 2), np.float32)
@@ -230,6 +237,7 @@ class LatentMap(QWidget):
 
         self.view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # Esc, Home and L reach the map
         self.menu: QMenu | None = None  # the empty-space menu, while shown
+        self._legend_wanted = True  # the user has not hidden it (L)
         self._empty_right: QPointF | None = None  # a right press on empty space
         self._viewport = self.view.viewport()  # kept: `is` below needs the same wrapper
         self._viewport.installEventFilter(self)
@@ -284,6 +292,19 @@ class LatentMap(QWidget):
         self._set_hover(-1)
         self._rebuild_tree()
         self.reset_view()
+
+    def set_note(self, text: str) -> None:
+        """Say `text` in the middle of the map ("" hides it)."""
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
+        self._place_note()
+
+    def _place_note(self) -> None:
+        self.note.setGeometry(self.view.rect().adjusted(24, 24, -24, -24))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_note()
 
     def set_filter(self, ids: Sequence[int] | np.ndarray | None) -> None:
         """Draw only these points (the library table's filters), or every point (None); kept
@@ -353,6 +374,7 @@ class LatentMap(QWidget):
         for sample, label in self.legend.items:  # a class's name toggles it as its dot does
             label.mouseClickEvent = sample.mouseClickEvent
         self.legend.setColumnCount(2 if len(self._class_items) > 12 else 1)
+        self.legend.setVisible(bool(self._class_items) and self._legend_wanted)
 
     def animate_to(self, xy: np.ndarray, duration_ms: int = 700) -> None:
         """Move every point smoothly (ease in-out) to `xy` (Float32 [n, 2], same order as ids).
@@ -515,7 +537,8 @@ class LatentMap(QWidget):
             self._select_and_emit(np.zeros(0, np.int64))
 
     def set_legend_visible(self, visible: bool) -> None:
-        self.legend.setVisible(visible)
+        self._legend_wanted = visible
+        self.legend.setVisible(visible and bool(self._class_items))
         if self._auto_fit:
             self.reset_view()
 

@@ -365,9 +365,12 @@ class _Table(QTableView):
         self.setTabKeyNavigation(False)  # Tab goes on to the next panel; arrows move in here
 
     def placeholder(self) -> str:
-        """What the empty table says: only when the filters hide every sample."""
+        """What the empty table says: the view's note (opening, indexing, an empty folder)
+        while it shows no library, or that the filters hide every sample."""
         model = self.owner.model
-        return "No samples match the filters" if len(model.ids) and not model.rowCount() else ""
+        if not len(model.ids):
+            return self.owner.note
+        return "No samples match the filters" if not model.rowCount() else ""
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
@@ -403,6 +406,7 @@ class LibraryView(QWidget):
         self.actions = actions
         self._syncing = False
         self.root = ""
+        self.note = ""  # what the empty table says (see `clear`)
 
         self.tree = QTreeWidget(self)
         self.tree.setObjectName("folderTree")
@@ -487,6 +491,20 @@ class LibraryView(QWidget):
         self._refilter()
         if selected:
             self.select_ids(selected)
+
+    def clear(self, note: str = "") -> None:
+        """Show no library (the previous one is gone), with `note` in the empty table."""
+        from sampletool.library import Snapshot
+
+        empty = Snapshot(ids=np.zeros(0, np.int64), paths=[], onsets=np.zeros(0),
+                         durations=np.zeros(0), vectors=np.zeros((0, 1), np.float32), probs=None,
+                         class_names=[], failures=[])  # fmt: skip
+        self.set_snapshot(empty, self.root or ".")
+        self.set_note(note)
+
+    def set_note(self, note: str) -> None:
+        self.note = note
+        self.table.viewport().update()
 
     def update_classes(self, snapshot) -> None:
         """The user changed some classes in `snapshot` (the one shown): show them."""
