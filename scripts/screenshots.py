@@ -35,6 +35,12 @@ def main() -> int:
     p.add_argument("--model", default=None)
     p.add_argument("--select", default="kick", help="a name to filter for and select")
     p.add_argument("--same-kind", action="store_true", help="search with Same kind only on")
+    p.add_argument(
+        "--panel",
+        choices=("similar", "blend"),
+        default="similar",
+        help="the tab shown when the window is short enough for tabs",
+    )
     p.add_argument("--size", default="1500x900", help="window size, WxH (default %(default)s)")
     p.add_argument("--correct", action="append", default=[], metavar="NAME=CLASS",
                    help="give the file of this name the class, as right-click > Class does "
@@ -97,6 +103,8 @@ def main() -> int:
             bar = w.blend.render_progress
             run_until(lambda: bar.maximum() > 0 and bar.value() > bar.maximum() / 3, 300)
         view.table.selectRow(0)
+    if args.panel == "blend":
+        w.show_panel(w.blend)
     run_until(lambda: False, 1.5)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     w.grab().save(str(args.out))

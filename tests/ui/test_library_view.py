@@ -197,6 +197,8 @@ def test_a_word_finds_what_the_name_and_the_class_say_best_matches_first(qtbot, 
     # that merely contains the word.
     assert names(v) == ["bd_haus.wav", "kick_hard.wav", "boom.wav", "a_kickass_pad.wav"]
     assert sorted(shown[-1].tolist()) == [0, 1, 2, 3]
+    v.filter_edit.setText("bd_haus")  # a name is not a class, though it names a drum
+    assert names(v) == ["bd_haus.wav"]
     v.filter_edit.setText("hh")  # the drum vocabulary's word for a hi-hat class
     assert names(v) == ["a_kickass_pad.wav", "tick.wav"]  # the model's hi-hats
     v.filter_edit.clear()

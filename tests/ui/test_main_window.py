@@ -614,3 +614,24 @@ def test_show_in_folder_without_a_file_manager_says_so(qtbot, tiny_bundle, libra
     show.trigger()  # the offscreen platform has no file manager to open
     assert "No file manager" in w.statusBar().currentMessage()
     assert QApplication.clipboard().text() == str(Path(ref.path).parent)
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1366, 768), (1400, 860)])
+def test_the_layout_fits_laptop_screens(qtbot, tiny_bundle, library, size):
+    w, _ = open_window(qtbot, tiny_bundle, library)
+    w.resize(*size)
+    wait_ready(qtbot, w)
+    qtbot.waitUntil(lambda: w.width() == size[0] and w.height() == size[1], timeout=5000)
+    table = w.library_view.table
+    shown = [c for c in range(table.model().columnCount()) if not table.isColumnHidden(c)]
+    assert sum(table.columnWidth(c) for c in shown) <= table.viewport().width()  # no side-scroll
+    assert table.columnWidth(0) >= 120  # names are readable
+    assert w.waveform.height() >= 130
+    # Short screens show the similar results and the blend panel as tabs, each whole.
+    assert w.compact == (size[1] < 820)
+    if w.compact:
+        assert w.right_tabs.count() == 2 and w.blend.height() > 400
+        w.actions.add_to_blend.emit(w.library_view.model.ref(0))
+        assert w.right_tabs.currentWidget() is w.blend
+    else:
+        assert not table.isColumnHidden(4)  # the Folder column fits at the default size

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -46,6 +47,10 @@ from ui.workers import Pool, TaskGroup
 
 NUM_SIMILAR = 30
 DEFAULT_SIZE = QSize(1400, 860)
+# Under this height the similar results and the blend panel share the right column as tabs
+# (a laptop's 1280x720 or 1366x768 gave each too little: 1.7 blend slots, 7 results).
+TABS_BELOW_HEIGHT = 820
+WAVEFORM_MIN_HEIGHT = 130
 
 
 def class_note(reading) -> str:
@@ -211,20 +216,32 @@ class MainWindow(QMainWindow):
         self.centre.addWidget(self.waveform)
         self.centre.setStretchFactor(0, 3)
         self.centre.setStretchFactor(1, 1)
+        self.centre.setCollapsible(1, False)
+        self.waveform.setMinimumHeight(WAVEFORM_MIN_HEIGHT)
         self.right = QSplitter(Qt.Orientation.Vertical, self)
         self.right.setObjectName("rightSplitter")
         self.right.addWidget(self.similar)
         self.right.addWidget(self.blend)
         self.right.setSizes([330, 520])
+        self.right_tabs = QTabWidget(self)
+        self.right_tabs.setObjectName("rightTabs")
+        self.right_tabs.setDocumentMode(True)
+        self.right_tabs.tabBar().setChangeCurrentOnDrag(True)  # drag a result onto "Blend"
+        self.right_tabs.tabBar().setAcceptDrops(True)
+        self.right_stack = QStackedWidget(self)
+        self.right_stack.setObjectName("rightColumn")
+        self.right_stack.addWidget(self.right)
+        self.right_stack.addWidget(self.right_tabs)
+        self.compact = False
         self.main_split = QSplitter(Qt.Orientation.Horizontal, self)
         self.main_split.setObjectName("mainSplitter")
         self.main_split.addWidget(self.library_view)
         self.main_split.addWidget(self.centre)
-        self.main_split.addWidget(self.right)
+        self.main_split.addWidget(self.right_stack)
         self.main_split.setStretchFactor(0, 3)
         self.main_split.setStretchFactor(1, 4)
         self.main_split.setStretchFactor(2, 2)
-        self.main_split.setSizes([560, 520, 380])
+        self.main_split.setSizes([600, 480, 320])  # the table is the main browser: its columns fit
         self.stack.addWidget(self.main_split)
         self.setCentralWidget(self.stack)
         self.stack.setCurrentIndex(1 if self.library else 0)
@@ -265,6 +282,32 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self.setMinimumSize(900, 560)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.set_compact(self.height() < TABS_BELOW_HEIGHT)
+
+    def set_compact(self, compact: bool) -> None:
+        """Similar results and blend panel as tabs (compact) or one above the other."""
+        if compact == self.compact:
+            return
+        self.compact = compact
+        if compact:
+            self.right_tabs.addTab(self.similar, "Similar")
+            self.right_tabs.addTab(self.blend, "Blend")
+            self.right_stack.setCurrentWidget(self.right_tabs)
+        else:
+            self.right_tabs.clear()
+            self.right.insertWidget(0, self.similar)
+            self.right.insertWidget(1, self.blend)
+            self.right_stack.setCurrentWidget(self.right)
+        self.similar.show()
+        self.blend.show()
+
+    def show_panel(self, panel: QWidget) -> None:
+        """Bring the similar results or the blend panel forward (a tab, when compact)."""
+        if self.compact:
+            self.right_tabs.setCurrentWidget(panel)
 
     def _layout_states(self) -> dict:
         return {
@@ -354,6 +397,7 @@ class MainWindow(QMainWindow):
         a.find_similar.connect(self.find_similar)
         a.classify.connect(self.classify)
         a.add_to_blend.connect(self.blend.add_sample)
+        a.add_to_blend.connect(lambda _ref: self.show_panel(self.blend))
         a.set_class.connect(self.set_class)
         a.message.connect(lambda text: self._status(text, 10000))
         a.user_class = self._user_class
@@ -904,6 +948,7 @@ class MainWindow(QMainWindow):
             self.similar.show_error("Open a sample folder first: similar samples come from it.")
             return
         self.similar.set_query(ref)
+        self.show_panel(self.similar)
 
         def done(answer) -> None:
             results, kind, note = answer

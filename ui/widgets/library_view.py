@@ -50,6 +50,9 @@ from ui.dnd import MIME_TYPE, SampleRef, make_mime
 from ui.widgets import paint_placeholder
 
 COLUMNS = ("Name", "Class", "Conf.", "Length", "Folder")
+COLUMN_WIDTHS = (160, 104, 46, 58, 110)  # "? snare / tom" fits the class
+FOLDER = 4
+NAME_MIN = 140  # under this much room for names, the Folder column (the tree says it) goes
 ALL_CLASSES = "All classes"
 
 
@@ -95,10 +98,12 @@ def table_columns(paths: Sequence[str], onsets: np.ndarray, root) -> TableColumn
 def word_class(word: str, class_names: Sequence[str]) -> str | None:
     """The class a filter word names: one of the model's classes ("tonal"), or one the drum
     vocabulary knows ("bd", "kicks", "hh"); None when it names none."""
-    from sampletool.data.labels import folder_class
+    from sampletool.data.labels import folder_class, normalise_name
 
     if word in class_names:
         return word
+    if " " in normalise_name(word):  # "bd_haus" is a name, not a class
+        return None
     return folder_class(word)
 
 
@@ -220,7 +225,14 @@ class LibraryTableModel(QAbstractTableModel):
         contains it ("kickass_pad")."""
         contains = np.char.find(self.names_lower, word) >= 0
         contains |= np.char.find(self.folders_lower, word) >= 0
-        says = np.char.find(self.words, f" {word} ") >= 0
+        from sampletool.data.labels import normalise_name
+
+        spoken = normalise_name(word)
+        says = (
+            np.char.find(self.words, f" {spoken} ") >= 0
+            if spoken
+            else np.zeros(len(self.ids), bool)
+        )
         named = word_class(word, self.class_names)
         is_class = np.zeros(len(self.ids), bool)
         if named is not None:
@@ -372,6 +384,10 @@ class _Table(QTableView):
             return self.owner.note
         return "No samples match the filters" if not model.rowCount() else ""
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.owner.fit_columns()
+
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         text = self.placeholder()
@@ -411,6 +427,10 @@ class LibraryView(QWidget):
         self.tree = QTreeWidget(self)
         self.tree.setObjectName("folderTree")
         self.tree.setHeaderHidden(True)
+        # Long folder names scroll instead of being cut ("basslo..."); the tip says them whole.
+        self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.header().setStretchLastSection(False)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.tree.itemSelectionChanged.connect(self._refilter)
 
         self.filter_edit = QLineEdit(self)
@@ -439,9 +459,12 @@ class LibraryView(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for col, width in enumerate((180, 104, 50, 60)):  # "? snare / tom" fits
-            header.resizeSection(col, width)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the name takes the rest
+        header.setMinimumSectionSize(36)
+        for col, width in enumerate(COLUMN_WIDTHS):
+            if col:
+                header.resizeSection(col, width)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
@@ -464,7 +487,7 @@ class LibraryView(QWidget):
         self.splitter.addWidget(self.tree)
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([120, 440])
+        self.splitter.setSizes([110, 490])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
@@ -491,6 +514,13 @@ class LibraryView(QWidget):
         self._refilter()
         if selected:
             self.select_ids(selected)
+
+    def fit_columns(self) -> None:
+        """Every column fits without scrolling sideways: Name takes what is left, and the
+        Folder column steps aside when the names would get too little."""
+        others = sum(self.table.columnWidth(c) for c in range(1, FOLDER))
+        folder = self.table.columnWidth(FOLDER) or COLUMN_WIDTHS[FOLDER]
+        self.table.setColumnHidden(FOLDER, self.table.width() - others - folder < NAME_MIN)
 
     def clear(self, note: str = "") -> None:
         """Show no library (the previous one is gone), with `note` in the empty table."""
