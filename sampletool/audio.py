@@ -7,27 +7,38 @@ worker processes of the batched loader, and their start-up time is paid on every
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import multiprocessing as mp
 import os
+import signal
+import struct
+import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from sampletool.errors import AudioError
-from sampletool.fileio import atomic_write
+from sampletool.errors import AudioError, WorkerError
+from sampletool.fileio import atomic_write, native_path
 from sampletool.progress import Cancelled, Progress
 
 __all__ = [
     "AudioError",
     "ClipBatch",
     "ClipLoader",
+    "WorkerError",
+    "WorkerPool",
     "detect_format",
     "load_clip",
     "load_clips",
@@ -71,6 +82,70 @@ _EXTENSIONS = {
 }
 
 
+# WAV format tags (mmreg.h): what libsndfile reads, and the names of some it does not.
+_WAV_READABLE = {0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0x0040, 0xFFFE}
+_WAV_CODECS = {
+    0x0000: "unknown codec",
+    0x0002: "Microsoft ADPCM",
+    0x0010: "OKI ADPCM",
+    0x0011: "IMA ADPCM",
+    0x0014: "G.723 ADPCM",
+    0x0020: "Yamaha ADPCM",
+    0x0022: "DSP Group TrueSpeech",
+    0x0031: "GSM 6.10",
+    0x0040: "G.721 ADPCM",
+    0x0042: "G.723.1",
+    0x0045: "G.726 ADPCM",
+    0x0050: "MPEG audio",
+    0x0055: "MPEG Layer 3 (MP3)",
+    0x0064: "G.726 ADPCM",
+    0x0092: "Dolby AC-3 (S/PDIF)",
+    0x00FF: "AAC",
+    0x0160: "Windows Media Audio 1",
+    0x0161: "Windows Media Audio",
+    0x0162: "Windows Media Audio Pro",
+    0x0163: "Windows Media Audio Lossless",
+    0x1610: "HE-AAC",
+    0x2000: "Dolby AC-3",
+    0x2001: "DTS",
+    0x674F: "Ogg Vorbis",
+    0x6750: "Ogg Vorbis",
+    0x6751: "Ogg Vorbis",
+    0x676F: "Ogg Vorbis",
+    0x6770: "Ogg Vorbis",
+    0x6771: "Ogg Vorbis",
+    0xF1AC: "FLAC",
+}
+
+
+def wav_format_tag(path: str | os.PathLike[str]) -> int | None:
+    """The format tag of a RIFF/RF64 WAVE file's fmt chunk (the sub-format's, for
+    WAVE_FORMAT_EXTENSIBLE), or None when the file has no readable fmt chunk."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+                return None
+            for _ in range(64):  # chunks before fmt (JUNK, bext, ...) are few
+                header = f.read(8)
+                if len(header) < 8:
+                    return None
+                size = struct.unpack("<I", header[4:])[0]
+                if header[:4] != b"fmt ":
+                    f.seek(size + (size & 1), os.SEEK_CUR)
+                    continue
+                body = f.read(min(size, 40))
+                if len(body) < 2:
+                    return None
+                tag = struct.unpack("<H", body[:2])[0]
+                if tag == 0xFFFE and len(body) >= 26:  # the sub-format GUID starts with the tag
+                    tag = struct.unpack("<H", body[24:26])[0]
+                return tag
+    except OSError:
+        return None
+    return None
+
+
 def _open_reason(path: Path, head: bytes, error: Exception) -> str:
     """Turn a libsndfile failure into a sentence: what the content is and what is wrong."""
     claimed = detect_format(head)
@@ -82,7 +157,51 @@ def _open_reason(path: Path, head: bytes, error: Exception) -> str:
     exts = _EXTENSIONS.get(claimed)
     if exts and path.suffix.lower() not in exts:
         mislabel = f"; despite its '{path.suffix}' extension the content is {claimed}"
+    if claimed == "WAV":
+        tag = wav_format_tag(path)
+        if tag is not None and tag not in _WAV_READABLE:
+            codec = _WAV_CODECS.get(tag, "an unknown codec")
+            return f"WAV with an unsupported codec: {codec} (format 0x{tag:04X}){mislabel}"
     return f"damaged or unsupported {claimed} file ({detail}){mislabel}"
+
+
+# libmpg123 (libsndfile's MP3 decoder) writes "Note: Illegal Audio-MPEG-Header ..." and
+# "Trying to resync..." straight to file descriptor 2 while it probes a file that is not MP3.
+# Those lines mean nothing to a user (the file's failure is reported in words), so fd 2 points
+# at /dev/null while such a file is opened. fd 2 is shared by the whole process: the lock and
+# count keep overlapping openings (threads of the app) from restoring it too early, and the
+# window is one open() call long.
+_MPEG_SUFFIXES = {".mp3", ".mp2", ".mpeg", ".mpga"}
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_saved_stderr = -1
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    global _quiet_depth, _saved_stderr
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            try:
+                sys.stderr.flush()
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    _saved_stderr = os.dup(2)
+                    os.dup2(devnull, 2)
+                finally:
+                    os.close(devnull)
+            except (OSError, ValueError, AttributeError):
+                _saved_stderr = -1  # no fd 2 to silence (or none we may touch): carry on
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _saved_stderr >= 0:
+                os.dup2(_saved_stderr, 2)
+                os.close(_saved_stderr)
+                _saved_stderr = -1
 
 
 def _read_head(path: Path) -> tuple[bytes, int]:
@@ -120,8 +239,11 @@ def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
     """
     path = Path(path)
     head, _ = _read_head(path)
+    claimed = detect_format(head)
+    mpeg = claimed == "MP3" or (claimed is None and path.suffix.lower() in _MPEG_SUFFIXES)
     try:
-        f = sf.SoundFile(str(path))
+        with _quiet_stderr() if mpeg else contextlib.nullcontext():
+            f = sf.SoundFile(native_path(path))  # a name that is not UTF-8 opens too
     except Exception as e:  # libsndfile raises LibsndfileError, RuntimeError or TypeError
         raise AudioError(path, _open_reason(path, head, e)) from None
     if f.samplerate <= 0 or f.frames <= 0:
@@ -226,6 +348,256 @@ class ClipBatch:
 
 Transform = Callable[[np.ndarray], np.ndarray]
 _worker_transform: Transform | None = None
+_worker_setup_error: str | None = None
+
+
+def _quit_with_parent() -> None:
+    """Make this worker end, quietly, as soon as the process that started it ends.
+
+    A worker outlives a parent that was killed or crashed (its forkserver stays up while any
+    worker lives); it would finish its file and print a BrokenPipeError traceback writing a
+    result nobody reads. multiprocessing gives each child a sentinel that becomes readable when
+    the parent is gone; a thread waits on it."""
+    parent = mp.parent_process()
+    if parent is None:  # not a worker (tasks run in the calling process)
+        return
+
+    def watch() -> None:
+        from multiprocessing.connection import wait
+
+        wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="quit-with-parent", daemon=True).start()
+
+
+def _setup_worker(initializer: Callable[..., object] | None, initargs: tuple) -> None:
+    """A pool worker's start: tie it to its parent, then run the caller's set-up. A set-up that
+    fails is remembered and raised (as a WorkerError) by every task, so the parent hears why."""
+    global _worker_setup_error
+    _quit_with_parent()
+    if initializer is None:
+        return
+    try:
+        initializer(*initargs)
+    except Exception as e:
+        _worker_setup_error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def _run_tasks(fn: Callable[[Any], Any], tasks: list) -> list:
+    if _worker_setup_error is not None:
+        raise WorkerError(f"the worker processes could not be set up ({_worker_setup_error})")
+    return [fn(t) for t in tasks]
+
+
+def _death_cause(processes: Iterable[Any]) -> str:
+    """How a pool's dead worker ended, in words ("signal 9, SIGKILL"), from the exit codes of
+    its processes; "" when none is known."""
+    codes = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+    # Once one worker has died the pool terminates the others (SIGTERM): prefer another code.
+    own = [c for c in codes if c != -signal.SIGTERM] or codes
+    if not own:
+        return ""
+    code = own[0]
+    if code > 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+    hint = ": killed, perhaps by the system for lack of memory" if -code == signal.SIGKILL else ""
+    return f"signal {-code}, {name}{hint}"
+
+
+class WorkerPool:
+    """Worker processes that run one function over many tasks, in order, and outlive a worker
+    that dies.
+
+    `multiprocessing.Pool` waits forever for the result of a worker that was killed (the OOM
+    killer, a crash in a decoder), so this is built on `ProcessPoolExecutor`, which says so
+    (BrokenProcessPool). The pool is then restarted and the tasks that were in flight are run
+    again one at a time: the one that kills its worker again is the culprit, and becomes a
+    failure with the reason (`fail(task, reason)`); the others succeed.
+
+    Args:
+        workers: worker processes (>= 1).
+        initializer, initargs: each worker's set-up.
+
+    Raises (from `imap` and the constructor):
+        WorkerError: the workers cannot be started or set up.
+    """
+
+    in_flight_chunks = 2  # chunks queued per worker: workers never wait, and a stop leaves little
+
+    def __init__(
+        self, workers: int, initializer: Callable[..., object] | None = None, initargs: tuple = ()
+    ) -> None:
+        self.workers = max(1, int(workers))
+        self._initializer, self._initargs = initializer, initargs
+        self._executor: ProcessPoolExecutor | None = None
+        self._running: set[Future] = set()
+        self._worked = False  # some task has succeeded: the workers can run at all
+        self._deaths = 0  # deaths in a row, before any task succeeded
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                self.workers, _context(), _setup_worker, (self._initializer, self._initargs)
+            )
+        return self._executor
+
+    def _submit(self, fn: Callable[[Any], Any], tasks: list) -> Future:
+        try:
+            future = self._pool().submit(_run_tasks, fn, tasks)
+        except BrokenProcessPool:
+            raise  # a worker died before this call: the caller recovers
+        except (OSError, EOFError, RuntimeError) as e:
+            # The processes cannot start: no interpreter to run, no helper processes
+            # (multiprocessing's resource tracker or forkserver gone: BrokenPipeError), a
+            # limit on processes or memory.
+            self._discard()
+            reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            raise WorkerError(f"the worker processes could not be started ({reason})") from None
+        self._running.add(future)
+        future.add_done_callback(self._running.discard)
+        return future
+
+    def _discard(self) -> str:
+        """Shut a broken (or unwanted) pool down; returns how its dead worker ended."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return ""
+        # The executor keeps its processes in a private dict; their exit codes are the only
+        # way to say how a worker died. Without it the reason just names no signal.
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        if not self._running:
+            executor.shutdown(wait=True)
+            return _death_cause(processes)
+        # Work nobody will read (a cancel, an error): stop it now, not after the file in hand,
+        # which may take minutes or never end. A worker killed while writing its result leaves
+        # half a message in the shared result pipe, and the executor's thread then waits for
+        # the rest forever; with every worker dead, closing our copy of the pipe's write end
+        # (the last one) ends that wait with EOF.
+        results = getattr(executor, "_result_queue", None)
+        manager = getattr(executor, "_executor_manager_thread", None)
+        # (No cancel_futures: Python 3.11's executor, breaking, fails on a cancelled future.)
+        executor.shutdown(wait=False)
+        for p in processes:
+            with contextlib.suppress(Exception):
+                p.kill()
+        for p in processes:
+            with contextlib.suppress(Exception):
+                p.join()
+        if results is not None:
+            with contextlib.suppress(Exception):
+                results._writer.close()
+        if manager is not None:
+            manager.join()
+        self._running.clear()
+        return ""
+
+    def _result(self, future: Future, cancel: threading.Event | None) -> list | None:
+        """The future's results; None when `cancel` was set first."""
+        while True:
+            if cancel is not None and cancel.is_set():
+                return None
+            if future.done():
+                break
+            wait_futures([future], timeout=0.1)
+        result = future.result()
+        self._worked = True
+        self._deaths = 0
+        return result
+
+    def _alone(self, fn: Callable[[Any], Any], task: Any, fail: Callable[[Any, str], Any],
+               cancel: threading.Event | None) -> tuple[bool, Any]:  # fmt: skip
+        """Run one task with nothing else in flight, so a worker's death is its own.
+        Returns (done, result); done is False when `cancel` was set first."""
+        while True:
+            try:
+                results = self._result(self._submit(fn, [task]), cancel)
+            except BrokenProcessPool:
+                how = self._discard()
+                self._deaths += 1
+                if not self._worked and self._deaths >= 3:
+                    raise WorkerError("the worker processes die before finishing any file"
+                                      + (f" ({how})" if how else "")) from None  # fmt: skip
+                reason = "the decoder process died" + (f" ({how})" if how else "")
+                return True, fail(task, f"{reason} reading this file")
+            return (False, None) if results is None else (True, results[0])
+
+    def imap(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Any],
+        chunk: int,
+        fail: Callable[[Any, str], Any],
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Any]:
+        """`fn(task)` for every task, in order, `chunk` tasks per hand-over. A task whose worker
+        dies yields `fail(task, reason)` instead. Stops early (yielding no more) once `cancel`
+        is set, without waiting for the file in hand."""
+        it = iter(tasks)
+        window: deque[tuple[Future | None, list]] = deque()
+
+        def fill() -> None:
+            while len(window) < self.workers * self.in_flight_chunks:
+                part = list(itertools.islice(it, chunk))
+                if not part:
+                    return
+                try:
+                    window.append((self._submit(fn, part), part))
+                except BrokenProcessPool:  # a worker died since the last result: recover
+                    window.append((None, part))
+                    return
+
+        fill()
+        try:
+            while window:
+                future, part = window[0]
+                try:
+                    if future is None:
+                        raise BrokenProcessPool("a worker died")
+                    results = self._result(future, cancel)
+                except BrokenProcessPool:
+                    # The pool is gone and with it every task in flight. Keep what finished,
+                    # then run the rest one by one on a fresh pool to find the one that killed
+                    # its worker.
+                    held = list(window)
+                    window.clear()
+                    self._discard()
+                    for f, p in held:
+                        if f is not None and f.done() and f.exception() is None:
+                            yield from f.result()
+                            continue
+                        for task in p:
+                            done, result = self._alone(fn, task, fail, cancel)
+                            if not done:
+                                return
+                            yield result
+                    fill()
+                    continue
+                if results is None:
+                    return
+                window.popleft()
+                fill()
+                yield from results
+        finally:
+            # A caller that stops early leaves at most the window's work running; close()
+            # stops it. (Cancelling queued futures here would save little, and Python 3.11's
+            # executor fails on a cancelled future if a worker then dies.)
+            window.clear()
+
+    def close(self) -> None:
+        """Stop the workers: at once if tasks are still running (their results are not
+        wanted), else after they exit."""
+        self._discard()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _init_worker(transform: Transform | None) -> None:
@@ -267,23 +639,6 @@ def _context() -> mp.context.BaseContext:
     return ctx
 
 
-def windowed_imap(pool, fn: Callable, tasks: Iterable, workers: int, chunk: int) -> Iterator:
-    """`pool.imap(fn, tasks)` in order, with tasks handed over a window at a time.
-
-    Two windows are in flight (the next is queued before this one is drained), so workers
-    never wait; a caller that stops early (cancel) leaves at most two windows of work for the
-    pool's close() to wait for, not the whole list.
-    """
-    it = iter(tasks)
-    size = workers * chunk * 4
-    current = pool.imap(fn, list(itertools.islice(it, size)), chunksize=chunk)
-    while current is not None:
-        window = list(itertools.islice(it, size))
-        following = pool.imap(fn, window, chunksize=chunk) if window else None
-        yield from current
-        current = following
-
-
 class ClipLoader:
     """A pool of worker processes that decode clips; reuse one across calls to save start-up.
 
@@ -310,7 +665,7 @@ class ClipLoader:
         self.sample_rate = sample_rate
         self.transform = transform
         self._pool = (
-            _context().Pool(self.workers, _init_worker, (transform,)) if self.workers > 0 else None
+            WorkerPool(self.workers, _init_worker, (transform,)) if self.workers > 0 else None
         )
 
     def __enter__(self) -> ClipLoader:
@@ -321,20 +676,22 @@ class ClipLoader:
 
     def close(self) -> None:
         if self._pool is not None:
-            # Let the workers finish the few tasks they were given (see iter_clips) and exit.
-            # terminate() would kill them mid-write, and a worker killed while holding the
-            # result queue's lock deadlocks the pool's shutdown (close() never returns).
             self._pool.close()
-            self._pool.join()
             self._pool = None
 
     def iter_clips(
         self,
         paths: Sequence[str | os.PathLike[str]],
         offsets: Sequence[float] | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[tuple[int, np.ndarray | str]]:
         """Yield (input position, clip (transformed, if so set) or failure reason) for every
-        path, in input order."""
+        path, in input order; with `cancel` set, stop (without waiting for the files that
+        workers have in hand).
+
+        Raises:
+            WorkerError: the worker processes cannot be started.
+        """
         if offsets is not None and len(offsets) != len(paths):
             raise ValueError("offsets must have one entry per path")
         tasks: Iterable[tuple[int, str, float, float, int]] = (
@@ -347,7 +704,7 @@ class ClipLoader:
             return
         # Small chunks keep every worker busy and progress smooth; large ones cut IPC overhead.
         chunk = max(1, min(16, len(paths) // (self.workers * 8) or 1))
-        yield from windowed_imap(self._pool, _load_task, tasks, self.workers, chunk)
+        yield from self._pool.imap(_load_task, tasks, chunk, lambda t, why: (t[0], why), cancel)
 
     def load(
         self,
@@ -367,7 +724,7 @@ class ClipLoader:
         if self.transform is not None:
             batch.audio = np.empty((0,), np.float32)
         total = len(paths)
-        for done, (i, result) in enumerate(self.iter_clips(paths, offsets), start=1):
+        for done, (i, result) in enumerate(self.iter_clips(paths, offsets, cancel), start=1):
             if isinstance(result, str):
                 batch.failures.append((i, os.fspath(paths[i]), result))
             else:

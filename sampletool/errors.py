@@ -38,3 +38,8 @@ class ModelError(SampleToolError):
 
 class LibraryError(SampleToolError):
     """A library that cannot be opened or scanned, said in one sentence."""
+
+
+class WorkerError(SampleToolError):
+    """The worker processes that decode audio cannot be started or cannot work at all (the
+    interpreter cannot be run, their set-up fails); said in one sentence."""

@@ -36,6 +36,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
     return path
 
 
+def native_path(path: str | os.PathLike[str]) -> str | bytes:
+    """`path` as the operating system names it, for libraries that take a name and encode it
+    strictly (soundfile): on POSIX its bytes, so a name that is not valid UTF-8 (held by Python
+    with surrogates, '\\udce9' for the byte 0xe9) still opens; elsewhere the text."""
+    return os.fsencode(path) if os.name == "posix" else os.fspath(path)
+
+
 def _read_umask() -> int:
     # os.umask can only be read by setting it; done once, at import, before threads start.
     mask = os.umask(0o022)

@@ -34,3 +34,11 @@ def model_search_dirs() -> list[Path]:
     """
     extra = [Path(p) for p in os.environ.get("SAMPLETOOL_MODEL_PATH", "").split(os.pathsep) if p]
     return [*extra, user_models_dir(), BUILTIN_MODELS_DIR]
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as text to show: a name that is not valid UTF-8 (a raw byte such as 0xe9 on
+    Linux, which Python holds as the surrogate '\\udce9') with U+FFFD in place of each bad byte.
+    For showing only: open and store the path itself (Qt silently drops the surrogates of a
+    str it is given, so a label or URL made from the path names another file)."""
+    return os.fsencode(path).decode("utf-8", "replace")

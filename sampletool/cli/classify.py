@@ -11,9 +11,11 @@ import json
 from sampletool.cli.common import (
     EXIT_BAD_FILES,
     EXIT_OK,
+    NAMES_HELP,
     UsageError,
     add_model_args,
     load_model,
+    quote_name,
     report,
 )
 from sampletool.errors import AudioError
@@ -25,7 +27,8 @@ def add_parser(sub) -> None:
     c = sub.add_parser(
         NAME,
         help="print each file's predicted class",
-        description="Classify each file with the model's classifier.",
+        description="Classify each file with the model's classifier. Prints one line per "
+        "file: its name, the class and the confidence, separated by tabs. " + NAMES_HELP,
     )
     c.add_argument("files", nargs="+", metavar="FILES")
     add_model_args(c)
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             "probabilities": {n: round(float(p), 6) for n, p in zip(names, probs, strict=True)},
         })  # fmt: skip
         if not args.json:
-            print(f"{f}\t{reading.text()}\t{reading.confidence:.3f}")
+            print(f"{quote_name(f)}\t{reading.text()}\t{reading.confidence:.3f}")
     if args.json:
         print(json.dumps(results, indent=2))
     return EXIT_BAD_FILES if failed else EXIT_OK

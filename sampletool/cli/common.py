@@ -54,9 +54,26 @@ def open_library(args: argparse.Namespace, rebuild: bool = False):
                    segmentation=getattr(args, "segment", None), rebuild=rebuild)  # fmt: skip
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+NAMES_HELP = ("A file name holding a tab, newline or other control character is printed in "
+              "double quotes with C escapes (\\t, \\n, \\\\, \\\"), so each line stays one "
+              "entry.")  # fmt: skip
+
+
+def quote_name(name: object) -> str:
+    """A file name for line- and tab-separated output: as it is, unless it holds a control
+    character (a newline or tab would split its line or field) or starts with a double quote;
+    then in double quotes with C escapes, as git prints such names ("new\\nline.wav")."""
+    text = str(name)
+    if not text.startswith('"') and not any(c < " " or c == "\x7f" for c in text):
+        return text
+    out = [_ESCAPES.get(c) or (f"\\x{ord(c):02x}" if c < " " or c == "\x7f" else c) for c in text]
+    return '"' + "".join(out) + '"'
+
+
 def report(path: object, reason: str) -> None:
-    """One unreadable file, on stderr."""
-    print(f"sampletool: {path}: {reason}", file=sys.stderr)
+    """One unreadable file, on stderr (one line, whatever its name holds)."""
+    print(f"sampletool: {quote_name(path)}: {reason}", file=sys.stderr)
 
 
 def warn(message: object) -> None:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from sampletool.cli.common import EXIT_OK, UsageError, add_db_arg, add_model_args, open_library
+from sampletool.cli.common import (
+    EXIT_OK,
+    NAMES_HELP,
+    UsageError,
+    add_db_arg,
+    add_model_args,
+    open_library,
+    quote_name,
+)
 
 NAME = "duplicates"
 
@@ -15,7 +23,8 @@ def add_parser(sub) -> None:
         NAME,
         help="list exact and near duplicates in a library",
         description="Exact duplicates are byte-identical files; near duplicates are entries "
-        "whose vectors are closer than --threshold (default: adapted to the library).",
+        "whose vectors are closer than --threshold (default: adapted to the library). Each group "
+        "lists one file name a line. " + NAMES_HELP,
     )
     du.add_argument("--library", required=True, metavar="LIBRARY_DIR")
     add_model_args(du)
@@ -37,9 +46,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{len(d.exact)} groups of exact duplicates")
     for g in d.exact:
-        print("  " + "\n  ".join(g) + "\n")
+        print("  " + "\n  ".join(quote_name(p) for p in g) + "\n")
     print(f"{len(d.near)} groups of near duplicates (distance <= {d.threshold:.4f})")
     for g in d.near:
-        print("  " + "\n  ".join(f"{e['path']}" + (f" @ {e['onset']:.2f} s" if e["onset"] else "")
-                                 for e in g) + "\n")  # fmt: skip
+        entries = (quote_name(e["path"]) + (f" @ {e['onset']:.2f} s" if e["onset"] else "")
+                   for e in g)  # fmt: skip
+        print("  " + "\n  ".join(entries) + "\n")
     return EXIT_OK

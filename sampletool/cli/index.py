@@ -9,6 +9,7 @@ import threading
 from sampletool.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    NAMES_HELP,
     ProgressBar,
     UsageError,
     add_db_arg,
@@ -29,7 +30,8 @@ def add_parser(sub) -> None:
         description="Scan LIBRARY_DIR (all sub-folders): new and changed files are embedded, "
         "unchanged ones skipped, deleted ones removed, moved ones recognised. Safe to stop at "
         "any moment (Ctrl+C or a crash): the next run carries on. Exits 0 when the scan "
-        "completes; unreadable files are listed in the summary.",
+        "completes; unreadable files are listed in the summary, one a line on stderr. "
+        + NAMES_HELP,
     )
     ix.add_argument("library", metavar="LIBRARY_DIR")
     add_model_args(ix)

@@ -8,12 +8,17 @@ import shlex
 import sys
 
 from sampletool.cli.common import (
+    EXIT_BAD_FILES,
     EXIT_OK,
+    NAMES_HELP,
     UsageError,
     add_db_arg,
     add_model_args,
     open_library,
+    quote_name,
+    report,
 )
+from sampletool.errors import AudioError
 
 NAME = "similar"
 
@@ -22,7 +27,10 @@ def add_parser(sub) -> None:
     si = sub.add_parser(
         NAME,
         help="find the library entries most similar to a sound",
-        description="TARGET may be a library entry (itself excluded) or any audio file.",
+        description="TARGET may be a library entry (itself excluded) or any audio file. "
+        "Prints one line per entry: the distance, a tab, the file name (and ' @ N.NN s', the "
+        "entry's start, for a segment of a longer file). " + NAMES_HELP + " Exits 1 when "
+        "TARGET cannot be read.",
     )
     si.add_argument("target", metavar="TARGET")
     si.add_argument("--library", required=True, metavar="LIBRARY_DIR")
@@ -48,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         found = lib.find_similar(args.target, args.k, args.offset, same_kind=args.same_kind)
         none_of_kind = found.same_kind and not found
         empty = None if found or none_of_kind else _why_no_entries(lib, args)
+    except AudioError as e:  # an unreadable sound, like any other command's: exit 1
+        report(e.path, e.reason)
+        return EXIT_BAD_FILES
     finally:
         lib.close()
     if empty:
@@ -59,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             at = f" @ {r['onset']:.2f} s" if r["onset"] else ""
-            print(f"{r['distance']:.4f}\t{r['path']}{at}")
+            print(f"{r['distance']:.4f}\t{quote_name(r['path'])}{at}")
         if none_of_kind:
             print(f"no other {found.query_class} sounds in the library")
         elif args.same_kind and found.query_unsure:

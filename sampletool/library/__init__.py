@@ -13,19 +13,22 @@ and `duplicates`. The library takes a model runtime, never the `SoundSampleTool`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
 from sampletool.errors import LibraryError, ModelError
-from sampletool.library.catalogue import Catalogue, CatalogueError, labels_from, rebuild_aside
+from sampletool.library.catalogue import Catalogue, CatalogueError, damage, rebuild_catalogue
 from sampletool.library.duplicates import Duplicates, find_duplicates
 from sampletool.library.index import ModelIndex, VectorIndex
 from sampletool.library.scan import ScanReport, scan_folder, scan_lock
@@ -53,12 +56,35 @@ CATALOGUE_FILE = "catalogue.sqlite"  # its default name, in a folder of its own
 ONSET_TOLERANCE = 1e-3  # seconds: an offset this close to an entry's onset means that entry
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _damage_reported(
+    method: Callable[Concatenate[Library, P], R],
+) -> Callable[Concatenate[Library, P], R]:
+    """Raise damage SQLite finds in the catalogue while `method` reads it (a page that went
+    bad after the library was opened) as the CatalogueError that says what to do."""
+
+    @functools.wraps(method)
+    def checked(self: Library, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            found = damage(e, self.db_path)
+            if found is None:
+                raise
+            raise found from None
+
+    return checked
+
+
 def default_db_path(root: Path) -> Path:
     """The catalogue's default home: the user's data folder, keyed by the library's root."""
     from sampletool.paths import user_data_dir
 
     root = Path(root).resolve()
-    key = hashlib.sha1(str(root).encode()).hexdigest()[:10]
+    key = hashlib.sha1(os.fsencode(root)).hexdigest()[:10]  # any name, UTF-8 or not
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in root.name)[:40] or "root"
     return user_data_dir() / "libraries" / f"{name}-{key}" / CATALOGUE_FILE
 
@@ -198,11 +224,15 @@ class Library:
             vector index of each model lives beside it.
         segmentation: split files longer than a clip at onsets into separate entries; the
             library remembers it (None: as last set for this catalogue, off for a new one).
-        rebuild: move a damaged catalogue aside and start a fresh one instead of failing.
+        rebuild: move a damaged catalogue aside and start a fresh one instead of failing,
+            carrying over every row still readable in it (see `rebuild_catalogue`); the next
+            scan reads what was lost again.
 
     Raises:
         LibraryError: the folder does not exist or is not a folder.
-        CatalogueError: the catalogue is damaged or from a newer version (`rebuildable`).
+        CatalogueError: the catalogue is damaged or from a newer version (`rebuildable`), of
+            another library folder, read-only or locked. Damage found later, by a query or
+            a scan, is raised as a CatalogueError too.
     """
 
     def __init__(
@@ -226,13 +256,10 @@ class Library:
         except CatalogueError as e:
             if not (rebuild and e.rebuildable):
                 raise
-            aside = rebuild_aside(self.db_path)
-            self.catalogue = Catalogue(self.db_path, self.root)
-            kept = labels_from(aside)  # the user's classes exist nowhere else: keep them
-            with self.catalogue.transaction() as db:
-                db.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?, ?)", kept)
-            log.warning("damaged catalogue moved to %s; starting a fresh one (%d classes you "
-                        "set kept)", aside, len(kept))  # fmt: skip
+            self.catalogue, rebuilt = rebuild_catalogue(self.db_path, self.root, e)
+            log.warning("unusable catalogue moved to %s; started a fresh one with what could be "
+                        "read of it: %d files, %d readings, %d classes you set",
+                        rebuilt.aside, rebuilt.files, rebuilt.vectors, rebuilt.labels)  # fmt: skip
         self._asked_segmentation = segmentation  # saved by the next scan (which holds the lock)
         self.segmentation = self._stored_segmentation() if segmentation is None else segmentation
         # The index files and scan lock sit beside the catalogue and, unless it has the default
@@ -252,7 +279,8 @@ class Library:
 
     @property
     def index(self) -> VectorIndex:
-        """This model's vector index, as it is now."""
+        """This model's vector index, as it is now (brought up to date with the catalogue)."""
+        self._index.refresh()
         return self._index.vectors
 
     @property
@@ -274,6 +302,7 @@ class Library:
         value = self.catalogue.setting("segmentation")
         return self.catalogue.any_segmented() if value is None else value == "on"
 
+    @_damage_reported
     def scan(
         self,
         workers: int | None = None,
@@ -309,6 +338,7 @@ class Library:
 
     # -- queries --------------------------------------------------------------------------------
 
+    @_damage_reported
     def snapshot(self) -> Snapshot:
         """Every entry with its search vector and class probabilities under this model."""
         rows = self.catalogue.snapshot_rows(self.model_id)
@@ -335,6 +365,7 @@ class Library:
             unsure_below=self.runtime.calibration.unsure_below,
         )
 
+    @_damage_reported
     def find_similar(
         self,
         target: AudioInput,
@@ -393,6 +424,7 @@ class Library:
                 found.distances.append(float(d))
         return found
 
+    @_damage_reported
     def set_class(self, paths: list[str | os.PathLike[str]], cls: str | None) -> None:
         """Give these library files the class `cls` (the user correcting the model), or take
         the user's class away with None. Safe to call while a scan runs on another thread.
@@ -416,18 +448,20 @@ class Library:
             rels.append(rel)
         # Its own connection: a scan may be writing through the library's on another thread,
         # and one connection holds one transaction at a time (SQLite serialises the two).
-        own = Catalogue(self.db_path, self.root)
+        own = Catalogue(self.db_path, self.root, check=False)  # checked when the library opened
         try:
             own.set_labels(rels, cls)
         finally:
             own.close()
 
+    @_damage_reported
     def corrections(self) -> dict[str, str]:
         """Absolute path -> the class the user gave that file (files no longer in the library
         included: their class comes back if they do)."""
         labels = self.catalogue.labels()
         return {str(self.catalogue.abspath(rel)): cls for rel, cls in labels.items()}
 
+    @_damage_reported
     def latent(self, target: AudioInput, offset: float = 0.0) -> np.ndarray:
         """A sound's decoder latent, float32 [*latent_shape], for blending: the one stored for a
         library entry starting at `offset` (no audio is read), else read from the sound.
@@ -441,6 +475,7 @@ class Library:
             return stored.reshape(self.runtime.latent_shape)
         return self.runtime.read(target, offset).latents[0]
 
+    @_damage_reported
     def duplicates(self, threshold: float | None = None) -> Duplicates:
         """Exact and near duplicates among this model's entries (see `find_duplicates`)."""
         return find_duplicates(self.catalogue, self._index, threshold)

@@ -13,8 +13,20 @@ file and model switches; a move found by a scan takes it along.
 
 Schema history: 1 had no latents; a version 1 catalogue is migrated in place when opened (its
 vectors keep working for search, and the next scan re-embeds them to add their latents).
-`labels` came later without a new version: it is made when missing, and an older Sample Tool
-opens a catalogue that has it (and leaves it alone).
+`labels` and `files.retry` came later without a new version: each is made when missing, and an
+older Sample Tool opens a catalogue that has them (and leaves them alone).
+
+Paths are stored as text when they are valid UTF-8, which is every name but a few; a name that
+is not (a raw byte such as 0xe9 in a file name on Linux, which Python holds as the surrogate
+'\udce9') is stored as its bytes, a BLOB in the same column. The two never compare equal, so
+the column stays unique, no migration was needed, and such a name comes back byte for byte
+(`_to_db`, `_from_db`).
+
+A catalogue belongs to the one library folder it was made for (`meta.root`): opening it for
+another folder is refused, since a scan would take the other folder's files for deleted ones.
+Opening checks the file's structure (`PRAGMA quick_check`; its cost is measured by
+benchmarks/catalogue_open.py), so damage anywhere in it is reported at once, and
+`rebuild_catalogue` carries every row still readable over to a fresh file.
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +58,9 @@ CREATE TABLE IF NOT EXISTS files (
     channels INTEGER,
     error TEXT,                         -- why it could not be read; NULL when fine
     segmented INTEGER NOT NULL DEFAULT 0, -- its segments come from onset detection
-    scanned_at REAL NOT NULL
+    scanned_at REAL NOT NULL,
+    retry INTEGER NOT NULL DEFAULT 0    -- it failed for a reason outside its content (an OS
+                                        -- error: permission, I/O, gone): tried at every scan
 );
 CREATE INDEX IF NOT EXISTS files_hash ON files(hash);
 CREATE TABLE IF NOT EXISTS segments (
@@ -84,14 +98,47 @@ class CatalogueError(SampleToolError):
     (the app offers a button instead)."""
 
     def __init__(
-        self, problem: str, path: Path, rebuildable: bool = True, or_else: str = ""
+        self,
+        problem: str,
+        path: Path,
+        rebuildable: bool = True,
+        or_else: str = "",
+        damaged: bool = False,
     ) -> None:
         how = f"{or_else}rebuild it (sampletool index --rebuild) to scan the library again"
+        if damaged:
+            how = ("rebuild it (sampletool index --rebuild): what can still be read in it is "
+                   "kept, the rest of the library is scanned again")  # fmt: skip
         super().__init__(f"{problem}; {how}" if rebuildable else problem)
         self.problem = problem
         self.or_else = or_else
         self.path = path
         self.rebuildable = rebuildable
+        self.damaged = damaged  # an SQLite file with damage inside: rows may be recovered
+
+
+def damage(e: sqlite3.DatabaseError, path: Path) -> CatalogueError | None:
+    """The CatalogueError for an SQLite error that says the file is damaged; None for any
+    other error (read-only, locked, a full or failing disk: starting afresh would not help)."""
+    code = getattr(e, "sqlite_errorcode", None)  # Python 3.11+
+    damaged = (code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB) if code is not None
+               else "malformed" in str(e) or "not a database" in str(e))  # fmt: skip
+    return CatalogueError(f"{path} is damaged ({e})", path, damaged=True) if damaged else None
+
+
+def _to_db(path: str) -> str | bytes:
+    """A path (or any name from the file system) as the catalogue stores it: text when it is
+    valid UTF-8, else its bytes (see the module docstring)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _from_db(value: str | bytes) -> str:
+    """A stored path back as Python holds file names (undecodable bytes as surrogates)."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
@@ -103,13 +150,23 @@ class FileRow:
     hash: str | None
     error: str | None
     segmented: bool
+    retry: bool = False  # it failed for a reason outside its content: try it again
 
 
 class Catalogue:
     """One library's catalogue. Safe to open from several processes at once (WAL, busy timeout);
     one connection per thread (open another `Catalogue` for another thread)."""
 
-    def __init__(self, path: str | os.PathLike[str], root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], root: str | os.PathLike[str], check: bool = True
+    ) -> None:
+        """Open (or make) the catalogue at `path` of the library folder `root`; `check`: check
+        the whole file's structure first (`PRAGMA quick_check`, one read of the file).
+
+        Raises:
+            CatalogueError: not a catalogue, damaged, from a newer Sample Tool, of another
+                library folder, read-only, or locked.
+        """
         self.path = Path(path)
         self.root = Path(root)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +180,8 @@ class Catalogue:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            if check:
+                self._check_structure()
             version = self._version()
             if version > SCHEMA_VERSION:
                 self.db.close()
@@ -132,6 +191,7 @@ class Catalogue:
                     self.path,
                     or_else="update Sample Tool, or ",
                 )
+            self._check_root()
             if version == 0:
                 self.db.executescript(_SCHEMA)  # idempotent (IF NOT EXISTS); it commits itself
             elif version < SCHEMA_VERSION:
@@ -141,25 +201,72 @@ class Catalogue:
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
-                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('root', ?)", (str(self.root),))
+                self.db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('root', ?)", (_to_db(str(self.root)),)
+                )
             self.db.execute(_LABELS)  # the user's classes (see the module docstring)
+            self._add_retry()
             self.db.execute("SELECT count(*) FROM files").fetchone()
         except sqlite3.DatabaseError as e:
             if hasattr(self, "db"):
                 self.db.close()
             # Only a damaged file is worth starting afresh; a catalogue that is read-only,
             # locked, or on a full or failing disk is kept as it is.
-            code = getattr(e, "sqlite_errorcode", None)  # Python 3.11+
-            damaged = (code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB) if code is not None
-                       else "malformed" in str(e) or "not a database" in str(e))  # fmt: skip
-            if damaged:
-                raise CatalogueError(f"{self.path} is damaged ({e})", self.path) from None
+            damaged = damage(e, self.path)
+            if damaged is not None:
+                raise damaged from None
             if "readonly" in str(e):
                 problem = (f"{self.path} is read-only: Sample Tool writes to its catalogue even "
                            "to search it; allow writing to that file and its folder")  # fmt: skip
             else:
                 problem = f"{self.path} cannot be used now ({e}); try again, or free disk space"
             raise CatalogueError(problem, self.path, rebuildable=False) from None
+        except CatalogueError:
+            self.db.close()
+            raise
+
+    def _check_structure(self) -> None:
+        """Raise CatalogueError if SQLite finds damage anywhere in the file: a damaged page is
+        otherwise found only by the query that happens to read it, maybe never (a search
+        answering from what is left) or in the middle of a scan."""
+        found = [r[0] for r in self.db.execute("PRAGMA quick_check(3)")]
+        if found != ["ok"]:
+            detail = "; ".join(map(str, found))
+            raise CatalogueError(f"{self.path} is damaged ({detail})", self.path, damaged=True)
+
+    def _check_root(self) -> None:
+        """Refuse a catalogue made for another library folder (see the module docstring)."""
+        if not self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone():
+            return
+        row = self.db.execute("SELECT value FROM meta WHERE key='root'").fetchone()
+        if row is None:
+            return
+        stored = Path(_from_db(row[0]))
+        if stored == self.root:
+            return
+        try:
+            if os.path.samefile(stored, self.root):  # the same folder by another name
+                return
+        except OSError:  # the other folder is not there (now)
+            pass
+        raise CatalogueError(
+            f"{self.path} is the catalogue of the library {stored}, not of {self.root}; a "
+            "catalogue holds one library: give this one a catalogue of its own (another --db, "
+            "or none for its default one)",
+            self.path,
+            rebuildable=False,
+        )
+
+    def _add_retry(self) -> None:
+        """Add `files.retry` to a catalogue from before it (see the module docstring)."""
+        columns = [r[1] for r in self.db.execute("PRAGMA table_info(files)")]
+        if "retry" in columns:
+            return
+        with self.transaction() as db:  # another process may have added it meanwhile
+            if "retry" not in [r[1] for r in db.execute("PRAGMA table_info(files)")]:
+                db.execute("ALTER TABLE files ADD COLUMN retry INTEGER NOT NULL DEFAULT 0")
 
     def _check_file(self) -> None:
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -236,8 +343,13 @@ class Catalogue:
     # -- reads ----------------------------------------------------------------------------------
 
     def files(self) -> dict[str, FileRow]:
-        rows = self.db.execute("SELECT id, path, size, mtime_ns, hash, error, segmented FROM files")
-        return {r[1]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows}
+        rows = self.db.execute(
+            "SELECT id, path, size, mtime_ns, hash, error, segmented, retry FROM files"
+        )
+        return {
+            (p := _from_db(r[1])): FileRow(r[0], p, r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]))
+            for r in rows
+        }
 
     def abspath(self, rel: str) -> Path:
         return self.root / Path(rel)
@@ -262,12 +374,26 @@ class Catalogue:
         ).fetchall()
         return np.fromiter((r[0] for r in rows), np.int64, len(rows))
 
-    def vectors(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """(segment ids int64 [n], vectors float32 [n, dim]) of one model."""
-        rows = self.db.execute(
-            "SELECT segment_id, vector FROM vectors WHERE model_id = ? ORDER BY segment_id",
-            (model_id,),
-        ).fetchall()
+    def vectors(
+        self, model_id: str, only: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(segment ids int64 [n], vectors float32 [n, dim]) of one model, ordered by segment
+        id; `only`: of these segment ids alone."""
+        if only is None:
+            rows = self.db.execute(
+                "SELECT segment_id, vector FROM vectors WHERE model_id = ? ORDER BY segment_id",
+                (model_id,),
+            ).fetchall()
+        else:
+            wanted = sorted(map(int, only))
+            rows = []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows += self.db.execute(
+                    f"SELECT segment_id, vector FROM vectors WHERE model_id = ? AND segment_id "
+                    f"IN ({','.join('?' * len(chunk))}) ORDER BY segment_id",
+                    (model_id, *chunk),
+                ).fetchall()
         if not rows:
             return np.empty(0, np.int64), np.empty((0, 0), np.float32)
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
@@ -297,7 +423,7 @@ class Catalogue:
 
     def labels(self) -> dict[str, str]:
         """Relative path -> the class the user gave that file."""
-        return dict(self.db.execute("SELECT path, class FROM labels").fetchall())
+        return {_from_db(p): c for p, c in self.db.execute("SELECT path, class FROM labels")}
 
     def segment_labels(self) -> dict[int, str]:
         """Segment id -> the class the user gave its file, for files in the library now."""
@@ -325,11 +451,11 @@ class Catalogue:
         rels = list(rels)
         with self.transaction() as db:
             if cls is None:
-                db.executemany("DELETE FROM labels WHERE path = ?", [(r,) for r in rels])
+                db.executemany("DELETE FROM labels WHERE path = ?", [(_to_db(r),) for r in rels])
             else:
                 now = time.time()
                 db.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?, ?)",
-                               [(r, cls, now) for r in rels])  # fmt: skip
+                               [(_to_db(r), cls, now) for r in rels])  # fmt: skip
             db.execute("INSERT OR IGNORE INTO meta VALUES ('labels_generation', '0')")
             db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                        "WHERE key='labels_generation'")  # fmt: skip
@@ -346,14 +472,14 @@ class Catalogue:
                 f"WHERE s.id IN ({q})",
                 chunk,
             ):
-                out[sid] = (str(self.abspath(path)), onset)
+                out[sid] = (str(self.abspath(_from_db(path))), onset)
         return out
 
     def segments_of(self, rel: str) -> list[tuple[int, float]]:
         return self.db.execute(
             "SELECT s.id, s.onset FROM segments s JOIN files f ON f.id = s.file_id "
             "WHERE f.path = ? ORDER BY s.onset",
-            (rel,),
+            (_to_db(rel),),
         ).fetchall()
 
     def nearest_segment(self, rel: str, onset: float) -> tuple[int, float] | None:
@@ -362,7 +488,7 @@ class Catalogue:
         return self.db.execute(
             "SELECT s.id, s.onset FROM segments s JOIN files f ON f.id = s.file_id "
             "WHERE f.path = ? ORDER BY abs(s.onset - ?), s.onset LIMIT 1",
-            (rel, float(onset)),
+            (_to_db(rel), float(onset)),
         ).fetchone()
 
     def vector_of(self, segment_id: int, model_id: str) -> np.ndarray | None:
@@ -382,7 +508,7 @@ class Catalogue:
 
     def failures(self) -> list[tuple[str, str]]:
         return [
-            (str(self.abspath(p)), e)
+            (str(self.abspath(_from_db(p))), e)
             for p, e in self.db.execute("SELECT path, error FROM files WHERE error IS NOT NULL")
         ]
 
@@ -400,12 +526,13 @@ class Catalogue:
     def snapshot_rows(self, model_id: str) -> list[tuple]:
         """(segment id, relative path, onset, file duration, vector blob, probs blob) for every
         vector of a model, ordered by segment id."""
-        return self.db.execute(
+        rows = self.db.execute(
             "SELECT s.id, f.path, s.onset, f.duration, v.vector, v.probs FROM vectors v "
             "JOIN segments s ON s.id = v.segment_id JOIN files f ON f.id = s.file_id "
             "WHERE v.model_id = ? ORDER BY s.id",
             (model_id,),
-        ).fetchall()
+        )
+        return [(r[0], _from_db(r[1]), *r[2:]) for r in rows]
 
     # -- writes (inside a transaction) ----------------------------------------------------------
 
@@ -419,20 +546,23 @@ class Catalogue:
         info: dict | None,
         error: str | None,
         segmented: bool = False,
+        retry: bool = False,
     ) -> int:
+        """Add or update a file's row; `retry`: its `error` is no fault of its content (an OS
+        error), so the next scan tries it again, changed or not."""
         info = info or {}
         row = db.execute(
             """INSERT INTO files (path, size, mtime_ns, hash, duration, sample_rate, channels,
-                                  error, scanned_at, segmented)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  error, scanned_at, segmented, retry)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,
                  hash=excluded.hash, duration=excluded.duration,
                  sample_rate=excluded.sample_rate, channels=excluded.channels,
                  error=excluded.error, scanned_at=excluded.scanned_at,
-                 segmented=excluded.segmented
+                 segmented=excluded.segmented, retry=excluded.retry
                RETURNING id""",
             (
-                rel,
+                _to_db(rel),
                 size,
                 mtime_ns,
                 hash_,
@@ -442,6 +572,7 @@ class Catalogue:
                 error,
                 time.time(),
                 int(segmented),
+                int(retry and error is not None),
             ),
         ).fetchone()
         return int(row[0])
@@ -490,31 +621,171 @@ class Catalogue:
     @staticmethod
     def move_file(db: sqlite3.Connection, file_id: int, rel: str, mtime_ns: int) -> None:
         old = db.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
-        db.execute("UPDATE files SET path = ?, mtime_ns = ? WHERE id = ?", (rel, mtime_ns, file_id))
+        new = _to_db(rel)
+        db.execute("UPDATE files SET path = ?, mtime_ns = ? WHERE id = ?", (new, mtime_ns, file_id))
         if old is not None:  # the user's class goes with the file
-            db.execute("UPDATE OR REPLACE labels SET path = ? WHERE path = ?", (rel, old[0]))
+            db.execute("UPDATE OR REPLACE labels SET path = ? WHERE path = ?", (new, old[0]))
 
 
-def labels_from(path: Path) -> list[tuple[str, str, float]]:
-    """The user's classes (path, class, set at) still readable in a catalogue file, maybe a
-    damaged one set aside (what cannot be read is left: [] at worst)."""
+@dataclass
+class Rebuilt:
+    """What `rebuild_catalogue` did: where the old file went and what it carried over."""
+
+    aside: Path
+    files: int = 0  # file rows carried over (with their failures, hashes...)
+    vectors: int = 0  # readings carried over: their files are not read again
+    labels: int = 0  # classes the user set
+
+
+def rebuild_catalogue(path: Path, root: Path, error: CatalogueError) -> tuple[Catalogue, Rebuilt]:
+    """Move the catalogue at `path`, which failed to open with `error`, aside (as
+    `<name>.damaged-<time>`) and start a fresh one, carrying over what can still be read of
+    the old one: every readable row of a damaged one (a file whose rows were lost is simply
+    scanned again), only the classes the user set of one from a newer Sample Tool (its
+    readings may not mean what this version thinks), nothing of a file that is not SQLite.
+
+    Raises:
+        CatalogueError: the fresh catalogue cannot be made either.
+    """
+    aside = rebuild_aside(path)
+    catalogue = Catalogue(path, root)
+    rebuilt = Rebuilt(aside)
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        old = sqlite3.connect(aside, timeout=5.0, isolation_level=None)
     except sqlite3.Error:
-        return []
+        return catalogue, rebuilt
     try:
-        return [(str(p), str(c), float(t))
-                for p, c, t in db.execute("SELECT path, class, set_at FROM labels")]  # fmt: skip
-    except sqlite3.Error:
-        return []
+        old.execute("PRAGMA query_only=1")
+        rebuilt.labels = _carry(old, catalogue, "labels", ("path", "class", "set_at"))
+        if error.damaged and _same_root(old, root):
+            _carry_readings(old, catalogue, rebuilt)
+    except sqlite3.Error:  # its schema cannot even be read: nothing more to carry
+        pass
     finally:
-        db.close()
+        old.close()
+    return catalogue, rebuilt
+
+
+def _same_root(old: sqlite3.Connection, root: Path) -> bool:
+    try:
+        row = old.execute("SELECT value FROM meta WHERE key='root'").fetchone()
+    except sqlite3.Error:
+        return True  # unreadable: its files' paths are relative, checked by the next scan
+    return row is None or Path(_from_db(row[0])) == root
+
+
+def _carry_readings(old: sqlite3.Connection, new: Catalogue, rebuilt: Rebuilt) -> None:
+    """Copy the files, segments, readings and settings still readable in `old` into `new`."""
+    files = ("id", "path", "size", "mtime_ns", "hash", "duration", "sample_rate", "channels",
+             "error", "segmented", "scanned_at", "retry")  # fmt: skip
+    rebuilt.files = _carry(old, new, "files", files)
+    _carry(old, new, "segments", ("id", "file_id", "onset"))
+    vectors = ("segment_id", "model_id", "vector", "probs", "latent")
+    rebuilt.vectors = _carry(old, new, "vectors", vectors, key=("segment_id", "model_id"))
+    with new.transaction() as db:
+        try:  # segment ids are never reused (see _SCHEMA), even those of rows lost
+            seq = old.execute("SELECT seq FROM sqlite_sequence WHERE name='segments'").fetchone()
+        except sqlite3.Error:
+            seq = None
+        if seq is not None and isinstance(seq[0], int):
+            db.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name='segments'", seq)
+        try:
+            settings = old.execute(
+                "SELECT key, value FROM meta WHERE key LIKE 'setting.%'"
+            ).fetchall()
+        except sqlite3.Error:
+            settings = []
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", settings)
+        new.bump_generation(db)
+
+
+def _carry(
+    old: sqlite3.Connection,
+    new: Catalogue,
+    table: str,
+    columns: tuple[str, ...],
+    key: tuple[str, ...] = ("rowid",),
+) -> int:
+    """Copy the rows of `table` still readable in `old` (the columns of `columns` it has) into
+    `new`, each row alone, so a row the new catalogue refuses (a segment whose file was lost)
+    is left out; returns how many were copied."""
+    have = {r[1] for r in old.execute(f"PRAGMA table_info({table})")}
+    cols = [c for c in columns if c in have]
+    if not cols:
+        return 0
+    insert = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    copied = 0
+    with new.transaction() as db:
+        for row in readable_rows(old, table, cols, key):
+            try:
+                db.execute("SAVEPOINT row")
+                db.execute(insert, row[len(key) :])
+                db.execute("RELEASE row")
+                copied += 1
+            except sqlite3.Error:
+                db.execute("ROLLBACK TO row")
+                db.execute("RELEASE row")
+    return copied
+
+
+def readable_rows(
+    db: sqlite3.Connection, table: str, columns: list[str], key: tuple[str, ...] = ("rowid",)
+) -> Iterator[tuple]:
+    """The rows of `table` that can still be read, in `key` order, each as (*key, *columns).
+    A damaged stretch (a page SQLite reports as corrupt) is stepped over: the smallest first
+    key past it that reads again is found by doubling then halving, so a few damaged pages cost
+    a few dozen queries. `key`: the table's primary key, its first column an integer."""
+    keys = ", ".join(key)
+    sql = (f"SELECT {keys}, {', '.join(columns)} FROM {table} WHERE ({keys}) > "
+           f"({', '.join('?' * len(key))}) ORDER BY {keys} LIMIT ?")  # fmt: skip
+    lowest = (-(2**63), *([""] * (len(key) - 1)))  # '' sorts before any text
+
+    def read(after: tuple, n: int) -> list[tuple] | None:
+        try:
+            return db.execute(sql, (*after, n)).fetchall()
+        except sqlite3.DatabaseError:
+            return None
+
+    after: tuple = lowest
+    while True:
+        rows = read(after, 512)
+        if rows is None:  # damage in this batch: read up to it row by row, then step over
+            while (row := read(after, 1)) is not None and row:
+                yield row[0]
+                after = tuple(row[0][: len(key)])
+            if row is not None:
+                return
+            if not isinstance(after[0], int):
+                return
+            start = after[0]
+            step = 1
+            while read((start + step, *lowest[1:]), 1) is None:
+                step *= 2
+                if start + step >= 2**63 - 1:
+                    return
+            low, high = start + step // 2, start + step  # fails at low (or is start), reads at high
+            while high - low > 1:
+                mid = (low + high) // 2
+                if read((mid, *lowest[1:]), 1) is None:
+                    low = mid
+                else:
+                    high = mid
+            after = (high, *lowest[1:])
+            continue
+        if not rows:
+            return
+        yield from rows
+        after = tuple(rows[-1][: len(key)])
 
 
 def rebuild_aside(path: Path) -> Path:
     """Move a damaged catalogue (and its WAL files) aside so a fresh one can be made."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while target.exists():  # a second rebuild within the second keeps the first one's too
+        n += 1
+        target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
     for suffix in ("", "-wal", "-shm"):
         p = Path(str(path) + suffix)
         if p.exists():

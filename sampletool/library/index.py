@@ -493,6 +493,11 @@ class ModelIndex:
     `add` and `remove` (under one lock, so a GUI may search while a scan adds) and reach disk
     with `save`.
 
+    Another process (or another `Library` on the same catalogue) may scan while this one is
+    open: every query first compares the catalogue's generation with the one the index in
+    memory matches (one indexed read of a row) and, when they differ, brings the index up to
+    date from the catalogue (`refresh`).
+
     Args:
         catalogue: the library's catalogue.
         model_id: whose vectors (`Catalogue.vectors(model_id)`).
@@ -508,10 +513,13 @@ class ModelIndex:
         self.state_path = path.with_name(path.name.removesuffix(".hnsw") + ".state.json")
         self._lock = threading.RLock()
         self._saved_generation = -1
+        self._generation = -1  # the catalogue generation the index in memory matches
         self.vectors = self._open()
 
     def _open(self) -> VectorIndex:
         cat = self.catalogue
+        generation = cat.generation()
+        self._generation = generation
         try:
             if not self.path.exists():
                 raise FileNotFoundError(self.path)
@@ -519,7 +527,6 @@ class ModelIndex:
             if not isinstance(state, dict):
                 raise ValueError("the index state file is damaged")
             index = VectorIndex.load(self.path, self.dim)
-            generation = cat.generation()
             expected = cat.vector_ids(self.model_id)
             if state.get("generation") == generation and len(index) == len(expected):
                 self._saved_generation = generation
@@ -544,18 +551,35 @@ class ModelIndex:
         return index
 
     def refresh(self) -> None:
-        """Reopen the index if another process changed the catalogue since it was saved."""
+        """Bring the index in memory up to date if the catalogue changed since (another
+        process's scan): the vectors it lacks are read from the catalogue and those gone are
+        removed. Ids are never reused, so an id it holds still has its vector."""
         with self._lock:
-            if self._saved_generation != self.catalogue.generation():
-                self.vectors = self._open()
+            generation = self.catalogue.generation()
+            if generation == self._generation:
+                return
+            expected = self.catalogue.vector_ids(self.model_id)
+            held = self.vectors.ids()
+            self.vectors.remove(held[~np.isin(held, expected)])
+            new = expected[~np.isin(expected, held)]
+            if len(new):
+                ids, vecs = self.catalogue.vectors(self.model_id, new)
+                self.vectors.add(ids, vecs)
+            self._generation = generation
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add what a write to the catalogue, just committed, added (see `remove`)."""
         with self._lock:
             self.vectors.add(ids, vectors)
+            self._generation = self.catalogue.generation()
 
     def remove(self, ids: Iterable[int]) -> None:
+        """Remove what a write to the catalogue, just committed, removed. The index then
+        matches the catalogue's generation: the caller holds the scan lock, so that write was
+        the only one since the index last matched."""
         with self._lock:
             self.vectors.remove(list(ids))
+            self._generation = self.catalogue.generation()
 
     def query(
         self,
@@ -564,8 +588,9 @@ class ModelIndex:
         exclude: Collection[int] | None = None,
         only: Collection[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`VectorIndex.query` on the current index."""
+        """`VectorIndex.query` on the index, brought up to date first (`refresh`)."""
         with self._lock:
+            self.refresh()
             return self.vectors.query(vectors, k, exclude=exclude, only=only)
 
     def save(self) -> None:

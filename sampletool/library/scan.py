@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sampletool.data.dataset import find_audio_files
-from sampletool.errors import LibraryError
+from sampletool.errors import LibraryError, WorkerError
 from sampletool.fileio import LockHeld, exclusive_lock
 from sampletool.library.catalogue import Catalogue
 from sampletool.library.index import ModelIndex
@@ -78,10 +78,11 @@ def scan_folder(
 
     Unchanged files (size and mtime) are skipped; changed ones re-encoded; deleted ones
     removed; moved or renamed ones recognised by content and kept without re-encoding; files
-    that failed keep their reason and are retried only when they change; entries stored before
-    the catalogue kept latents are re-encoded. Every `COMMIT_FILES` files are one transaction,
-    so killing the process at any moment loses at most that batch. On cancel the work done is
-    kept and the report says `cancelled`. Call it under `scan_lock`.
+    that failed for their content keep their reason and are retried only when they change,
+    those that failed for the system's reasons (permission, I/O) at every scan; entries stored
+    before the catalogue kept latents are re-encoded. Every `COMMIT_FILES` files are one
+    transaction, so killing the process at any moment loses at most that batch. On cancel the
+    work done is kept and the report says `cancelled`. Call it under `scan_lock`.
 
     Raises:
         LibraryError: the folder is gone or cannot be listed (nothing is removed then).
@@ -150,6 +151,7 @@ class _Scan:
                 row.size == st.st_size
                 and row.mtime_ns == st.st_mtime_ns
                 and (row.error is not None or row.segmented == self.segmentation)
+                and not row.retry
             ):
                 if row.error is not None or row.id in complete:
                     report.skipped_unchanged += 1
@@ -223,18 +225,27 @@ class _Scan:
         model_dir = str(rt.path) if rt.device.type == "cpu" and n_workers > 0 else None
         with ScanPool(rt.frontend(), rt.audio, self.segmentation, self.workers, model_dir,
                       get_kind(rt.kind)) as pool:  # fmt: skip
-            for done, res in enumerate(pool.imap(tasks), start=1):
-                pending.append(res)
-                last = done == total
-                stop = self.cancel is not None and self.cancel.is_set()
-                if len(pending) >= COMMIT_FILES or last or stop:
-                    self._commit(pending, todo)
-                    pending = []
-                if self.progress is not None:
-                    self.progress(done, total, tasks[res.index][1])
-                if stop:
-                    self.report.cancelled = True
-                    break
+            try:
+                # On cancel the pool stops handing out results at once (not after the files in
+                # hand, which a long file with segments can make minutes).
+                for done, res in enumerate(pool.imap(tasks, self.cancel), start=1):
+                    pending.append(res)
+                    last = done == total
+                    stop = self.cancel is not None and self.cancel.is_set()
+                    if len(pending) >= COMMIT_FILES or last or stop:
+                        self._commit(pending, todo)
+                        pending = []
+                    if self.progress is not None:
+                        self.progress(done, total, tasks[res.index][1])
+                    if stop:
+                        break
+            except WorkerError:  # the workers cannot go on: keep what they did
+                self._commit(pending, todo)
+                raise
+            if pending:  # cancelled while waiting for a result
+                self._commit(pending, todo)
+        if self.cancel is not None and self.cancel.is_set():
+            self.report.cancelled = True
 
     def _commit(self, results: list[FileResult], todo) -> None:
         cat, report = self.catalogue, self.report
@@ -259,7 +270,7 @@ class _Scan:
                 if file_id is not None and changed:
                     old_ids += cat.delete_segments(db, file_id)
                 if r.error is not None:
-                    cat.upsert_file(db, rel, size, mtime, r.hash, r.info, r.error)
+                    cat.upsert_file(db, rel, size, mtime, r.hash, r.info, r.error, retry=r.retry)
                     report.failed.append({"path": report_path, "reason": r.error})
                     continue
                 fid = cat.upsert_file(db, rel, size, mtime, r.hash, r.info, None, self.segmentation)

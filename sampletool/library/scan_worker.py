@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sampletool.audio import AudioError, _context, _default_workers, load_clip, windowed_imap
+from sampletool.audio import AudioError, WorkerPool, _default_workers, load_clip, open_audio
 
 if TYPE_CHECKING:
     from sampletool.features import AudioConfig
 
-MAX_SEGMENTS_PER_FILE = 256
+ENCODE_BATCH = 64  # segments featurised and encoded at a time: bounds a worker's memory
 _QUICK_BLOCK = 1 << 16
 
 
@@ -53,6 +55,7 @@ class FileResult:
     features: np.ndarray | None = None  # float16 [segments, ...] (when not encoded here)
     encoding: Any = None  # sampletool.models.runtime.Encoding of the segments (encoded here)
     error: str | None = None
+    retry: bool = False  # the error is the system's (permission, I/O...), not the content's
 
 
 _transform: Any = None
@@ -89,35 +92,50 @@ def process_file(task: tuple[int, str, int]) -> FileResult:
     res = FileResult(i)
     try:
         res.hash = quick_hash(path, size)
-        import soundfile as sf
-
         try:
-            info = sf.info(path)
-            res.info = {
-                "duration": float(info.duration),
-                "sample_rate": int(info.samplerate),
-                "channels": int(info.channels),
-            }
+            with open_audio(path) as f:  # (not sf.info: this keeps libmpg123's notes quiet)
+                res.info = {
+                    "duration": f.frames / f.samplerate,
+                    "sample_rate": int(f.samplerate),
+                    "channels": int(f.channels),
+                }
         except Exception:
             res.info = None  # load_clip below gives the readable reason
         onsets = [0.0]
         if _segment and res.info and res.info["duration"] > _audio.seconds:
             from sampletool.segment import segment_file
 
-            onsets = segment_file(path)[:MAX_SEGMENTS_PER_FILE] or [0.0]
-        feats = [_transform(load_clip(path, t, _audio.seconds, _audio.sample_rate)) for t in onsets]
+            # The whole file, however long: the analysis streams it (about 2.5 kB of memory
+            # per second of audio), and the segments are encoded a batch at a time below.
+            onsets = segment_file(path, max_seconds=None) or [0.0]
         res.onsets = [float(t) for t in onsets]
+        parts, encodings = [], []
+        for start in range(0, len(onsets), ENCODE_BATCH):
+            clips = [load_clip(path, t, _audio.seconds, _audio.sample_rate)
+                     for t in onsets[start : start + ENCODE_BATCH]]  # fmt: skip
+            feats = np.stack([_transform(c) for c in clips])
+            if _runtime is not None:
+                encodings.append(_runtime.encode(feats))
+            else:
+                parts.append(feats)
         if _runtime is not None:
-            res.encoding = _runtime.encode(np.stack(feats))
+            from sampletool.models.encoding import Encoding
+
+            res.encoding = Encoding.concat(encodings)
         else:
-            res.features = np.stack(feats)
+            res.features = parts[0] if len(parts) == 1 else np.concatenate(parts)
     except AudioError as e:
         res.error = e.reason
-    except OSError as e:
+    except OSError as e:  # from the system, not the content: the next scan tries again
         res.error = f"cannot be read ({e.strerror or e})"
+        res.retry = True
     except Exception as e:  # a decoder bug must not end a scan of 100k files
         res.error = f"unexpected error while reading ({type(e).__name__}: {e})"
     return res
+
+
+def _died(task: tuple[int, str, int], reason: str) -> FileResult:
+    return FileResult(task[0], error=reason)
 
 
 class ScanPool:
@@ -138,7 +156,7 @@ class ScanPool:
         self.workers = self.worker_count(workers)
         self.frontend, self.audio, self.segment = frontend, audio, segment
         self._pool = (
-            _context().Pool(self.workers, _init, (frontend, audio, segment, model_dir, kind))
+            WorkerPool(self.workers, _init, (frontend, audio, segment, model_dir, kind))
             if self.workers
             else None
         )
@@ -147,18 +165,26 @@ class ScanPool:
     def worker_count(workers: int | None) -> int:
         return _default_workers() if workers is None else max(0, workers)
 
-    def imap(self, tasks: list[tuple[int, str, int]]):
+    def imap(
+        self, tasks: list[tuple[int, str, int]], cancel: threading.Event | None = None
+    ) -> Iterator[FileResult]:
+        """`process_file` over the tasks, in order. A file whose worker process dies is a
+        failure with the reason; with `cancel` set the results stop (the files in hand are
+        dropped).
+
+        Raises:
+            WorkerError: the worker processes cannot be started or set up.
+        """
         if self._pool is None:
             _init(self.frontend, self.audio, self.segment, None)  # in-process: the parent encodes
             yield from map(process_file, tasks)
             return
         chunk = max(1, min(8, len(tasks) // (self.workers * 8) or 1))
-        yield from windowed_imap(self._pool, process_file, tasks, self.workers, chunk)
+        yield from self._pool.imap(process_file, tasks, chunk, _died, cancel)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
-            self._pool.join()
             self._pool = None
 
     def __enter__(self) -> ScanPool:

@@ -310,6 +310,8 @@ class ModelRuntime:
     def encode_clips(self, clips: np.ndarray, batch_size: int | None = None) -> Encoding:
         """Clips float32 [B, num_samples] at the model's rate -> Encoding."""
         step = batch_size or self.batch_size
+        if not len(clips):  # every file of a batch unreadable: nothing to transform
+            return self.encode(np.empty((0,), np.float32), step)
         if len(clips) <= step:
             return self.encode(self.features(clips), step)
         return Encoding.concat(

@@ -607,7 +607,8 @@ def test_a_loader_serves_a_full_load_after_a_cancelled_one(mixed):
         cancel.set()
         with pytest.raises(Cancelled) as stopped:
             loader.load(paths * 4, offsets * 4, cancel=cancel)
-        check_batch(stopped.value.partial, paths, expected, positions=range(1))
+        # Cancelled before any result: the pool stops without waiting for the files in hand.
+        check_batch(stopped.value.partial, paths, expected, positions=range(0))
         full = loader.load(paths, offsets)  # no stray results from the cancelled job
         check_batch(full, paths, expected)
 
@@ -649,3 +650,88 @@ def test_all_files_bad_gives_an_empty_batch(tmp_path):
     assert batch.indices == []
     assert [(i, p) for i, p, _ in batch.failures] == [(0, str(paths[0])), (1, str(paths[1]))]
     assert all("not found" in r for _, _, r in batch.failures)
+
+
+# --- issue 24: hostile files and dying workers (tests/corpus/bad_files.py) -----------------------
+
+
+def test_random_bytes_named_mp3_are_not_audio_and_libmpg123_prints_nothing(tmp_path, capfd):
+    from tests.corpus.bad_files import random_bytes_mp3
+
+    for seed in range(3):
+        err = audio_error(random_bytes_mp3(tmp_path, f"noise{seed}.mp3", seed=seed))
+        assert err.reason == "not an audio file (its content is no format we can read)"
+    out, err_text = capfd.readouterr()
+    assert "MPEG" not in err_text and "resync" not in err_text and err_text == ""
+    os.write(2, b"still here\n")  # fd 2 was given back
+    assert capfd.readouterr().err == "still here\n"
+
+
+@pytest.mark.parametrize(
+    "tag, codec",
+    [(0x674F, "Ogg Vorbis (format 0x674F)"), (0x0055, "MPEG Layer 3 (MP3) (format 0x0055)"),
+     (0x0161, "Windows Media Audio (format 0x0161)"), (0x7777, "an unknown codec (format 0x7777)")],
+)  # fmt: skip
+def test_a_wav_with_an_unsupported_codec_names_the_codec(tmp_path, tag, codec):
+    from tests.corpus.bad_files import wav_with_unsupported_codec
+
+    err = audio_error(wav_with_unsupported_codec(tmp_path, tag=tag))
+    assert err.reason.startswith(f"WAV with an unsupported codec: {codec}"), err.reason
+    assert "despite its '.ogg' extension the content is WAV" in err.reason
+
+
+def test_the_codec_tag_of_an_extensible_wav_is_its_sub_format(tmp_path):
+    path = write(tmp_path / "x.wav", tone(300, 0.1), SR, subtype="PCM_24")  # WAVE_FORMAT_EXTENSIBLE
+    assert audio_module.wav_format_tag(path) == 0x0001
+    assert audio_module.wav_format_tag(write(tmp_path / "f.flac", tone(300, 0.1), SR)) is None
+
+
+def test_a_worker_that_dies_fails_its_file_and_the_others_load(tmp_path):
+    from tests.corpus.bad_files import KillOnMarker, decoder_killer
+
+    paths = [write(tmp_path / f"s{i:02d}.wav", tone(200 + 20 * i, 0.3), SR) for i in range(40)]
+    paths.insert(17, decoder_killer(tmp_path))
+    with ClipLoader(workers=2, transform=KillOnMarker()) as loader:
+        batch = loader.load(paths)
+        assert batch.indices == [i for i in range(41) if i != 17]
+        [(i, path, reason)] = batch.failures
+        assert (i, path) == (17, str(paths[17]))
+        assert reason.startswith("the decoder process died (signal 9, SIGKILL"), reason
+        assert reason.endswith("reading this file")
+        again = loader.load(paths[:3])  # the restarted pool serves the next call
+        assert again.indices == [0, 1, 2] and not again.failures
+
+
+STUCK_WORKER_SCRIPT = """
+import sys, threading
+from pathlib import Path
+from sampletool.audio import ClipLoader
+from sampletool.progress import Cancelled
+from tests.corpus.bad_files import HangOnMarker, decoder_killer
+from tests.helpers import tone, write
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    paths = [write(folder / f"s{i}.wav", tone(300, 0.2)) for i in range(20)]
+    paths.insert(2, decoder_killer(folder))  # in a worker's hands when the cancel comes
+    cancel = threading.Event()
+    with ClipLoader(workers=2, transform=HangOnMarker()) as loader:
+        try:
+            loader.load(paths[:2])  # a first load works
+            loader.load(paths, progress=lambda *a: cancel.set(), cancel=cancel)
+        except Cancelled:
+            print("CANCELLED")
+"""
+
+
+def test_cancel_does_not_wait_for_a_stuck_worker_and_nothing_leaks(tmp_path):
+    """Stopping must not wait for the file a worker has in hand (the app, quitting, gave up
+    waiting and exited without cleaning up: "leaked semaphore objects")."""
+    script = tmp_path / "stuck.py"
+    script.write_text(STUCK_WORKER_SCRIPT)
+    root = str(Path(__file__).parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                       text=True, timeout=120, cwd=root, env=env)  # fmt: skip
+    assert r.returncode == 0 and r.stdout == "CANCELLED\n", r.stderr
+    assert r.stderr == "", r.stderr

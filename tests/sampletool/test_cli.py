@@ -92,6 +92,16 @@ def test_embed_rows_in_order_with_nan_for_bad_files(
     assert np.allclose(v[2], t.embed(sounds[2]), atol=1e-5)
 
 
+def test_embed_of_nothing_readable_writes_nan_rows_and_names_the_files(
+    capsys, tiny_bundle, bad_file, tmp_path
+):
+    out = tmp_path / "vecs.npy"
+    code, _stdout, err = run(capsys, "embed", bad_file, "--model", tiny_bundle, "-o", out,
+                             "--workers", "0")  # fmt: skip
+    assert code == 1 and "broken.wav" in err and "Traceback" not in err
+    assert np.isnan(np.load(out)).all()
+
+
 def test_embed_needs_npy(capsys, tiny_bundle, sounds, tmp_path):
     code, _, err = run(capsys, "embed", sounds[0], "--model", tiny_bundle, "-o", tmp_path / "x.csv")
     assert code == 2 and ".npy" in err
@@ -205,3 +215,92 @@ def test_console_script_exit_code_and_no_traceback(tmp_path, sounds):
     )
     r = subprocess.run([*cmd, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "generate" in r.stdout and "classify" in r.stdout
+
+
+# --- issue 24 ----------------------------------------------------------------------------------
+
+
+def test_names_with_newlines_and_tabs_keep_one_line_and_field_each(capsys, tiny_bundle, tmp_path):
+    from tests.corpus.bad_files import names_with_control_characters
+
+    paths = names_with_control_characters(tmp_path / "odd")
+    code, out, err = run(capsys, "classify", *paths, "--model", tiny_bundle)
+    assert code == 0 and err == ""
+    lines = out.split("\n")[:-1]
+    assert len(lines) == 3 and all(line.count("\t") == 2 for line in lines)
+    assert [line.split("\t")[0] for line in lines] == [
+        f'"{tmp_path}/odd/new\\nline.wav"',
+        f'"{tmp_path}/odd/tab\\there.wav"',
+        f'"{tmp_path}/odd/carriage\\rreturn.wav"',
+    ]
+    code, out, _ = run(capsys, "classify", *paths[:1], "--model", tiny_bundle, "--json")
+    assert json.loads(out)[0]["path"] == str(paths[0])  # JSON needs no quoting of its own
+    bad = tmp_path / "odd" / "bro\nken.wav"
+    bad.write_bytes(b"\0" * 100)
+    code, _, err = run(capsys, "classify", bad, "--model", tiny_bundle)
+    assert code == 1 and err.count("\n") == 1 and '"' + str(bad).replace("\n", "\\n") + '"' in err
+    with pytest.raises(SystemExit):
+        main(["classify", "--help"])
+    assert "C escapes" in " ".join(capsys.readouterr().out.split())
+
+
+def test_similar_quotes_odd_names(capsys, tiny_bundle, tmp_path):
+    from tests.corpus.bad_files import names_with_control_characters
+
+    paths = names_with_control_characters(tmp_path / "lib")
+    common = ["--model", tiny_bundle, "--db", tmp_path / "c.sqlite"]
+    assert run(capsys, "index", tmp_path / "lib", *common, "--workers", "0")[0] == 0
+    code, out, _ = run(capsys, "similar", paths[0], "--library", tmp_path / "lib", *common)
+    assert code == 0
+    lines = out.split("\n")[:-1]
+    assert len(lines) == 2 and all(line.count("\t") == 1 for line in lines)
+    assert {line.split("\t")[1] for line in lines} == {
+        f'"{tmp_path}/lib/tab\\there.wav"',
+        f'"{tmp_path}/lib/carriage\\rreturn.wav"',
+    }
+
+
+def test_similar_with_an_unreadable_target_exits_1(capsys, tiny_bundle, tmp_path, sounds):
+    from tests.corpus.bad_files import random_bytes_mp3
+
+    common = ["--model", tiny_bundle, "--db", tmp_path / "c.sqlite"]
+    assert run(capsys, "index", sounds[0].parent, *common, "--workers", "0")[0] == 0
+    target = random_bytes_mp3(tmp_path / "elsewhere")
+    code, out, err = run(capsys, "similar", target, "--library", sounds[0].parent, *common)
+    assert (code, out) == (1, "")
+    assert (
+        err == f"sampletool: {target}: not an audio file (its content is no format we can read)\n"
+    )
+
+
+WORKERS_CANNOT_START = """
+import multiprocessing, sys
+multiprocessing.set_executable("/bin/false")  # as in a bundle whose interpreter cannot run
+from sampletool.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_workers_that_cannot_start_are_an_error_not_a_silent_success(tmp_path, tiny_bundle,
+                                                                     sounds):  # fmt: skip
+    files = [str(p) for p in sounds * 4]
+    out = tmp_path / "v.npy"
+    r = subprocess.run([sys.executable, "-c", WORKERS_CANNOT_START, "embed", *files, "-o",
+                        str(out), "--model", str(tiny_bundle), "--workers", "2"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and r.stdout == "" and not out.exists()
+    # multiprocessing's resource tracker (run by the same broken interpreter) may add its own
+    # warning, before or after ours
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("sampletool: error:")]
+    assert len(said) == 1, r.stderr
+    assert said[0].startswith("sampletool: error: the worker processes could not be started (")
+    assert "Traceback" not in r.stderr
+
+
+def test_a_closed_stdout_is_still_a_quiet_success(tmp_path, tiny_bundle, sounds):
+    r = subprocess.run(
+        f"{sys.executable} -m sampletool classify {' '.join(map(str, sounds * 300))} --model "
+        f"{tiny_bundle} | head -c 1; exit ${{PIPESTATUS[0]}}",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0 and r.stderr == "" and len(r.stdout) == 1

@@ -23,8 +23,10 @@ from sampletool.library import Library, LibraryError
 from sampletool.library.catalogue import CatalogueError
 from sampletool.library.scan import scan_lock
 from sampletool.models.calibration import Calibration
+from sampletool.paths import display_path
 from sampletool.progress import Cancelled
 from sampletool.tool import SoundSampleTool
+from tests.corpus import damaged_catalogues
 from tests.helpers import noise_burst, tone, write
 
 
@@ -408,8 +410,9 @@ def test_cli_index_similar_duplicates_json(tmp_path, tool, capsys):
     assert set(json.loads(capsys.readouterr().out)) == {"exact", "near", "threshold"}
     assert main(["duplicates", "--library", str(root), *common, "--threshold", "-1"]) == 2
     assert "--threshold must be a distance >= 0" in capsys.readouterr().err
-    assert main(["similar", str(tmp_path / "nope.wav"), "--library", str(root), *common]) == 2
-    capsys.readouterr()
+    # An unreadable target is an unreadable audio file, as in every command: exit 1, one line
+    assert main(["similar", str(tmp_path / "nope.wav"), "--library", str(root), *common]) == 1
+    assert capsys.readouterr().err == f"sampletool: {tmp_path / 'nope.wav'}: file not found\n"
     # --same-kind: the API's filtered list (the tiny model puts all six in one class)
     entry = root / "kind0" / "s000.wav"
     assert main(["similar", str(entry), "--library", str(root), *common, "-k", "3", "--json",
@@ -777,3 +780,291 @@ def test_a_rebuilt_catalogue_keeps_the_classes_the_user_set(tmp_path, tool):
     assert lib.corrections() == {str(root / "kind0" / "s000.wav"): tool.class_names[1]}
     lib.scan(workers=0)
     assert lib.snapshot().labels.count(tool.class_names[1]) == 1
+
+
+# -- issue 24: names that are not UTF-8, damage inside the catalogue, one library per catalogue,
+# -- a long-lived library, failures of the system's making ---------------------------------------
+
+
+def test_a_file_name_that_is_not_utf8_is_indexed_searched_and_printed(tmp_path, tool, capsys):
+    root = make_library(tmp_path / "lib", n=6)
+    raw = os.fsencode(root) + b"/kick_caf\xe9.wav"  # Latin-1 'é': not valid UTF-8
+    shutil.copy(root / "kind0" / "s000.wav", raw)
+    name = os.fsdecode(raw)  # as Python holds it: 'kick_caf\udce9.wav'
+    lib = lib_at(tmp_path, tool)
+    r = lib.scan(workers=2)  # read in worker processes, like the CLI
+    assert (r.indexed, r.failed) == (7, [])
+    assert lib.snapshot().paths.count(name) == 1 and os.path.exists(name)
+    assert display_path(name) == str(root / "kick_caf\ufffd.wav")  # what a label shows
+    stored = lib.catalogue.db.execute("SELECT path FROM files WHERE typeof(path) = 'blob'")
+    assert stored.fetchall() == [(b"kick_caf\xe9.wav",)]  # byte for byte
+    found = lib.find_similar(name, 3)
+    assert len(found) == 3 and name not in found.paths
+    assert name in lib.find_similar(root / "kind0" / "s000.wav", 1).paths  # its twin
+    lib.set_class([name], tool.class_names[2])
+    assert lib.corrections() == {name: tool.class_names[2]}
+    assert lib.scan(workers=0).skipped_unchanged == 7  # and then it is stable
+    moved = os.fsencode(root) + b"/kick_\xff.wav"
+    os.rename(raw, moved)
+    r = lib.scan(workers=0)
+    assert (r.moved, r.indexed, r.removed) == (1, 0, 0)
+    assert lib.corrections() == {os.fsdecode(moved): tool.class_names[2]}
+    consistent(lib)
+    lib.close()
+    # The command line reads it too, and prints it as its own bytes whatever the locale.
+    db = tmp_path / "db" / "cat.sqlite"
+    model = ["--model", str(tool.runtime.path)]
+    assert main(["classify", os.fsdecode(moved), *model, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["path"] == os.fsdecode(moved)
+    assert main(["embed", os.fsdecode(moved), *model, "-o", str(tmp_path / "e.npy")]) == 0
+    assert np.isfinite(np.load(tmp_path / "e.npy")).all()
+    run = subprocess.run(
+        [sys.executable, "-m", "sampletool", "similar", str(root / "kind0" / "s000.wav"),
+         "--library", str(root), "--db", str(db), *model, "-k", "1"],
+        capture_output=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"}, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.rstrip(b"\n").endswith(b"\t" + moved)
+
+
+@pytest.fixture(scope="module")
+def scanned_60(tmp_path_factory, tool) -> tuple[Path, Path]:
+    """(library folder, catalogue) of 60 scanned files; copy the catalogue before changing it."""
+    tmp = tmp_path_factory.mktemp("scanned")
+    root = make_library(tmp / "lib", n=60)
+    db = tmp / "db" / "cat.sqlite"
+    lib = Library(root, tool.runtime, db_path=db)
+    lib.scan(workers=0)
+    lib.close()
+    return root, db
+
+
+@pytest.mark.parametrize("table", ["files", "segments", "vectors", "header"])
+def test_damage_inside_the_catalogue_is_reported_and_rebuild_keeps_what_is_readable(
+    tmp_path, tool, scanned_60, table, capsys
+):
+    root, template = scanned_60
+    db = tmp_path / "db" / "cat.sqlite"
+    db.parent.mkdir()
+    shutil.copy(template, db)
+    if table == "header":
+        damaged_catalogues.damage_header(db)
+    else:  # one page of the table: a middle leaf where it has several, else its only page
+        damaged_catalogues.damage_table(db, table)
+    with pytest.raises(CatalogueError, match="--rebuild") as e:
+        Library(root, tool.runtime, db_path=db)
+    assert e.value.rebuildable and str(db) in str(e.value)
+    args = ["--library", str(root), "--model", str(tool.runtime.path), "--db", str(db)]
+    for command in (["duplicates", *args], ["index", *args[1:], "--workers", "0"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(db) in err and "--rebuild" in err, err
+    assert main(["index", *args[1:], "--workers", "0", "--rebuild", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["indexed"] + report["skipped_unchanged"] == 60 and report["failed"] == []
+    if table in ("files", "vectors"):  # tables of several pages: the others were kept
+        assert 0 < report["indexed"] < 60
+    assert len(list(db.parent.glob("cat.sqlite.damaged-*"))) == 1
+    lib = Library(root, tool.runtime, db_path=db)
+    assert consistent(lib) == {"files": 60, "segments": 60}
+    entry = root / "kind0" / "s000.wav"
+    assert similar(lib, entry, 5) == similar(Library(root, tool.runtime, db_path=template),
+                                             entry, 5)  # fmt: skip
+    assert lib.duplicates().exact == []
+
+
+def test_a_rebuild_of_a_sound_catalogue_changes_nothing(tmp_path, tool, scanned_60):
+    root, template = scanned_60
+    db = tmp_path / "cat.sqlite"
+    shutil.copy(template, db)
+    lib = Library(root, tool.runtime, db_path=db, rebuild=True)
+    assert lib.scan(workers=0).skipped_unchanged == 60
+    assert not list(tmp_path.glob("*.damaged-*"))
+
+
+def test_a_catalogue_belongs_to_one_library(tmp_path, tool, capsys):
+    first = make_library(tmp_path / "first", n=4)
+    second = make_library(tmp_path / "second", n=3, seed=2)
+    db = tmp_path / "db" / "cat.sqlite"
+    Library(first, tool.runtime, db_path=db).scan(workers=0)
+    with pytest.raises(CatalogueError, match="catalogue of the library .*first") as e:
+        Library(second, tool.runtime, db_path=db)
+    assert not e.value.rebuildable
+    common = ["--model", str(tool.runtime.path), "--db", str(db), "--workers", "0"]
+    for extra in ([], ["--rebuild"]):
+        assert main(["index", str(second), *common, *extra]) == 2
+        err = capsys.readouterr().err
+        assert "catalogue of the library" in err and str(first) in err
+    lib = Library(first, tool.runtime, db_path=db)  # untouched, and its own folder still opens
+    assert lib.catalogue.count()["files"] == 4
+    lib.close()
+    os.symlink(first, tmp_path / "link")  # the same folder by another name
+    assert Library(tmp_path / "link", tool.runtime, db_path=db).scan(workers=0).removed == 0
+    damaged_catalogues.claim_for(db, second)
+    with pytest.raises(CatalogueError, match="catalogue of the library .*second"):
+        Library(first, tool.runtime, db_path=db)
+
+
+def test_a_library_open_for_long_sees_another_scan(tmp_path, tool):
+    root = make_library(tmp_path / "lib", n=12)
+    reader = lib_at(tmp_path, tool)  # the app, open before the library was indexed
+    entry = root / "kind0" / "s000.wav"
+    assert reader.find_similar(entry, 5).paths == []  # nothing indexed yet
+    writer = lib_at(tmp_path, tool)  # another process: its own connection and index
+    writer.scan(workers=0)
+    assert len(reader.snapshot()) == 12
+    assert similar(reader, entry, 5) == similar(writer, entry, 5) and len(reader.index) == 12
+    (root / "kind1" / "s001.wav").unlink()
+    writer.scan(workers=0)
+    assert str(root / "kind1" / "s001.wav") not in reader.find_similar(entry, 11).paths
+    assert len(reader.find_similar(entry, 20)) == 10
+    assert reader.duplicates().near == writer.duplicates().near
+
+
+def _scan_without_read_access(root: Path, db: Path, tool) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "sampletool", "index", str(root), "--model",
+           str(tool.runtime.path), "--db", str(db), "--workers", "0", "--json"]  # fmt: skip
+    if os.geteuid() == 0:  # root reads anyway: drop the capabilities that let it
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv to take read access away")
+        drop = "-dac_override,-dac_read_search"
+        cmd = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_a_failure_of_the_systems_making_is_retried_at_every_scan(tmp_path, tool):
+    root = make_library(tmp_path / "lib", n=3)
+    locked = root / "kind0" / "s000.wav"
+    (root / "bad.wav").write_bytes(os.urandom(1000))  # fails for its content
+    locked.chmod(0o000)
+    db = tmp_path / "db" / "cat.sqlite"
+    run = _scan_without_read_access(root, db, tool)
+    assert run.returncode == 0, run.stderr
+    failed = {Path(f["path"]).name: f["reason"] for f in json.loads(run.stdout)["failed"]}
+    assert "Permission denied" in failed["s000.wav"] and "bad.wav" in failed
+    locked.chmod(0o644)  # fixed: its size and mtime are what they were
+    lib = lib_at(tmp_path, tool)
+    r = lib.scan(workers=0)
+    assert r.indexed == 1 and [Path(f["path"]).name for f in r.failed] == ["bad.wav"]
+    assert lib.scan(workers=0).skipped_unchanged == 4  # bad.wav is not read again
+    consistent(lib)
+
+
+def test_a_catalogue_from_before_retry_gets_it(tmp_path, tool):
+    make_library(tmp_path / "lib", n=2)
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=0)
+    lib.close()
+    con = sqlite3.connect(lib.db_path)
+    con.execute("ALTER TABLE files DROP COLUMN retry")
+    con.close()
+    lib = lib_at(tmp_path, tool)
+    assert lib.scan(workers=0).skipped_unchanged == 2
+    columns = [r[1] for r in lib.catalogue.db.execute("PRAGMA table_info(files)")]
+    assert columns[-1] == "retry"
+
+
+# --- issue 24: dying and orphaned workers, long files (tests/corpus/bad_files.py) ---------------
+
+
+def test_a_worker_that_dies_mid_scan_fails_its_file_and_the_scan_goes_on(tmp_path, tool,
+                                                                         monkeypatch):  # fmt: skip
+    from tests.corpus.bad_files import KillOnMarker, decoder_killer
+
+    root = make_library(tmp_path / "lib", n=40)
+    killer = decoder_killer(root / "kind1", "s017b.wav")
+    frontend = tool.runtime.frontend()
+    # The runtime's own frontend, run in the scan's workers, kills the one that reads `killer`.
+    monkeypatch.setattr(tool.runtime, "frontend", lambda: KillOnMarker(frontend))
+    lib = lib_at(tmp_path, tool)
+    r = lib.scan(workers=2)
+    assert r.indexed == 40 and not r.cancelled
+    [failed] = r.failed
+    assert failed["path"] == str(killer)
+    assert failed["reason"].startswith("the decoder process died (signal 9, SIGKILL")
+    assert consistent(lib) == {"files": 41, "segments": 40}
+    assert lib.scan(workers=2).skipped_unchanged == 41  # the culprit is not retried unchanged
+
+
+def _grandchildren(pid: int) -> list[int]:
+    """The processes whose parent's parent is `pid` (a pool's workers, under its forkserver)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    children = {p for p, pp in parents.items() if pp == pid}
+    return [p for p, pp in parents.items() if pp in children]
+
+
+def _start_index(tmp_path, tool, n: int) -> tuple[subprocess.Popen, Path]:
+    root = make_library(tmp_path / "lib", n=n)
+    db = tmp_path / "db" / "cat.sqlite"
+    cmd = [sys.executable, "-m", "sampletool", "index", str(root), "--model",
+           str(tool.runtime.path), "--db", str(db), "--workers", "2", "--json"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None:  # until the first batch is committed: the workers are busy
+        try:
+            con = sqlite3.connect(db, timeout=5)
+            n_files = con.execute("SELECT count(*) FROM files").fetchone()[0]
+            con.close()
+        except sqlite3.OperationalError:
+            n_files = 0
+        if n_files >= 64:
+            break
+        time.sleep(0.02)
+    return proc, root
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_killing_a_worker_does_not_hang_the_index_command(tmp_path, tool):
+    proc, _ = _start_index(tmp_path, tool, n=300)
+    try:
+        workers = _grandchildren(proc.pid)
+        assert workers, "the scan finished before a worker could be killed"
+        os.kill(workers[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=180)  # it used to wait forever
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    # The worker's files in flight were run again one by one: none of them killed it.
+    assert summary["indexed"] == 300 and summary["failed"] == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_orphaned_workers_quit_quietly_when_the_index_command_is_killed(tmp_path, tool):
+    proc, _ = _start_index(tmp_path, tool, n=300)
+    try:
+        workers = _grandchildren(proc.pid)
+        assert workers, "the scan finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        while any(Path(f"/proc/{w}").exists() for w in workers):  # the workers end too
+            time.sleep(0.05)
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_segmentation_covers_the_whole_of_a_long_file(tmp_path, tool):
+    """More than 256 onsets, and some after 600 s: all of them are entries."""
+    sr, every, seconds = 8000, 2.2, 660.0
+    hits = np.arange(0.25, seconds - 1.0, every)
+    y = np.zeros(int(seconds * sr), np.float32)
+    for i, t in enumerate(hits):
+        hit = tone(80 if i % 2 == 0 else 1500, 0.3, sr=sr, decay=20) * 1.5
+        y[int(t * sr) : int(t * sr) + hit.size] += hit
+    root = tmp_path / "lib"
+    write(root / "hour.wav", y, sr, subtype="PCM_16")
+    lib = lib_at(tmp_path, tool, segmentation=True)
+    r = lib.scan(workers=2)
+    onsets = [o for _, o in lib.catalogue.segments_of("hour.wav")]
+    assert r.failed == [] and len(hits) > 256 and hits[-1] > 600
+    assert len(onsets) == len(hits)
+    assert np.allclose(onsets, hits, atol=0.03)
+    consistent(lib)
