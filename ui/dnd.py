@@ -8,11 +8,13 @@ its position). Drops accept either: our own format first, else local file URLs (
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote_to_bytes
 
-from PySide6.QtCore import QMimeData, QUrl
+from PySide6.QtCore import QByteArray, QMimeData, QUrl
 
 MIME_TYPE = "application/x-sampletool-samples"
 
@@ -26,14 +28,46 @@ class SampleRef:
 
     @property
     def name(self) -> str:
-        name = Path(self.path).name
+        """The file's name as shown (a byte that is not UTF-8 shows as U+FFFD)."""
+        name = show(Path(self.path).name)
         return f"{name} @ {self.onset:.2f} s" if self.onset else name
+
+
+def show(text: str) -> str:
+    """A path or file name as text for Qt, which drops the surrogates Python uses for bytes
+    that are not UTF-8 (a name 'kick_caf\\xe9.wav' would show, and drag, as 'kick_caf.wav')."""
+    return os.fsencode(text).decode("utf-8", "replace") if _has_surrogates(text) else text
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def file_url(path: str) -> QUrl:
+    """A file URL that names exactly this file, whatever bytes its name holds."""
+    if not _has_surrogates(path):
+        return QUrl.fromLocalFile(path)
+    return QUrl.fromEncoded(QByteArray(b"file://" + quote(os.fsencode(os.path.abspath(path)))
+                                       .encode("ascii")))  # fmt: skip
+
+
+def url_path(url: QUrl) -> str:
+    """The local path a file URL names, its bytes kept (the inverse of `file_url`)."""
+    encoded = bytes(url.toEncoded(QUrl.ComponentFormattingOption.FullyEncoded).data())
+    if not encoded.startswith(b"file://"):
+        return url.toLocalFile()
+    raw = unquote_to_bytes(url.path(QUrl.ComponentFormattingOption.FullyEncoded))
+    return os.fsdecode(raw)
 
 
 def make_mime(samples: Iterable[SampleRef]) -> QMimeData:
     samples = list(samples)
     mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(s.path) for s in samples])
+    mime.setUrls([file_url(s.path) for s in samples])
     payload = json.dumps([{"path": s.path, "onset": s.onset} for s in samples])
     mime.setData(MIME_TYPE, payload.encode("utf-8"))
     return mime
@@ -47,7 +81,7 @@ def samples_from_mime(mime: QMimeData) -> list[SampleRef]:
             return [SampleRef(str(i["path"]), float(i.get("onset", 0.0))) for i in items]
         except (ValueError, KeyError, TypeError):
             pass
-    return [SampleRef(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+    return [SampleRef(url_path(u)) for u in mime.urls() if u.isLocalFile()]
 
 
 def can_accept(mime: QMimeData) -> bool:

@@ -635,3 +635,25 @@ def test_the_layout_fits_laptop_screens(qtbot, tiny_bundle, library, size):
         assert w.right_tabs.currentWidget() is w.blend
     else:
         assert not table.isColumnHidden(4)  # the Folder column fits at the default size
+
+
+def test_a_name_that_is_not_utf8_is_shown_played_and_dragged_as_itself(qtbot, tiny_bundle, library):
+    import os
+
+    from ui.dnd import samples_from_mime
+
+    raw = os.path.join(os.fsencode(str(library)), b"Kicks", b"kick_caf\xe9.wav")
+    os.rename(os.fsencode(str(library / "Kicks" / "kick0.wav")), raw)
+    path = os.fsdecode(raw)  # 'kick_caf\udce9.wav'
+    w, out = open_window(qtbot, tiny_bundle, library)
+    wait_ready(qtbot, w)
+    assert "kick_caf\ufffd.wav" in [w.library_view.model.names[i] for i in range(11)]
+    row = next(r for r in range(w.library_view.model.rowCount())
+               if w.library_view.model.ref(r).path == path)  # fmt: skip
+    mime = w.library_view.model.mimeData([w.library_view.model.index(row, 0)])
+    url = mime.urls()[0]
+    assert url.isLocalFile() and b"kick_caf%E9.wav" in bytes(url.toEncoded().data())
+    mime.removeFormat("application/x-sampletool-samples")  # as a drop from a file manager
+    assert samples_from_mime(mime)[0].path == path
+    w.audition(w.library_view.model.ref(row))
+    qtbot.waitUntil(lambda: len(out.played) == 1, timeout=10_000)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QPlainTextEdit, QPushButton, QVBoxLayout
 
+from ui.dnd import show
+
 
 class FailuresDialog(QDialog):
     """The unreadable files and their reasons (non-modal)."""
@@ -26,4 +28,6 @@ class FailuresDialog(QDialog):
         self.resize(720, 360)
 
     def set_failures(self, failures: Sequence[tuple[str, str]]) -> None:
-        self.text.setPlainText("\n".join(f"{path}\n    {reason}" for path, reason in failures))
+        self.text.setPlainText(
+            "\n".join(f"{show(path)}\n    {show(reason)}" for path, reason in failures)
+        )

@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.actions import SampleActions
-from ui.dnd import MIME_TYPE, SampleRef, make_mime
+from ui.dnd import MIME_TYPE, SampleRef, make_mime, show
 from ui.widgets import paint_placeholder
 
 COLUMNS = ("Name", "Class", "Conf.", "Length", "Folder")
@@ -77,12 +77,13 @@ def table_columns(paths: Sequence[str], onsets: np.ndarray, root) -> TableColumn
     names, folders, words, said = [], [], [], []
     for p, onset in zip(paths, np.asarray(onsets, np.float64).tolist(), strict=True):
         path = Path(p)
-        names.append(f"{path.name} @ {onset:.2f} s" if onset else path.name)
+        name = show(path.name)  # a name that is not UTF-8 shows its bad bytes as U+FFFD
+        names.append(f"{name} @ {onset:.2f} s" if onset else name)
         try:
             folder = path.parent.relative_to(root).as_posix()
         except ValueError:
             folder = str(path.parent)
-        folders.append("" if folder == "." else folder)
+        folders.append("" if folder == "." else show(folder))
         words.append(f" {normalise_name(path.name)} ")
         said.append(drum_class(path.name) or "")
     return TableColumns(
