@@ -1,7 +1,9 @@
 """Does the GUI thread stay responsive while the app works? The longest gap between ticks of a
 10 ms QTimer, idle (the baseline, same window, same run) and while the app indexes 2,000 files,
-draws and refines the map, adds indexed samples to the blend (right-click > Add to blend),
-generates blends as a weight slider moves, and trains a model in the train wizard.
+draws and refines the map, adds indexed samples to the blend (right-click > Add to blend), adds
+sounds from outside the library to it (read from their audio), generates blends as a weight
+slider moves, and trains a model in the train wizard. Each add is also reported on its own: the
+longest gap from the click until its blend has played.
 
 Usage: .venv/bin/python benchmarks/gui_responsiveness.py [--files 2000] [--model DIR] [--json]
            [--train-steps 120] [--train-rounds 2] [--only-training]
@@ -143,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
 
     clock = QElapsedTimer()
     clock.start()
-    phase = {"name": "start-up"}
+    phase: dict = {"name": "start-up"}
     gaps: dict[str, list[float]] = {}
+    phase["gaps"] = gaps
     last = {"t": None}
 
     def tick() -> None:
@@ -222,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def gaps_of(phase: dict) -> list[float]:
+    """The gaps (ms) measured so far in the current phase."""
+    return phase["gaps"].setdefault(phase["name"], [])
+
+
 def library_phases(window, library: Path, phase: dict, last: dict, wait, run_for) -> dict:
     """Index the library, refine the map, add samples to the blend, move a weight slider."""
     phase["name"] = "indexing"
@@ -248,13 +256,41 @@ def library_phases(window, library: Path, phase: dict, last: dict, wait, run_for
     results = []
     window.blend.generated.connect(lambda audio, sr: results.append(len(audio)))
     add_ms = []
+    stall_ms = []
     for i, row in enumerate((0, n // 3, 2 * n // 3)):
         t0 = time.perf_counter()
+        first = len(gaps_of(phase))
         window.actions.add_to_blend.emit(model.ref(row))  # what the menu's action does
         wait(lambda i=i: window.blend.slot_latent(i) is not None, 300)
         add_ms.append(round(1e3 * (time.perf_counter() - t0), 1))
         wait(lambda i=i: len(results) >= i + 1, 300)  # its blend generated and played
-    print(f"each sample usable in its blend slot after {add_ms} ms", flush=True)
+        run_for(0.05)
+        stall_ms.append(round(max(gaps_of(phase)[first:], default=0.0), 1))
+    print(f"each sample usable in its blend slot after {add_ms} ms; the GUI thread's longest "
+          f"stall per add (click to blend played): {stall_ms} ms", flush=True)  # fmt: skip
+
+    phase["name"] = "adding outside samples (audio read)"
+    last["t"] = None
+    from sampletool.data.synth import synthesize, write_sound
+    from ui.dnd import SampleRef
+
+    outside = library.parent / "outside"
+    outside_stall_ms = []
+    for i, cls in enumerate(("kick", "snare")):
+        path = outside / f"{cls}.wav"
+        if not path.exists():
+            outside.mkdir(parents=True, exist_ok=True)
+            write_sound(path, synthesize(cls, seed=900 + i))
+        slot = window.blend.samples().index(None)
+        first = len(gaps_of(phase))
+        done = len(results)
+        window.actions.add_to_blend.emit(SampleRef(str(path)))
+        wait(lambda slot=slot: window.blend.slot_latent(slot) is not None, 300)
+        wait(lambda done=done: len(results) > done, 300)
+        run_for(0.05)
+        outside_stall_ms.append(round(max(gaps_of(phase)[first:], default=0.0), 1))
+    print(f"outside samples: the GUI thread's longest stall per add {outside_stall_ms} ms",
+          flush=True)  # fmt: skip
 
     phase["name"] = "blending (slider moves)"
     last["t"] = None
@@ -266,6 +302,7 @@ def library_phases(window, library: Path, phase: dict, last: dict, wait, run_for
     run_for(1.5)
     return {"index_seconds": round(index_s, 1), "umap_seconds": round(umap_s, 1),
             "blends_generated": len(results) - before_drag, "add_to_blend_ms": add_ms,
+            "add_to_blend_stall_ms": stall_ms, "add_outside_stall_ms": outside_stall_ms,
             "files": len(window.snapshot) if window.snapshot is not None else 0}  # fmt: skip
 
 

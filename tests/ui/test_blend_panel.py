@@ -15,7 +15,15 @@ pytest.importorskip("PySide6")
 import soundfile as sf
 
 from PySide6.QtCore import QMimeData, QPoint, QSettings, Qt, QThreadPool, QUrl
-from PySide6.QtWidgets import QApplication, QCheckBox, QLabel, QSlider, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QLabel,
+    QSlider,
+    QSpinBox,
+    QWidget,
+)
 
 from ui.blend import MAX_SLOTS, BlendPanel
 from ui.dnd import SampleRef, samples_from_mime
@@ -80,10 +88,20 @@ class Recorder:
 
 
 def direct(runtime, vectors, weights, normalize=True, variance=0.0, seed=0) -> np.ndarray:
-    """What the panel should produce, computed here without it."""
+    """What the panel should produce (the decoded blend, its silent tail trimmed), computed
+    here without it."""
+    from sampletool.export import trim_tail
+
     lat = np.stack(vectors) if len(vectors) else np.empty((0, runtime.vector_dim), np.float32)
     z = runtime.blend(lat, weights, normalize, variance, seed)
-    return runtime.decode(z, seed=seed)[0]
+    return trim_tail(runtime.decode(z, seed=seed)[0], runtime.sample_rate)
+
+
+def as_saved(runtime, audio: np.ndarray, rate: int = 44100) -> np.ndarray:
+    """A result as its WAV file holds it: at a DAW's rate, 16-bit."""
+    from sampletool.export import resample
+
+    return resample(audio, runtime.sample_rate, rate)
 
 
 def assert_same(a: np.ndarray, b: np.ndarray) -> None:
@@ -332,8 +350,8 @@ def test_history_grows_newest_first_and_a_click_replays(two, qtbot):
     second = rec.last
     history = panel.history
     assert history.objectName() == "blendHistory" and history.count() == 2
-    assert history.item(0).text() == "blend 2 — low.wav 0.67 + high.wav 0.33"
-    assert history.item(1).text() == "blend 1 — low.wav 0.50 + high.wav 0.50"
+    assert history.item(0).text() == "blend 2 — low.wav 0.67 + high.wav 0.33, seed 0"
+    assert history.item(1).text() == "blend 1 — low.wav 0.50 + high.wav 0.50, seed 0"
     rect = history.visualItemRect(history.item(1))
     with qtbot.waitSignal(panel.generated, timeout=WAIT_MS) as blocker:
         qtbot.mouseClick(history.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
@@ -361,8 +379,8 @@ def test_save_writes_a_readable_wav_and_remembers_the_folder(two, runtime, tmp_p
     target = out_dir / "my blend.wav"
     assert blocker.args == [target] and target.is_file(), panel.status_text()
     data, rate = sf.read(str(target), dtype="float32")
-    assert rate == runtime.sample_rate and data.shape == rec.last.shape
-    np.testing.assert_allclose(data, rec.last, atol=1e-4)
+    assert rate == 44100  # a DAW's rate, not the model's 16 kHz
+    np.testing.assert_allclose(data, as_saved(runtime, rec.last), atol=1e-4)
     assert Path(app_settings().value("blend/saveDir")) == out_dir
     assert "Saved" in panel.status_text()
     panel.save_path_provider = lambda *a: asked.append(a[2]) or ""  # cancelled
@@ -371,15 +389,16 @@ def test_save_writes_a_readable_wav_and_remembers_the_folder(two, runtime, tmp_p
     assert Path(asked[-1]).parent == out_dir and "Saved my blend.wav" == panel.status_text()
 
 
-def test_result_mime_is_a_local_url_to_an_existing_wav(two, qtbot):
+def test_result_mime_is_a_local_url_to_an_existing_wav(two, runtime, qtbot):
     panel, rec, _ = two
     mime = panel.result_mime()
     (url,) = mime.urls()
     assert url.isLocalFile()
     path = Path(url.toLocalFile())
     assert path.is_file() and re.fullmatch(r"sampletool-blend-\d+\.wav", path.name)
-    data, _ = sf.read(str(path), dtype="float32")
-    np.testing.assert_allclose(data, rec.last, atol=1e-4)
+    data, rate = sf.read(str(path), dtype="float32")
+    assert rate == 44100
+    np.testing.assert_allclose(data, as_saved(runtime, rec.last), atol=1e-4)
     assert samples_from_mime(mime) == [SampleRef(str(path))]
     slider(panel, 0).setValue(30)
     _wait_idle(qtbot, panel)
@@ -502,3 +521,196 @@ def test_a_model_without_decoder_says_so_and_generates_nothing(make_panel, sound
     panel.regenerate_now()
     _wait_idle(qtbot, panel)
     assert panel.generations_started == 0 and "makes no sounds" in panel.status_text()
+
+
+# -- issue 24: the window (add to blend off the GUI thread, output for a DAW, history) -----------
+
+
+def test_adding_to_the_blend_does_its_work_on_worker_threads(make_panel, runtime, sounds, qtbot,
+                                                             monkeypatch):  # fmt: skip
+    """Reading the sample, decoding the blend and writing its WAV: none on the GUI thread."""
+    import threading
+
+    from sampletool import audio, export
+
+    threads: dict[str, set[str]] = {}
+
+    def on_thread(name, fn):
+        def wrapper(*args, **kwargs):
+            threads.setdefault(name, set()).add(threading.current_thread().name)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(runtime, "read", on_thread("read", runtime.read))
+    monkeypatch.setattr(runtime, "decode", on_thread("decode", runtime.decode))
+    monkeypatch.setattr(export, "trim_tail", on_thread("trim", export.trim_tail))
+    monkeypatch.setattr(export, "resample", on_thread("resample", export.resample))
+    monkeypatch.setattr(audio, "write_wav", on_thread("write", audio.write_wav))
+    panel = make_panel(runtime)
+    rec = Recorder(panel)
+    assert panel.add_sample(SampleRef(str(sounds[0])))  # what right-click > Add to blend does
+    _wait_idle(qtbot, panel)
+    assert rec.audio, panel.status_text()
+    assert set(threads) == {"read", "decode", "trim", "resample", "write"}
+    gui = threading.main_thread().name
+    assert all(gui not in names for names in threads.values()), threads
+
+
+def test_the_blend_loses_its_silent_tail_and_is_written_at_a_daws_rate(two, runtime, qtbot,
+                                                                       tmp_path):  # fmt: skip
+    from sampletool.export import trim_tail
+
+    panel, rec, vecs = two
+    z = runtime.blend(np.stack(vecs), [1.0, 1.0], True, 0.0, 0)
+    full = runtime.decode(z, seed=0)[0]
+    np.testing.assert_allclose(rec.last, trim_tail(full, runtime.sample_rate), atol=1e-5)
+    assert abs(rec.last[-1]) < 1e-6  # faded out: no click where it was cut
+    assert panel.findChild(QComboBox, "exportRate").currentData() == 44100
+    dragged = Path(panel.result_mime().urls()[0].toLocalFile())
+    panel.save_path_provider = lambda *a: str(tmp_path / "saved.wav")
+    with qtbot.waitSignal(panel.saved, timeout=WAIT_MS):
+        panel.save()
+    drag_data, drag_rate = sf.read(str(dragged), dtype="float32")
+    save_data, save_rate = sf.read(str(tmp_path / "saved.wav"), dtype="float32")
+    assert drag_rate == save_rate == 44100
+    np.testing.assert_array_equal(drag_data, save_data)  # the same file either way
+    assert abs(len(save_data) - len(rec.last) * 44100 / runtime.sample_rate) <= 2
+
+
+def test_trimming_cuts_a_sound_that_ends_early(make_panel, runtime, qtbot, monkeypatch):
+    """A decoder whose sound is over after 0.2 s of its 2 s: the file ends there (+ a fade)."""
+    decode = runtime.decode
+
+    def short_sound(*args, **kwargs):
+        audio = decode(*args, **kwargs)
+        audio[:, round(0.2 * runtime.sample_rate) :] = 0.0
+        return audio
+
+    monkeypatch.setattr(runtime, "decode", short_sound)
+    panel = make_panel(runtime)
+    panel.set_export_rate(48000)
+    rec = Recorder(panel)
+    panel.randomize()
+    _wait_idle(qtbot, panel)
+    assert len(rec.last) <= round(0.21 * runtime.sample_rate)
+    data, rate = sf.read(str(panel.current.wav_path), dtype="float32")
+    assert rate == 48000 and len(data) <= round(0.21 * 48000) + 2
+
+
+def test_the_export_rate_is_remembered_and_rewrites_the_current_drag_file(two, make_panel, qtbot):
+    panel, rec, _ = two
+    box = panel.findChild(QComboBox, "exportRate")
+    box.setCurrentIndex(box.findData(48000))
+    qtbot.waitUntil(lambda: panel.current.wav_rate == 48000, timeout=WAIT_MS)
+    _, rate = sf.read(panel.result_mime().urls()[0].toLocalFile())
+    assert rate == 48000
+    assert make_panel().export_rate == 48000  # the next session's panel
+
+
+def test_the_save_dialog_opens_in_the_folder_last_saved_to(two, make_panel, runtime, tmp_path,
+                                                           qtbot, monkeypatch):  # fmt: skip
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QFileDialog
+
+    from ui.blend import panel as panel_module
+
+    panel, rec, _ = two
+    out_dir = tmp_path / "exports"
+    out_dir.mkdir()
+    seen: dict[int, Path] = {}
+
+    def answer_the_dialog():
+        shown = [w for w in QApplication.topLevelWidgets()
+                 if isinstance(w, QFileDialog) and w.isVisible()]  # fmt: skip
+        if not shown:  # not open yet
+            QTimer.singleShot(50, answer_the_dialog)
+            return
+        dialog = shown[0]
+        seen[len(seen)] = Path(dialog.directory().absolutePath())
+        dialog.selectFile(str(out_dir / f"kick{len(seen)}.wav"))  # new: no "replace it?"
+        dialog.accept()
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    QTimer.singleShot(0, answer_the_dialog)
+    with qtbot.waitSignal(panel.saved, timeout=WAIT_MS):
+        panel.save()  # the real dialog, answered as a user would
+    assert seen[0] == tmp_path / "home"  # nothing saved before: the home folder
+    later = make_panel(runtime)  # the next session
+    later._current = panel.current
+    QTimer.singleShot(0, answer_the_dialog)
+    with qtbot.waitSignal(later.saved, timeout=WAIT_MS):
+        later.save()
+    assert seen[1] == out_dir
+    assert panel_module._ask_save_path is later.save_path_provider
+
+
+def test_random_rerolls_are_told_apart_in_the_history(two, qtbot):
+    panel, rec, _ = two
+    for _ in range(2):
+        qtbot.mouseClick(panel.findChild(object, "blendRandom"), Qt.MouseButton.LeftButton)
+        _wait_idle(qtbot, panel)
+    texts = [panel.history.item(i).text() for i in range(3)]
+    assert len(set(texts)) == 3
+    assert texts[0].endswith(f"seed {panel.seed.value()}")
+
+
+def test_a_history_click_restores_the_slots_weights_variance_and_seed(two, runtime, sounds, qtbot):
+    panel, rec, vecs = two
+    slider(panel, 1).setValue(-40)
+    panel.findChild(QSlider, "blendVariance").setValue(30)
+    panel.seed.setValue(7)
+    _wait_idle(qtbot, panel)
+    wanted = panel.current
+    # Then something else: another sample, other weights, no variance, another seed.
+    panel.clear_slot(0)
+    panel.add_sample(SampleRef(str(sounds[2])))
+    slider(panel, 1).setValue(150)
+    panel.findChild(QSlider, "blendVariance").setValue(0)
+    panel.seed.setValue(9)
+    _wait_idle(qtbot, panel)
+    started = panel.generations_started
+    item = next(panel.history.item(i) for i in range(panel.history.count())
+                if panel.history_entry(panel.history.item(i)) is wanted)  # fmt: skip
+    rect = panel.history.visualItemRect(item)
+    with qtbot.waitSignal(panel.generated, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(panel.history.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    np.testing.assert_array_equal(blocker.args[0], wanted.audio)
+    assert panel.samples()[:3] == [SampleRef(str(sounds[0])), SampleRef(str(sounds[1])), None]
+    assert (panel.weight(0), panel.weight(1)) == (1.0, -0.4)
+    assert panel.findChild(QSlider, "blendVariance").value() == 30 and panel.seed.value() == 7
+    assert panel.normalize.isChecked()
+    _wait_idle(qtbot, panel)
+    assert panel.generations_started == started and panel.current is wanted  # not re-made
+    slider(panel, 0).setValue(50)  # and it goes on from there
+    _wait_idle(qtbot, panel)
+    assert_same(rec.last, direct(runtime, vecs, [0.5, -0.4], variance=0.3, seed=7))
+
+
+def test_normalising_negative_weights_is_explained_beside_the_checkbox(two, qtbot):
+    panel, rec, _ = two
+    note = panel.findChild(QLabel, "normalizeNote")
+    assert not note.isVisible()
+    slider(panel, 1).setValue(-50)  # 1 and -0.5 sum to 0.5: normalised, 2 and -1
+    assert note.isVisible() and "2.00, -1.00" in note.text() and "sum" in note.text()
+    panel.normalize.setChecked(False)  # used as set: nothing to explain
+    assert not note.isVisible()
+    panel.normalize.setChecked(True)
+    slider(panel, 1).setValue(30)
+    assert not note.isVisible()
+    _wait_idle(qtbot, panel)
+
+
+def test_a_dropped_non_audio_file_is_refused_with_a_message(make_panel, runtime, sounds, tmp_path,
+                                                            qtbot):  # fmt: skip
+    text = tmp_path / "notes.txt"
+    text.write_text("not a sound")
+    panel = make_panel(runtime)
+    assert not drop_files(panel, [text])
+    assert panel.samples() == [None] * MAX_SLOTS
+    assert "notes.txt is not an audio file" in panel.status_text()
+    assert drop_files(panel, [sounds[0], text])  # the sound goes in, the text does not
+    assert panel.samples()[:2] == [SampleRef(str(sounds[0])), None]
+    assert "notes.txt" in panel.status_text()
+    _wait_idle(qtbot, panel)

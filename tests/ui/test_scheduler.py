@@ -43,3 +43,23 @@ def test_after_a_reset_a_late_result_is_unwanted_and_starts_nothing():
     assert s.submit(new) is new
     assert s.finish(old) == (False, None) and s.running is new
     assert s.finish(new) == (True, None)
+
+
+def test_a_discarded_result_is_unwanted_and_nothing_starts_beside_it():
+    s = LatestWins(key=lambda r: r.key)
+    running = Job("a")
+    s.submit(running)
+    s.submit(Job("b"))
+    s.discard()  # e.g. an older sound was brought back from the history
+    assert s.waiting is None and s.running is running and s.busy
+    assert s.finish(running) == (False, None) and not s.busy
+
+
+def test_asking_for_a_discarded_jobs_settings_waits_for_a_new_job():
+    s = LatestWins(key=lambda r: r.key)
+    running, again = Job("a"), Job("a")
+    s.submit(running)
+    s.discard()
+    assert s.submit(again) is None and s.waiting is again  # the running result will be dropped
+    assert s.finish(running) == (False, again)
+    assert s.finish(again) == (True, None)

@@ -1,5 +1,6 @@
-"""The session's blend results: each sound with its label, newest first, replayable and
-draggable out as a WAV file."""
+"""The session's blend results: each sound with its label and the settings that made it,
+newest first; a click brings a result back (its sound and its settings), a drag takes out its
+WAV file."""
 
 from __future__ import annotations
 
@@ -12,19 +13,33 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
-HISTORY_LIMIT = 100  # ~130 kB each at 2 s / 16 kHz: the whole session history stays small
+from ui.dnd import SampleRef
+
+HISTORY_LIMIT = 100  # at most ~130 kB each (2 s at 16 kHz): the whole history stays small
 
 
 @dataclass
 class BlendResult:
-    """A generated sound in the session history."""
+    """A generated sound in the session history, and the settings that made it.
+
+    Attributes:
+        audio: float32 [n] at `sample_rate` (the model's), its silent tail trimmed.
+        wav_path: its WAV file in the session folder, written with it for drags (at
+            `wav_rate`, a DAW's rate); None when it could not be written.
+        slots: the samples blended, with their weights as set (before normalising).
+    """
 
     number: int
     audio: np.ndarray
     sample_rate: int
     label: str
     key: tuple = field(repr=False)
-    wav_path: Path | None = None  # its WAV in the session folder, written with it (for drags)
+    wav_path: Path | None = None
+    wav_rate: int = 0
+    slots: tuple[tuple[SampleRef, float], ...] = ()
+    normalize: bool = True
+    variance: float = 0.0
+    seed: int = 0
 
 
 class HistoryList(QListWidget):

@@ -5,9 +5,11 @@ its scan stored (a catalogue read, no audio); for anything else, read from the s
 worker, and cached. (The library's search vectors are read before the model's flows; they decode
 badly, so they are not used here.) Any control change asks for a new sound; requests are
 coalesced for ~40 ms and a `LatestWins` scheduler keeps one generation running with only the
-newest request waiting, so a quick drag never plays a backlog of stale sounds. Each result is
-written to a WAV file in a session folder by the same worker, then goes to `generated`, a small
-waveform and the session history; it can be saved or dragged out.
+newest request waiting, so a quick drag never plays a backlog of stale sounds. Each result
+loses its silent tail (with a short fade), and the same worker writes it as a WAV file at a
+DAW's rate (44.1 or 48 kHz, the setting beside Save) in a session folder; then it goes to
+`generated`, a small waveform and the session history. Saved or dragged out, it is that
+trimmed, resampled file. A click on a history entry brings back its sound and its settings.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from PySide6.QtGui import QColor, QDrag, QDragEnterEvent, QDropEvent, QMouseEven
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
+    QComboBox,
     QFileDialog,
     QFrame,
     QGridLayout,
@@ -48,7 +51,7 @@ from sampletool.progress import Cancelled
 from ui.blend.history import BlendResult, HistoryList
 from ui.blend.scheduler import LatestWins
 from ui.blend.slot import BlendSlot
-from ui.dnd import SampleRef, can_accept, make_mime, samples_from_mime
+from ui.dnd import MIME_TYPE, SampleRef, can_accept, make_mime, samples_from_mime
 from ui.messages import reason_of
 from ui.settings import app_settings
 from ui.workers import Pool, TaskGroup
@@ -57,13 +60,45 @@ MAX_SLOTS = 8
 DEBOUNCE_MS = 40
 SEED_MAX = 2**31 - 1
 SETTINGS_KEY = "blend/saveDir"
+RATE_KEY = "blend/sampleRate"
+DEFAULT_RATE = 44100
 HINT = "Drop samples here or right-click → Add to blend"
 
 SavePathProvider = Callable[[QWidget, str, str, str], str]
 
 
 def _ask_save_path(parent: QWidget, caption: str, start: str, filters: str) -> str:
-    return QFileDialog.getSaveFileName(parent, caption, start, filters)[0]
+    """A save dialog opened in `start`'s folder with its name filled in ("" if cancelled).
+
+    The folder is set on the dialog itself: some platforms' dialogs, given a file path as the
+    start, open in the home folder instead."""
+    dialog = QFileDialog(parent, caption, str(Path(start).parent), filters)
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    dialog.setFileMode(QFileDialog.FileMode.AnyFile)
+    dialog.setDefaultSuffix("wav")
+    dialog.setDirectory(str(Path(start).parent))
+    dialog.selectFile(Path(start).name)
+    try:
+        accepted = dialog.exec() == QFileDialog.DialogCode.Accepted
+        return dialog.selectedFiles()[0] if accepted and dialog.selectedFiles() else ""
+    finally:
+        dialog.deleteLater()
+
+
+def _audio_files(refs: Sequence[SampleRef]) -> tuple[list[SampleRef], list[SampleRef]]:
+    """(those named as audio files, the others): a name decides, so no file is opened on the
+    GUI thread."""
+    from sampletool.data.dataset import AUDIO_EXTENSIONS
+
+    audio = [r for r in refs if Path(r.path).suffix.lower() in AUDIO_EXTENSIONS]
+    return audio, [r for r in refs if r not in audio]
+
+
+def _refusal(refused: Sequence[SampleRef]) -> str:
+    names = ", ".join(r.name for r in refused[:3]) + (" ..." if len(refused) > 3 else "")
+    one = len(refused) == 1
+    return (f"Not added: {names} {'is not an audio file' if one else 'are not audio files'} "
+            "(blend slots take wav, aiff, flac, ogg or mp3 files)")  # fmt: skip
 
 
 # -- engine side (runs on a worker thread) -------------------------------------------------------
@@ -80,27 +115,32 @@ def _latent_job(runtime, library, path: str, onset: float) -> np.ndarray:
 
 
 def _blend_job(runtime, latents, weights, variance, seed, folder: Path | None, name: str,
-               progress=None, cancel=None):  # fmt: skip
-    """Blend with the effective weights, decode, and write the result's WAV (for drags) into
-    the session's folder, made here the first time (None).
+               wav_rate: int, progress=None, cancel=None):  # fmt: skip
+    """Blend with the effective weights, decode, trim the silent tail, and write the result's
+    WAV at `wav_rate` (for drags) into the session's folder, made here the first time (None).
 
-    Returns (audio, the WAV's path or None, why it could not be written or None, the folder)."""
-    from sampletool.audio import write_wav
+    Returns (the trimmed audio at the model's rate, the WAV's path or None, why it could not be
+    written or None, the folder)."""
+    from sampletool.export import trim_tail
 
     z = runtime.blend(latents, weights, normalize=False, variance=variance, seed=seed)
     audio = runtime.decode(z, seed=seed, progress=progress, cancel=cancel)[0]
+    audio = trim_tail(audio, runtime.sample_rate)
     try:
         # Left in place on exit: a DAW may still reference a file dropped into it.
         folder = folder or Path(tempfile.mkdtemp(prefix="sampletool-blends-"))
-        return audio, write_wav(folder / name, audio, runtime.sample_rate), None, folder
+        path = _save_job(audio, runtime.sample_rate, folder / name, wav_rate)
+        return audio, path, None, folder
     except OSError as e:
         return audio, None, f"could not write the temporary WAV file ({e.strerror or e})", folder
 
 
-def _save_job(audio: np.ndarray, sample_rate: int, target: Path) -> Path:
+def _save_job(audio: np.ndarray, sample_rate: int, target: Path, wav_rate: int) -> Path:
+    """Write a (trimmed) result as a WAV file at `wav_rate`."""
     from sampletool.audio import write_wav
+    from sampletool.export import resample
 
-    return write_wav(target, audio, sample_rate)
+    return write_wav(target, resample(audio, sample_rate, wav_rate), wav_rate)
 
 
 # -- state ---------------------------------------------------------------------------------------
@@ -118,6 +158,8 @@ class _Request:
     variance: float
     seed: int
     label: str
+    slots: tuple[tuple[SampleRef, float], ...] = ()  # the samples and their weights as set
+    wav_rate: int = DEFAULT_RATE  # of its WAV file (for drags)
     note: str = ""
 
 
@@ -167,6 +209,7 @@ class BlendPanel(QWidget):
         self._blend_count = 0
         self._temp_dir: Path | None = None  # the session's WAV files (made by the first job)
         self._press_pos: QPoint | None = None
+        self._restoring = False  # controls set from a history entry: no generation
 
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -174,6 +217,7 @@ class BlendPanel(QWidget):
         self._debounce.timeout.connect(self.regenerate_now)
 
         self._build()
+        self.slots_changed.connect(self._update_weight_note)
         self._set_status("Loading the model...")
         self._update_hint()
 
@@ -196,6 +240,7 @@ class BlendPanel(QWidget):
         for i in range(MAX_SLOTS):
             slot = BlendSlot(i, slot_box)
             slot.weight_changed.connect(self._schedule)
+            slot.weight_changed.connect(self._update_weight_note)
             slot.remove_requested.connect(lambda i=i: self.clear_slot(i))
             slot.menu_requested.connect(lambda pos, i=i: self._slot_menu(i, pos))
             slot_layout.addWidget(slot)
@@ -219,6 +264,14 @@ class BlendPanel(QWidget):
             "Divide the weights by their sum. Off: plain vector arithmetic (weights as given)."
         )
         self.normalize.toggled.connect(self._schedule)
+        self.normalize.toggled.connect(self._update_weight_note)
+        # What normalising does to negative weights is not obvious (1 and -0.5 become 2 and
+        # -1): said beside the checkbox whenever it applies.
+        self.weight_note = QLabel(self)
+        self.weight_note.setObjectName("normalizeNote")
+        self.weight_note.setWordWrap(True)
+        self.weight_note.setStyleSheet("color: palette(mid); font-size: small;")
+        self.weight_note.hide()
 
         self.variance = QSlider(Qt.Orientation.Horizontal, self)
         self.variance.setObjectName("blendVariance")
@@ -247,14 +300,15 @@ class BlendPanel(QWidget):
         controls.setHorizontalSpacing(6)
         controls.setVerticalSpacing(4)
         controls.addWidget(self.normalize, 0, 0, 1, 3)
-        controls.addWidget(QLabel("Variance", self), 1, 0)
-        controls.addWidget(self.variance, 1, 1)
-        controls.addWidget(self.variance_label, 1, 2)
-        controls.addWidget(QLabel("Seed", self), 2, 0)
+        controls.addWidget(self.weight_note, 1, 0, 1, 3)
+        controls.addWidget(QLabel("Variance", self), 2, 0)
+        controls.addWidget(self.variance, 2, 1)
+        controls.addWidget(self.variance_label, 2, 2)
+        controls.addWidget(QLabel("Seed", self), 3, 0)
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.random_button)
-        controls.addLayout(seed_row, 2, 1, 1, 2)
+        controls.addLayout(seed_row, 3, 1, 1, 2)
         controls.setColumnStretch(1, 1)
 
         # A decoder too slow to follow the sliders (the WaveNet's) renders on request.
@@ -308,10 +362,23 @@ class BlendPanel(QWidget):
         self.save_button.setObjectName("saveBlend")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(lambda: self.save())
+        self.rate_box = QComboBox(self)
+        self.rate_box.setObjectName("exportRate")
+        self.rate_box.setToolTip("Sample rate of the WAV files saved or dragged out (a DAW "
+                                 "session's rate: no conversion on import)")  # fmt: skip
+        from sampletool.export import DAW_RATES
+
+        for rate in DAW_RATES:
+            self.rate_box.addItem(f"{rate / 1000:g} kHz", rate)
+        remembered = str(app_settings().value(RATE_KEY, DEFAULT_RATE))
+        index = self.rate_box.findData(int(remembered) if remembered.isdigit() else 0)
+        self.rate_box.setCurrentIndex(index if index >= 0 else self.rate_box.findData(DEFAULT_RATE))
+        self.rate_box.currentIndexChanged.connect(self._rate_changed)
 
         self.history = HistoryList(self, lambda entry: self._drag_result(entry, self.history))
         self.history.setObjectName("blendHistory")
-        self.history.setToolTip("Click to play again; drag out as a WAV file")
+        self.history.setToolTip("Click to bring back a sound and its settings; drag out as a "
+                                "WAV file")  # fmt: skip
         self.history.setMinimumHeight(70)
         self.history.setWordWrap(True)
         self.history.setAlternatingRowColors(True)
@@ -332,6 +399,7 @@ class BlendPanel(QWidget):
         layout.addWidget(self.result_plot)
         save_row = QHBoxLayout()
         save_row.addStretch(1)
+        save_row.addWidget(self.rate_box)
         save_row.addWidget(self.save_button)
         layout.addLayout(save_row)
         history_label = QLabel("History", self)
@@ -343,6 +411,33 @@ class BlendPanel(QWidget):
 
     def sizeHint(self) -> QSize:
         return QSize(340, 640)
+
+    @property
+    def export_rate(self) -> int:
+        """The sample rate (Hz) of the WAV files saved or dragged out."""
+        return int(self.rate_box.currentData())
+
+    def _rate_changed(self) -> None:
+        """Remember the rate; the current result's drag file is written again at it."""
+        rate = self.export_rate
+        app_settings().setValue(RATE_KEY, rate)
+        entry = self._current
+        if entry is None or entry.wav_path is None or entry.wav_rate == rate:
+            return
+        target = entry.wav_path.with_name(f"sampletool-blend-{entry.number}-{rate}.wav")
+
+        def written(path: Path, entry=entry, rate=rate) -> None:
+            entry.wav_path, entry.wav_rate = path, rate
+
+        # On failure the file at the earlier rate still drags out: nothing to say.
+        self._jobs.run(("rewrite", entry.number), _save_job, entry.audio, entry.sample_rate,
+                       target, rate, on_result=written, on_error=lambda e: None)  # fmt: skip
+
+    def set_export_rate(self, rate: int) -> None:
+        index = self.rate_box.findData(int(rate))
+        if index < 0:
+            raise ValueError(f"{rate} Hz is not one of the rates offered")
+        self.rate_box.setCurrentIndex(index)
 
     # -- model, library and latents --------------------------------------------------------
 
@@ -529,21 +624,35 @@ class BlendPanel(QWidget):
 
     # -- drops -----------------------------------------------------------------------------
 
+    def _droppable(self, mime) -> tuple[list[SampleRef], list[SampleRef]]:
+        """(the samples a drag carries that may take a slot, the files refused). Our own
+        drags carry library entries (read by content whatever their names); files from
+        elsewhere must be named as audio files."""
+        if not can_accept(mime):
+            return [], []
+        refs = samples_from_mime(mime)
+        return (refs, []) if mime.hasFormat(MIME_TYPE) else _audio_files(refs)
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if can_accept(event.mimeData()):
+        accepted, refused = self._droppable(event.mimeData())
+        if accepted:
             event.acceptProposedAction()
         else:
+            if refused:  # the cursor says no; this says why
+                self._set_status(_refusal(refused), error=True)
             event.ignore()
 
     def dragMoveEvent(self, event) -> None:
-        if can_accept(event.mimeData()):
+        if self._droppable(event.mimeData())[0]:
             event.acceptProposedAction()
         else:
             event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        refs = samples_from_mime(event.mimeData())
+        refs, refused = self._droppable(event.mimeData())
         if not refs:
+            if refused:
+                self._set_status(_refusal(refused), error=True)
             event.ignore()
             return
         event.acceptProposedAction()
@@ -552,6 +661,8 @@ class BlendPanel(QWidget):
             self._set_status(
                 f"Added {added} of {len(refs)}: all {MAX_SLOTS} blend slots are full", error=True
             )
+        elif refused:
+            self._set_status(_refusal(refused), error=True)
 
     # -- controls --------------------------------------------------------------------------
 
@@ -576,10 +687,29 @@ class BlendPanel(QWidget):
         waiting = shiboken6.isValid(self._debounce) and self._debounce.isActive()
         return bool(self._reads.running() or self._scheduler.busy or waiting)
 
+    def _update_weight_note(self, *_: object) -> None:
+        """Show what normalising does when a weight is negative: the sum shrinks, so every
+        weight grows (1, 1 and -1 sum to 1 and stay; 1 and -0.5 become 2 and -1)."""
+        from sampletool.models.runtime import effective_weights
+
+        weights = [s.weight for s in self.slots if s.ref is not None and s.error is None]
+        total = sum(weights)
+        show = self.normalize.isChecked() and any(w < 0 for w in weights) and abs(total) > 1e-9
+        if show:
+            used, _ = effective_weights(len(weights), weights, True)
+            self.weight_note.setText(
+                f"Normalising divides each weight by their sum, {total:.2f} here. A negative "
+                "weight makes that sum smaller, so the others end up larger than without it: "
+                f"{', '.join(f'{w:.2f}' for w in used)}. Untick to use them as set."
+            )
+        self.weight_note.setVisible(show)
+
     def _schedule(self, *_: object) -> None:
         """A control changed: generate after a short pause. The timer is not restarted, so a
         continuous drag still produces sounds at the rate the engine can make them. A slow
         decoder waits for Generate."""
+        if self._restoring:
+            return
         if not self.live or (self._runtime is not None and not self._can_generate()):
             return
         if not self._debounce.isActive():
@@ -644,12 +774,13 @@ class BlendPanel(QWidget):
             label = f"random (seed {seed})"
         if variance > 0:
             label += f", variance {variance:.2f}"
-        key = (
-            id(runtime), tuple((s.ref, s.weight) for s in used), normalize, variance, seed,
-        )  # fmt: skip
+        if used:  # re-rolls of the same blend differ only by it
+            label += f", seed {seed}"
+        slots = tuple((s.ref, s.weight) for s in used)
+        key = (id(runtime), slots, normalize, variance, seed)
         note = note[0].upper() + note[1:] if note else ""
         return _Request(key, runtime, latents, weights.tolist(), normalize, variance, seed, label,
-                        note)  # fmt: skip
+                        slots, self.export_rate, note)  # fmt: skip
 
     def _start(self, request: _Request) -> None:
         self.generations_started += 1
@@ -663,6 +794,7 @@ class BlendPanel(QWidget):
         self._jobs.run(
             ("generate", self.generations_started), _blend_job, request.runtime,
             request.latents, request.weights, request.variance, request.seed, self._temp_dir, wav,
+            request.wav_rate,
             on_result=lambda r, req=request: self._finished(req, r, None),
             on_error=lambda e, req=request: self._finished(req, None, e),
             on_progress=self._render_progress if slow else None, pass_control=True,
@@ -689,6 +821,7 @@ class BlendPanel(QWidget):
         entry = BlendResult(
             self._blend_count, np.asarray(audio, np.float32), int(request.runtime.sample_rate),
             f"blend {self._blend_count} — {request.label}", request.key, wav_path,
+            request.wav_rate, request.slots, request.normalize, request.variance, request.seed,
         )  # fmt: skip
         self.history.add(entry, f"{entry.label}\nseed {request.seed}, weights "
                                 f"{'normalised' if request.normalize else 'as given'}")  # fmt: skip
@@ -735,8 +868,33 @@ class BlendPanel(QWidget):
     def _replay_item(self, item: QListWidgetItem) -> None:
         entry = self.history_entry(item)
         if entry is not None:
-            self._set_current(entry)
-            self.generated.emit(entry.audio, entry.sample_rate)
+            self.restore(entry)
+
+    def restore(self, entry: BlendResult) -> None:
+        """Bring back a result: its samples in the slots, its weights, normalising, variance
+        and seed, and its sound (played again, not generated again). A generation running
+        meanwhile is let finish, unseen."""
+        self._debounce.stop()
+        self._restoring = True
+        try:
+            for slot in self.slots:
+                slot.clear()
+            for slot, (ref, weight) in zip(self.slots, entry.slots, strict=False):
+                slot.set_sample(ref)
+                slot.set_weight(weight)
+                self._resolve(slot)  # cached: at once; after a model change, read again
+            self.normalize.setChecked(entry.normalize)
+            self.variance.setValue(round(entry.variance * 100))
+            self.seed.setValue(entry.seed)
+        finally:
+            self._restoring = False
+        self._debounce.stop()
+        self._scheduler.discard()
+        self._update_hint()
+        self.slots_changed.emit()
+        self._set_status(f"Back to blend {entry.number}")
+        self._set_current(entry)
+        self.generated.emit(entry.audio, entry.sample_rate)
 
     def result_mime(self, entry: BlendResult | None = None):
         """The drag payload of a result (the current one by default): a local file URL to its
@@ -787,10 +945,11 @@ class BlendPanel(QWidget):
         if self._current is None:
             self._set_status("Nothing to save yet: generate a sound first", error=True)
             return
-        settings = app_settings()
         if path is None:
-            folder = str(settings.value(SETTINGS_KEY, "") or "") or str(Path.home())
-            start = str(Path(folder) / f"blend-{self._current.number}.wav")
+            folder = Path(str(app_settings().value(SETTINGS_KEY, "") or "") or Path.home())
+            if not folder.is_dir():  # gone since (an unplugged drive)
+                folder = Path.home()
+            start = str(folder / f"blend-{self._current.number}.wav")
             path = self.save_path_provider(self, "Save blend as WAV", start, "WAV audio (*.wav)")
             if not path:
                 return
@@ -806,7 +965,7 @@ class BlendPanel(QWidget):
 
         self._jobs.run(
             "save", _save_job, self._current.audio, self._current.sample_rate, target,
-            on_result=done,
+            self.export_rate, on_result=done,
             on_error=lambda e: self._set_status(f"Could not save {target.name}: {reason_of(e)}",
                                                 error=True),
         )  # fmt: skip

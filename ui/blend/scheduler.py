@@ -27,6 +27,7 @@ class LatestWins(Generic[R]):
         self._key = key
         self.running: R | None = None
         self.waiting: R | None = None
+        self._discarded: R | None = None  # running, but its result no longer wanted
 
     @property
     def busy(self) -> bool:
@@ -38,7 +39,7 @@ class LatestWins(Generic[R]):
         if self.running is None:
             self.running = request
             return request
-        same = self._key(request) == self._key(self.running)
+        same = self._key(request) == self._key(self.running) and self.running is not self._discarded
         self.waiting = None if same else request
         return None
 
@@ -47,9 +48,17 @@ class LatestWins(Generic[R]):
         request and nothing newer waits, the request to start now or None)."""
         if request is not self.running:
             return False, None  # from before a `reset`
-        self.running, self.waiting = self.waiting, None
-        return self.running is None, self.running
+        discarded = request is self._discarded
+        self.running, self.waiting, self._discarded = self.waiting, None, None
+        return self.running is None and not discarded, self.running
+
+    def discard(self) -> None:
+        """Nothing waits any more and the running job's result will not be wanted; the job
+        still counts as running until it ends, so nothing new starts beside it (a runtime
+        serves one thread at a time)."""
+        self.waiting = None
+        self._discarded = self.running
 
     def reset(self) -> None:
         """Forget everything: the running job's result will not be wanted."""
-        self.running = self.waiting = None
+        self.running = self.waiting = self._discarded = None
