@@ -307,11 +307,13 @@ def test_settings_are_remembered(qtbot, tiny_bundle, library):
     wait_ready(qtbot, w)
     w.main_split.setSizes([500, 500, 400])
     sizes = w.main_split.sizes()
-    w.library_view.table.horizontalHeader().resizeSection(0, 333)
+    w.library_view.table.horizontalHeader().resizeSection(1, 133)
     w.close()
     again, _ = open_window(qtbot, tiny_bundle)
     assert again.library == str(library)
-    assert again.library_view.table.horizontalHeader().sectionSize(0) == 333
+    header = again.library_view.table.horizontalHeader()
+    assert header.sectionSize(1) == 133
+    assert header.sectionResizeMode(0) == header.ResizeMode.Stretch  # the name takes the rest
     restored = again.main_split.sizes()  # the same proportions (offscreen windows may differ
     assert np.allclose(np.array(restored) / sum(restored), np.array(sizes) / sum(sizes),
                        atol=0.05)  # in size)  # fmt: skip

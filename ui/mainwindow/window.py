@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self._connect()
         restore_layout(self.settings, self, self._layout_states(), DEFAULT_SIZE)
+        self.library_view.header_modes()
         self.similar.set_same_kind(self.settings.value("similar/sameKind", False, type=bool))
         self._status("Loading the model...")
         # Start once the event loop runs, so the window paints first.

@@ -459,9 +459,7 @@ class LibraryView(QWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(22)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the name takes the rest
+        self.header_modes()
         header.setMinimumSectionSize(36)
         for col, width in enumerate(COLUMN_WIDTHS):
             if col:
@@ -515,6 +513,14 @@ class LibraryView(QWidget):
         self._refilter()
         if selected:
             self.select_ids(selected)
+
+    def header_modes(self) -> None:
+        """The name takes the width the other columns leave (set again after a header state
+        saved by an older version is restored, which would bring back its own modes)."""
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
 
     def fit_columns(self) -> None:
         """Every column fits without scrolling sideways: Name takes what is left, and the
