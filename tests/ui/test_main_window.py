@@ -659,3 +659,17 @@ def test_a_name_that_is_not_utf8_is_shown_played_and_dragged_as_itself(qtbot, ti
     assert samples_from_mime(mime)[0].path == path
     w.audition(w.library_view.model.ref(row))
     qtbot.waitUntil(lambda: len(out.played) == 1, timeout=10_000)
+
+
+def test_a_folder_that_cannot_be_opened_replaces_the_library_shown(
+    qtbot, tiny_bundle, library, tmp_path
+):
+    w, _ = open_window(qtbot, tiny_bundle, library)
+    wait_ready(qtbot, w)
+    not_a_folder = tmp_path / "samples.zip"
+    not_a_folder.write_bytes(b"PK")
+    with qtbot.waitSignal(w.stuck, timeout=60_000):
+        w.set_library(str(not_a_folder))
+    # The message takes the window, not one status line over the previous library.
+    assert w.stack.currentIndex() == 0 and "is not a folder" in w.welcome.text()
+    assert w.library_view.model.rowCount() == 0 and len(w.latent_map.ids()) == 0
