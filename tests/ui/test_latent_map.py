@@ -381,3 +381,16 @@ def test_clicking_a_class_name_in_the_legend_hides_that_class(qtbot, shown):
     m.view.setFocus()
     QTest.keyClick(m.view, Qt.Key.Key_L)
     assert not m.legend.isVisible()
+
+
+def test_a_filter_draws_only_its_points_and_the_view_fits_them(qtbot, shown):
+    m, ids, xy, _ = shown
+    corner = np.flatnonzero((xy[:, 0] < -0.5) & (xy[:, 1] < -0.5))
+    m.set_filter(ids[corner])
+    assert m.shown_count() == len(corner)
+    assert sum(len(i.data) for i in m._class_items.values()) == len(corner)
+    view = m.vb.viewRect()
+    assert view.right() < 0 and view.top() < 0  # zoomed onto the corner the filter keeps
+    assert m.id_at(at(m, *xy[-1])) == -1  # a point filtered out is not hovered
+    m.set_filter(None)
+    assert m.shown_count() == len(ids) and m.vb.viewRect().right() > 0.9

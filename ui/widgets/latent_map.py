@@ -320,6 +320,8 @@ class LatentMap(QWidget):
         self._redraw_marks()
         self._set_hover(-1)
         self._rebuild_tree()
+        if self._auto_fit:
+            self.reset_view()
 
     def shown_count(self) -> int:
         """How many points the filter lets through."""
@@ -412,9 +414,12 @@ class LatentMap(QWidget):
         The view then keeps fitting as the widget is resized, until the user pans or zooms.
         """
         self._auto_fit = True
-        if not len(self._xy):
+        xy = self._xy
+        if len(self._filter) == len(xy) and self._filter.any():
+            xy = xy[self._filter]  # the points the filters show
+        if not len(xy):
             return
-        lo, hi = self._xy.min(0).astype(float), self._xy.max(0).astype(float)
+        lo, hi = xy.min(0).astype(float), xy.max(0).astype(float)
         span = np.maximum(hi - lo, 1e-3)
         lo, span = lo - 0.04 * span, span * 1.08
         width, height = self.vb.width(), self.vb.height()
