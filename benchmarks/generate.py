@@ -16,10 +16,11 @@ Also timed, interleaved with it in the same run (one of each per repeat):
   (lower is better), so the two can be compared on quality too.
 A few untimed calls come first (kernel caches, allocator); the very first call is reported apart.
 
-Model: --model DIR, else the built-in default (resources/models/default), else -- while there
-is no default model yet -- a bundle of the full-size default architecture (``VAEConfig()`` with
-9 classes, ``AudioConfig()``) with random weights, written to a temporary folder. The timing
-depends on the architecture, not on the weights; the output says which model was used.
+Model: --model DIR, else the built-in default (sampletool/resources/models/default), else --
+while there is no default model yet -- a bundle of the full-size default architecture
+(``VAEConfig()`` with 9 classes, ``AudioConfig()``) with random weights, written to a temporary
+folder. The timing depends on the architecture, not on the weights; the output says which model
+was used.
 
 Goal: median end-to-end <= 100 ms.
 """

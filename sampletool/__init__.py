@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # also the wheel's version (pyproject.toml); see CHANGELOG.md
 __all__ = ["AudioError", "BundleError", "ModelError", "SampleToolError", "SoundSampleTool"]
 
 from sampletool.errors import AudioError, BundleError, ModelError, SampleToolError

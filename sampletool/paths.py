@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 import platformdirs
 
 APP_NAME = "SampleTool"
 
-# resources/ sits beside the sampletool package in the source tree (and in the app bundle).
-RESOURCES_DIR = Path(__file__).resolve().parent.parent / "resources"
+# The built-in model and the app's other resources are package data: found the same way in the
+# source tree, an installed wheel and an app bundle, whatever the working folder.
+RESOURCES_DIR = Path(str(files("sampletool") / "resources")).resolve()
 BUILTIN_MODELS_DIR = RESOURCES_DIR / "models"
 DEFAULT_MODEL_NAME = "default"
 

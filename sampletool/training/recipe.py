@@ -1,6 +1,7 @@
-"""The recipe that builds the built-in default model (resources/models/default).
+"""The recipe that builds the built-in default model (sampletool/resources/models/default).
 
-    python -m sampletool.training.recipe --work /tmp/default-model [--out resources/models/default]
+    python -m sampletool.training.recipe --work /tmp/default-model \
+        [--out sampletool/resources/models/default]
 
 What the model sees, all of it made or fetched here, nothing committed but the result:
 1. Synthesised one-shots (`sampletool.data.synth`): `--per-class` of each of the nine classes.
