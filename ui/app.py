@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from ui.mainwindow import MainWindow
@@ -19,6 +20,9 @@ from ui.workers import default_pool
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sampletool-gui", description="Sample Tool desktop app")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="a sample folder to open, or an audio file (its folder is opened): what "
+                        "a file manager's Open with passes")  # fmt: skip
     p.add_argument("--library", metavar="DIR", help="sample folder to open")
     p.add_argument("--model", metavar="DIR", help="model bundle folder or installed model name")
     p.add_argument("--screenshot", metavar="PNG",
@@ -31,7 +35,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         "index, similar, classify, blend, train wizard, model manager), print "
                         "one line and exit 0, or 1 naming the step that failed")  # fmt: skip
     p.add_argument("--version", action="version", version=f"sampletool-gui {_version()}")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.library is None and args.paths:
+        first = Path(args.paths[0]).expanduser()
+        args.library = str(first if first.is_dir() or not first.exists() else first.parent)
+    return args
+
+
+def app_icon() -> QIcon:
+    """The app's icon (ui/resources: the SVG and its PNG sizes, from packaging/make_icons.py),
+    package data found wherever the app is installed."""
+    from importlib.resources import files
+
+    folder = Path(str(files("ui") / "resources"))
+    icon = QIcon()
+    for png in sorted((folder / "icons").glob("sampletool-*.png")):
+        icon.addFile(str(png))
+    icon.addFile(str(folder / "sampletool.svg"))
+    return icon
 
 
 def _version() -> str:
@@ -47,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORG)
     app.setApplicationName(APP)
+    app.setDesktopFileName("sampletool")  # Wayland and docks match the window to its entry
+    app.setWindowIcon(app_icon())
     if args.self_test:
         from PySide6.QtCore import qInstallMessageHandler
 

@@ -38,3 +38,14 @@ def test_self_test_names_the_step_that_failed(tmp_path):
     assert r.returncode == 1
     assert r.stdout.startswith("self-test failed loading the model: ") and "not a Sample Tool" in (
         r.stdout)  # fmt: skip
+
+
+def test_open_with_passes_a_folder_or_a_file_and_the_window_has_the_icon(tmp_path, qtbot):
+    from ui.app import app_icon, parse_args
+
+    (tmp_path / "kick.wav").write_bytes(b"")
+    assert parse_args([str(tmp_path)]).library == str(tmp_path)
+    assert parse_args([str(tmp_path / "kick.wav")]).library == str(tmp_path)
+    assert parse_args(["--library", "/x", str(tmp_path)]).library == "/x"
+    icon = app_icon()
+    assert not icon.isNull() and 16 in [s.width() for s in icon.availableSizes()]
