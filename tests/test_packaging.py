@@ -36,3 +36,18 @@ def test_appstream_names_the_entry_the_binaries_and_this_version():
     newest = root.find("releases/release")
     assert newest is not None and newest.get("version") == sampletool.__version__
     assert f"## {sampletool.__version__}" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+
+
+def test_the_bundle_entry_runs_modules_as_python_m_does(tmp_path):
+    """The app starts its training process as `sys.executable -u -m MODULE`; in the bundle
+    sys.executable is the app, whose entry point must do what python -m would."""
+    import subprocess
+    import sys
+
+    launch = str(PACKAGING / "launch_gui.py")
+    r = subprocess.run([sys.executable, launch, "-u", "-m", "sampletool", "--version"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0 and r.stdout.strip() == f"sampletool {sampletool.__version__}"
+    r = subprocess.run([sys.executable, launch, "-m", "sampletool", "classify"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and "sampletool classify --help" in r.stderr  # its exit code
