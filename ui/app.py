@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default_pool().wait(3000)
         return 0 if passed else 1
     library = str(Path(args.library).expanduser().absolute()) if args.library else None
-    window = MainWindow(model=args.model, library=library)
+    # A first start (no library given or remembered) opens the demo library, made once in the
+    # user's data folder; File > Open sample folder... opens theirs.
+    window = MainWindow(model=args.model, library=library, demo_when_empty=not args.screenshot)
     window.show()
     if args.screenshot:
         _screenshot_when_ready(app, window, Path(args.screenshot), args.wait_indexed)

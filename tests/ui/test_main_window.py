@@ -673,3 +673,18 @@ def test_a_folder_that_cannot_be_opened_replaces_the_library_shown(
     # The message takes the window, not one status line over the previous library.
     assert w.stack.currentIndex() == 0 and "is not a folder" in w.welcome.text()
     assert w.library_view.model.rowCount() == 0 and len(w.latent_map.ids()) == 0
+
+
+def test_a_first_start_opens_the_demo_library_by_itself(qtbot, tiny_bundle, tmp_path, monkeypatch):
+    w = MainWindow(model=str(tiny_bundle), player=Player(backend=RecordingOutput()),
+                   refine_map=False, demo_when_empty=True)  # fmt: skip
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.library_changed, timeout=120_000) as blocker:
+        pass
+    assert blocker.args == [str(tmp_path / "data" / "Demo Library")]
+    wait_ready(qtbot, w)
+    assert w.library_view.model.rowCount() > 100
+    w.close()
+    again, _ = open_window(qtbot, tiny_bundle)  # remembered: opened, not made again
+    assert again.library == blocker.args[0]

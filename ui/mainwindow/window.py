@@ -87,6 +87,9 @@ class MainWindow(QMainWindow):
         player: the audio player (tests pass one with a fake output).
         refine_map: compute the non-linear map after the quick one.
         pool: where all background work runs (tests pass a synchronous pool).
+        demo_when_empty: with no library to open (none given, none remembered), make the demo
+            library and open it once the model is loaded, so a first start shows something to
+            browse (the app's entry point asks for this; the welcome page offers it otherwise).
     """
 
     engine_ready = Signal(bool)  # start-up work done: True if a model loaded
@@ -102,9 +105,11 @@ class MainWindow(QMainWindow):
         player: Player | None = None,
         refine_map: bool = True,
         pool: Pool | None = None,
+        demo_when_empty: bool = False,
     ) -> None:
         super().__init__()
         self.setObjectName("mainWindow")
+        self._demo_when_empty = demo_when_empty
         self.setWindowTitle(APP)
         self.settings = app_settings()
         self.pool = pool
@@ -572,6 +577,9 @@ class MainWindow(QMainWindow):
                      f"{runtime.device})", 5000)  # fmt: skip
         self._fill_model_menu()
         self._list_models()
+        if self._demo_when_empty and not self.library:
+            self._demo_when_empty = False  # once: a failure stays on the welcome page
+            self.create_demo_library()
         if not self._runs_checked_once:
             self._runs_checked_once = True
             QTimer.singleShot(5000, self._check_runs)  # after the model's own status line
