@@ -16,6 +16,8 @@ from urllib.parse import quote, unquote_to_bytes
 
 from PySide6.QtCore import QByteArray, QMimeData, QUrl
 
+from sampletool.paths import display_path
+
 MIME_TYPE = "application/x-sampletool-samples"
 
 
@@ -29,14 +31,8 @@ class SampleRef:
     @property
     def name(self) -> str:
         """The file's name as shown (a byte that is not UTF-8 shows as U+FFFD)."""
-        name = show(Path(self.path).name)
+        name = display_path(Path(self.path).name)
         return f"{name} @ {self.onset:.2f} s" if self.onset else name
-
-
-def show(text: str) -> str:
-    """A path or file name as text for Qt, which drops the surrogates Python uses for bytes
-    that are not UTF-8 (a name 'kick_caf\\xe9.wav' would show, and drag, as 'kick_caf.wav')."""
-    return os.fsencode(text).decode("utf-8", "replace") if _has_surrogates(text) else text
 
 
 def _has_surrogates(text: str) -> bool:

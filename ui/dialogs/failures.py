@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QPlainTextEdit, QPushButton, QVBoxLayout
 
-from ui.dnd import show
+from sampletool.paths import display_path
 
 
 class FailuresDialog(QDialog):
@@ -29,5 +29,7 @@ class FailuresDialog(QDialog):
 
     def set_failures(self, failures: Sequence[tuple[str, str]]) -> None:
         self.text.setPlainText(
-            "\n".join(f"{show(path)}\n    {show(reason)}" for path, reason in failures)
+            "\n".join(
+                f"{display_path(path)}\n    {display_path(reason)}" for path, reason in failures
+            )
         )

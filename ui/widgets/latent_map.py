@@ -311,12 +311,8 @@ class LatentMap(QWidget):
         across `set_points` until changed. Hidden points are neither hovered nor selected."""
         self._filter_ids = None if ids is None else np.asarray(ids, np.int64).ravel()
         self._filter = self._filter_mask()
-        hidden = {c for c, item in self._class_items.items() if not item.isVisible()}
-        self._group(self._classes)
-        for c in hidden & set(self._class_items):
-            self._class_items[c].setVisible(False)
-        keep = self._filter[self._selected] if len(self._selected) else self._selected
-        self._selected = self._selected[keep] if len(self._selected) else self._selected
+        self._regroup()
+        self._selected = self._selected[self._filter[self._selected]]
         self._redraw_marks()
         self._set_hover(-1)
         self._rebuild_tree()
@@ -340,13 +336,17 @@ class LatentMap(QWidget):
         classes = np.asarray(classes, np.int64).ravel()
         if len(classes) != len(self._ids):
             raise ValueError(f"set_classes: {len(classes)} classes for {len(self._ids)} points")
-        hidden = {c for c, item in self._class_items.items() if not item.isVisible()}
         self._classes = classes
-        self._group(classes)
-        for c in hidden & set(self._class_items):
-            self._class_items[c].setVisible(False)
+        self._regroup()
         self._redraw_marks()
         self._rebuild_tree()
+
+    def _regroup(self) -> None:
+        """Rebuild the class items (new classes or filter), keeping the classes hidden."""
+        hidden = {c for c, item in self._class_items.items() if not item.isVisible()}
+        self._group(self._classes)
+        for c in hidden & set(self._class_items):
+            self._class_items[c].setVisible(False)
 
     def _group(self, classes: np.ndarray) -> None:
         """One scatter item (and legend entry) per class."""

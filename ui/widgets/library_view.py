@@ -45,8 +45,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sampletool.paths import display_path
 from ui.actions import SampleActions
-from ui.dnd import MIME_TYPE, SampleRef, make_mime, show
+from ui.dnd import MIME_TYPE, SampleRef, make_mime
 from ui.widgets import paint_placeholder
 
 COLUMNS = ("Name", "Class", "Conf.", "Length", "Folder")
@@ -77,13 +78,13 @@ def table_columns(paths: Sequence[str], onsets: np.ndarray, root) -> TableColumn
     names, folders, words, said = [], [], [], []
     for p, onset in zip(paths, np.asarray(onsets, np.float64).tolist(), strict=True):
         path = Path(p)
-        name = show(path.name)  # a name that is not UTF-8 shows its bad bytes as U+FFFD
+        name = display_path(path.name)  # a name that is not UTF-8 shows its bad bytes as U+FFFD
         names.append(f"{name} @ {onset:.2f} s" if onset else name)
         try:
             folder = path.parent.relative_to(root).as_posix()
         except ValueError:
             folder = str(path.parent)
-        folders.append("" if folder == "." else show(folder))
+        folders.append("" if folder == "." else display_path(folder))
         words.append(f" {normalise_name(path.name)} ")
         said.append(drum_class(path.name) or "")
     return TableColumns(
