@@ -1,4 +1,5 @@
-"""`sampletool generate`: blend sounds in latent space and write the result as WAV."""
+"""`sampletool generate`: blend sounds in latent space and write the result as WAV, made for a
+DAW as the app's Save is (the silent tail cut, at 44.1 or 48 kHz; `sampletool.export`)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,17 @@ def add_parser(sub) -> None:
     g.add_argument("--variance", type=float, default=0.0, help="latent noise variance")
     g.add_argument("--seed", type=int, help="seed for noise, random latents and phase")
     g.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations (default 32)")
+    g.add_argument(
+        "--rate",
+        default="44100",
+        choices=["44100", "48000", "model"],
+        help="sample rate of the WAV: a DAW's, or the model's own (default: %(default)s)",
+    )
+    g.add_argument(
+        "--keep-tail",
+        action="store_true",
+        help="keep the whole clip (default: cut the silence after the sound, with a short fade)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from sampletool.audio import write_wav
+    from sampletool.export import resample, trim_tail
 
     runtime = load_model(args)
     latents, weights, failed = [], [], 0
@@ -80,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         warn(w.message)
     seed = 0 if args.seed is None else args.seed
     audio = runtime.decode(z, seed=seed, iterations=args.iterations)[0]
-    write_wav(args.out, audio, runtime.sample_rate)
-    print(f"wrote {args.out}")
+    rate = runtime.sample_rate if args.rate == "model" else int(args.rate)
+    if not args.keep_tail:
+        audio = trim_tail(audio, runtime.sample_rate)
+    write_wav(args.out, resample(audio, runtime.sample_rate, rate), rate)
+    print(f"wrote {args.out} ({len(audio) / runtime.sample_rate:.2f} s at {rate} Hz)")
     return EXIT_BAD_FILES if failed else EXIT_OK

@@ -110,7 +110,8 @@ def test_embed_needs_npy(capsys, tiny_bundle, sounds, tmp_path):
 def test_generate(capsys, tiny_bundle, sounds, tmp_path):
     out = tmp_path / "blend.wav"
     args = ["generate", *sounds[:2], "--model", tiny_bundle, "-o", out, "--weights", "1", "-0.5"]
-    code, _stdout, err = run(capsys, *args, "--no-normalize", "--seed", "3", "--variance", "0.1")
+    same = ["--no-normalize", "--seed", "3", "--variance", "0.1"]
+    code, _stdout, err = run(capsys, *args, *same, "--rate", "model", "--keep-tail")
     assert code == 0 and err == "" and out.exists()
     y, sr = sf.read(out)
     assert sr == 16000 and len(y) == 32000 and np.isfinite(y).all() and np.abs(y).max() <= 1
@@ -118,6 +119,15 @@ def test_generate(capsys, tiny_bundle, sounds, tmp_path):
     t = SoundSampleTool(tiny_bundle, device="cpu")
     api = t.generate(None, sounds[:2], [1, -0.5], normalize_weights=False, variance=0.1, seed=3)
     assert np.abs(y - api).max() < 1e-3  # 16-bit rounding
+    # by default, made for a DAW as the app's Save is: the tail cut, at 44.1 kHz
+    code, stdout, _err = run(capsys, *args, *same)
+    daw, rate = sf.read(out)
+    from sampletool.export import resample, trim_tail
+
+    expected = resample(trim_tail(api, 16000), 16000, 44100)
+    assert code == 0 and rate == 44100 and len(daw) == len(expected) <= 44100 * 2
+    assert np.abs(daw - expected).max() < 1e-3 and "at 44100 Hz" in stdout
+    assert run(capsys, *args, *same, "--rate", "48000")[0] == 0 and sf.info(out).samplerate == 48000
 
 
 def test_generate_warnings_and_partial_failure(capsys, tiny_bundle, sounds, bad_file, tmp_path):
