@@ -333,6 +333,21 @@ def training_features(work: Path, cfg: AudioConfig) -> tuple[np.ndarray, list[st
 # -- the melodic half, no-instrument signals, calibration -----------------------------------------
 
 
+def ece_floor(probs: np.ndarray, draws: int = 2000, seed: int = 0, bins: int = 15) -> float:
+    """The ECE a perfectly calibrated model with these confidences would show on this many
+    clips, on average: each prediction drawn right with its own confidence. With a couple of
+    hundred clips, binning alone leaves a few hundredths."""
+    conf = probs.max(1)
+    which = np.minimum((conf * bins).astype(np.int64), bins - 1)
+    rng = np.random.default_rng(seed)
+    right = rng.random((draws, len(conf))) < conf
+    gaps = np.zeros(draws)
+    for b in np.unique(which):
+        m = which == b
+        gaps += m.sum() * np.abs(right[:, m].mean(1) - conf[m].mean())
+    return float(gaps.mean() / len(conf))
+
+
 def heard(probs: np.ndarray, names: list[str], unsure_below: float) -> dict:
     """Shares of clips heard as tonal, as a drum, as a drum with confidence, and unsure."""
     best = probs.argmax(1)
@@ -351,7 +366,12 @@ def other_sets(real: Path, tool, cfg: AudioConfig, baseline_probs, drums: tuple)
     """Sections 5-7 of the module docstring, for the model and the baseline. `drums`: the drum
     test set's (clips, model probabilities, baseline probabilities, labels)."""
     drum_clips, drum_probs, drum_base, drum_labels = drums
-    from sampletool.models.calibration import Calibration, expected_calibration_error
+    from sampletool.models.calibration import (
+        Calibration,
+        expected_calibration_error,
+        fit_temperature,
+        scale,
+    )
 
     runtime = tool.runtime
     names = tool.class_names
@@ -382,6 +402,8 @@ def other_sets(real: Path, tool, cfg: AudioConfig, baseline_probs, drums: tuple)
     truth = np.array([names.index(c) for c in drum_labels] + [names.index("tonal")] * len(files))
     calibrated = np.concatenate([drum_probs, m_probs])
     base_all = np.concatenate([drum_base, m_base])
+    # The best one temperature could do: fitted on these very clips, so a bound, not a result.
+    oracle_t = fit_temperature(raw, truth)
     return {
         "melodic": {
             "files": len(files), "unreadable": len(m_failed),
@@ -404,6 +426,9 @@ def other_sets(real: Path, tool, cfg: AudioConfig, baseline_probs, drums: tuple)
             "ece_before": expected_calibration_error(raw, truth),
             "ece_after": expected_calibration_error(calibrated, truth),
             "baseline_mfcc_logreg_ece": expected_calibration_error(base_all, truth),
+            "oracle_temperature": oracle_t,
+            "ece_oracle": expected_calibration_error(scale(raw, oracle_t), truth),
+            "ece_floor": ece_floor(calibrated),
             "unsure_share": float((calibrated.max(1) < unsure_below).mean()),
             "accuracy": float((calibrated.argmax(1) == truth).mean()),
         },
@@ -435,6 +460,12 @@ def print_others(o: dict) -> None:
           f"temperature 1: {c['ece_before']:.3f}); accuracy {c['accuracy']:.1%}; "
           f"unsure (< {c['unsure_below']:.0%}) {c['unsure_share']:.1%}")  # fmt: skip
     print(f"  MFCC + logistic reg.  ECE {c['baseline_mfcc_logreg_ece']:.3f}")
+    print(
+        f"  bound: a temperature fitted on these clips themselves "
+        f"({c['oracle_temperature']:.3g}) would give ECE {c['ece_oracle']:.3f};"
+        " a perfectly calibrated model with these "
+        f"confidences would show {c['ece_floor']:.3f} on {c['clips']} clips, on average"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,3 +106,21 @@ def test_melodic_families_and_test_signals():
     clips, names = ev.test_signals(CFG)
     assert clips.shape == (len(names), CFG.num_samples) and not clips[0].any()  # silence first
     assert np.abs(clips).max() <= 0.5 + 1e-6
+
+
+def test_ece_floor_is_what_a_calibrated_model_shows_on_few_clips():
+    from sampletool.models.calibration import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.5, 1.0, 175)
+    probs = np.stack([conf, 1 - conf], 1)
+    floor = ev.ece_floor(probs, draws=500)
+    # the same thing measured by hand: labels drawn from the confidences, the real ECE
+    by_hand = [
+        expected_calibration_error(probs, (rng.random(175) >= conf).astype(np.int64))
+        for _ in range(300)
+    ]
+    assert 0.02 < floor < 0.08
+    assert abs(floor - float(np.mean(by_hand))) < 0.01
+    # more clips, less noise
+    assert ev.ece_floor(np.tile(probs, (20, 1)), draws=100) < floor / 2
