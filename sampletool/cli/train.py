@@ -65,6 +65,10 @@ def add_parser(sub) -> None:
                    help="signal-to-noise range in dB")  # fmt: skip
     t.add_argument("--gain-db", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"))
     t.add_argument("--shift", type=float, default=0.0, help="random time shift, max seconds")
+    for name, what in (("drive", "drive (tanh or hard clipping)"), ("chorus", "chorus"),
+                       ("reverb", "a synthetic reverb")):  # fmt: skip
+        t.add_argument(f"--{name}", type=float, default=0.0, metavar="SHARE",
+                       help=f"put this share of the clips (0 to 1) through {what}")  # fmt: skip
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--workers", type=int, help="decoding processes for the feature cache")
 
@@ -111,6 +115,9 @@ def _new_run(args: argparse.Namespace):
             snr_db=tuple(args.snr),
             gain_db=tuple(args.gain_db),
             max_shift=args.shift,
+            drive_p=args.drive,
+            chorus_p=args.chorus,
+            reverb_p=args.reverb,
         ).to_dict(),
         batch_size=args.batch_size,
         lr=args.lr,

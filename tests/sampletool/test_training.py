@@ -165,6 +165,21 @@ def test_bad_datasets_exit_2(tmp_path, capsys, case):
         load_dataset(tmp_path / "ds")
 
 
+def test_train_puts_the_asked_share_of_clips_through_effects(dataset, tmp_path, capsys):
+    log = tmp_path / "log"
+    code = main(["train", "--logdir", str(log), "--dataset", str(dataset), "--max-steps", "1",
+                 "--drive", "0.3", "--reverb", "0.2", "--model-options",
+                 json.dumps({k: v for k, v in TINY_VAE.items() if k != "kind"}),
+                 "--batch-size", "4", "--device", "cpu", "--workers", "0"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    augment = json.loads((log / "train_config.json").read_text())["augment"]
+    assert (augment["drive_p"], augment["chorus_p"], augment["reverb_p"]) == (0.3, 0.0, 0.2)
+    code = main(["train", "--logdir", str(tmp_path / "bad"), "--dataset", str(dataset),
+                 "--chorus", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "chorus_p must be in [0, 1]" in err and "Traceback" not in err
+
+
 def test_train_on_a_folder_that_is_not_a_dataset_exits_2(tmp_path, capsys):
     code = main(["train", "--logdir", str(tmp_path / "log"), "--dataset", str(tmp_path)])
     assert code == 2 and "not a dataset folder" in capsys.readouterr().err
@@ -257,6 +272,50 @@ def test_noise_p_leaves_that_share_of_clips_clean():
     assert 0.22 < float(touched) < 0.38
     with pytest.raises(ValueError, match="noise_p"):
         AugmentConfig(mode="additive", noise_p=1.5)
+
+
+def _spectrum(x: torch.Tensor) -> np.ndarray:
+    return np.abs(np.fft.rfft(x.numpy(), axis=-1))
+
+
+def test_drive_adds_harmonics_and_keeps_the_peak():
+    t = torch.arange(SR) / SR
+    x = (0.5 * torch.sin(2 * np.pi * 200 * t)).repeat(8, 1)  # 1 s: bin k is k Hz
+    cfg = AugmentConfig(drive_p=1.0)
+    assert cfg.needs_clips and cfg.effects
+    y = augment(x, cfg, SR, torch.Generator().manual_seed(0))
+    clean, driven = _spectrum(x), _spectrum(y)
+    third = driven[:, 600] / driven[:, 200]  # a symmetric clipper makes odd harmonics
+    assert (third > 0.05).all() and (clean[:, 600] / clean[:, 200] < 1e-3).all()
+    assert torch.allclose(y.abs().amax(1), x.abs().amax(1), rtol=1e-3)
+    with pytest.raises(ValueError, match="drive_p"):
+        AugmentConfig(drive_p=1.5)
+
+
+def test_reverb_rings_on_after_a_click_and_chorus_thickens_a_tone():
+    x = torch.zeros(16, SR)
+    x[:, 100] = 1.0
+    y = augment(x, AugmentConfig(reverb_p=1.0), SR, torch.Generator().manual_seed(0))
+    tail = y[:, SR // 10 : SR // 5].abs().amax(1)  # 0.1-0.2 s after a click that was silent
+    assert (tail > 1e-3).all() and torch.isfinite(y).all()
+    t = torch.arange(SR) / SR
+    tone = torch.sin(2 * np.pi * 440 * t).repeat(4, 1)
+    wide = augment(tone, AugmentConfig(chorus_p=1.0), SR, torch.Generator().manual_seed(1))
+    # the swept copies spread the line: less of the energy stays in the 440 Hz bin
+    s = _spectrum(wide)
+    assert (s[:, 440] ** 2 / (s**2).sum(1) < 0.9).all()
+    assert torch.allclose(wide.abs().amax(1), tone.abs().amax(1), rtol=1e-3)
+
+
+def test_effects_touch_that_share_of_clips_and_leave_silence_silent():
+    t = torch.arange(4000) / SR
+    x = torch.sin(2 * np.pi * 300 * t).repeat(300, 1)
+    y = augment(x, AugmentConfig(drive_p=0.3), SR, torch.Generator().manual_seed(3))
+    touched = ((y - x).abs().amax(1) > 1e-4).float().mean()
+    assert 0.22 < float(touched) < 0.38
+    cfg = AugmentConfig(drive_p=1.0, chorus_p=1.0, reverb_p=1.0)
+    assert augment(torch.zeros(3, 4000), cfg, SR).abs().max() == 0
+    assert AugmentConfig.from_dict({"mode": "none"}).effects is False  # older runs load
 
 
 def test_multiplicative_noise_scales_with_the_signal_and_shift_moves_it():
