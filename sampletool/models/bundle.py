@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from sampletool.features import AudioConfig
 
 FORMAT = "sampletool-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest format this version reads
+# Format 2 adds tensors beside the module's (a bundle's labelled neighbours) and the config
+# entry that describes them; a bundle without any is still written as format 1.
+PLAIN_FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 # Held by the trainer while it writes a bundle that is also a training run's log folder.
@@ -253,11 +256,14 @@ def save_bundle(
     audio: AudioConfig,
     class_names: Iterable[str] = (),
     metadata: dict | None = None,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+    extra_config: dict | None = None,
 ) -> Path:
     """Write a bundle; each file is replaced atomically, so a crash never leaves half a file.
 
     Weights are written before the config, so a folder with a config always has weights that
-    belong to a config at least as new.
+    belong to a config at least as new. `extra_tensors` are stored beside the module's, and
+    `extra_config` entries beside "model" (format 2; see `sampletool.models.neighbours`).
     """
     from safetensors.torch import save_file
 
@@ -269,10 +275,14 @@ def save_bundle(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p)))
+    extra = {k: v.detach().to("cpu").contiguous() for k, v in (extra_tensors or {}).items()}
+    if set(extra) & set(tensors):
+        raise ValueError("extra tensors may not take a module tensor's name")
+    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors | extra, str(p)))
     doc = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if extra or extra_config else PLAIN_FORMAT_VERSION,
+        **(extra_config or {}),
         "model": config.to_dict(),
         "audio": audio.to_dict(),
         "class_names": class_names,
@@ -347,12 +357,16 @@ def read_weights_header(info: BundleInfo) -> dict[str, tuple[int, ...]]:
 
 
 def check_weights_fit(
-    info: BundleInfo, declared: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]
+    info: BundleInfo,
+    declared: dict[str, tuple[int, ...]],
+    expected: dict[str, tuple[int, ...]],
+    extra: Iterable[str] = (),
 ) -> None:
     """Raise BundleError, in one sentence, when the weights' tensors (`declared`, from
-    `read_weights_header`) are not the ones the config's model has (`expected`)."""
+    `read_weights_header`) are not the ones the config's model has (`expected`), beside the
+    `extra` ones its config names (checked by their user)."""
     missing = [k for k in expected if k not in declared]
-    unexpected = [k for k in declared if k not in expected]
+    unexpected = [k for k in declared if k not in expected and k not in set(extra)]
     wrong = [
         f"{k} is {list(declared[k])} but the config needs {list(v)}"
         for k, v in expected.items()
@@ -371,9 +385,12 @@ def check_weights_fit(
         )
 
 
-def load_weights(info: BundleInfo, model: torch.nn.Module) -> None:
+def load_weights(
+    info: BundleInfo, model: torch.nn.Module, extra: Iterable[str] = ()
+) -> dict[str, torch.Tensor]:
     """Load the bundle's weights into `model` (built from its config), on the CPU; the header
-    is checked against the model before any tensor is read.
+    is checked against the model before any tensor is read. Returns those of the `extra`
+    tensors (not the module's) that the file holds.
 
     Raises:
         BundleError: the weights are missing, damaged, do not match the config, or hold NaN
@@ -382,8 +399,10 @@ def load_weights(info: BundleInfo, model: torch.nn.Module) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    extra = tuple(extra)
     declared = read_weights_header(info)
-    check_weights_fit(info, declared, {k: tuple(v.shape) for k, v in model.state_dict().items()})
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_weights_fit(info, declared, expected, extra)
     weights = info.path / WEIGHTS_FILE
     try:
         state = load_file(str(weights), device="cpu")
@@ -395,4 +414,6 @@ def load_weights(info: BundleInfo, model: torch.nn.Module) -> None:
                 f"the weights of model {info.name!r} ({info.path}) hold NaN or infinite "
                 f"numbers (in {name}): the model is damaged or its training diverged"
             )
+    found = {k: state.pop(k) for k in extra if k in state}
     model.load_state_dict(state)
+    return found

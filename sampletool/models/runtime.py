@@ -43,6 +43,8 @@ from sampletool.models.calibration import Calibration, ClassReading, read_class
 from sampletool.models.encoding import AudioInput, Encoding
 from sampletool.models.kinds import get_kind
 from sampletool.models.limits import BuildTooLarge, build_budget, build_within, check_audio
+from sampletool.models.neighbours import TENSORS as NEIGHBOUR_TENSORS
+from sampletool.models.neighbours import Neighbours, NeighbourSpec
 from sampletool.progress import Progress
 
 # Latents beyond this many prior standard deviations decode to nothing new; clamping keeps
@@ -126,6 +128,8 @@ class ModelRuntime:
         model_id: names this model's vectors in a library catalogue (`bundle.model_id`).
         calibration: the temperature `encode` applies to the class probabilities, and the
             confidence under which a class reads as unsure (from the bundle's metadata).
+        neighbours: the labelled sounds whose votes give the class probabilities, when the
+            bundle has them (`sampletool.models.neighbours`); else the classifier head's.
     """
 
     def __init__(
@@ -143,6 +147,7 @@ class ModelRuntime:
         self.device = device
         self.model_id = model_id(info)
         self.calibration = Calibration.from_metadata(info.metadata)
+        self.neighbours: Neighbours | None = None
 
     # -- what the model is ----------------------------------------------------------------------
 
@@ -272,6 +277,8 @@ class ModelRuntime:
             x = x.to(self.device, torch.float32)
             vectors, probs, latents = self._encode(x)
             self._refuse_non_finite(vectors, probs, latents)
+            if probs is not None and self.neighbours is not None:
+                probs = self.neighbours.probs(vectors, probs)
             p = None
             if probs is not None:
                 p = self.calibration.apply(probs.float().cpu().numpy())
@@ -437,6 +444,7 @@ def load_runtime(
         config = kind.config_type.from_dict(dict(info.doc["model"]))
         audio = AudioConfig.from_dict(dict(info.doc["audio"]))
         check_audio(audio)
+        spec = NeighbourSpec.from_doc(info.doc)
     except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise BundleError(f"{config_path} describes no valid model ({e})") from None
     if len(info.class_names) != config.num_classes:
@@ -456,8 +464,12 @@ def load_runtime(
         ) from None
     except (TypeError, ValueError, RuntimeError, MemoryError) as e:
         raise BundleError(f"{config_path} describes no valid model ({e})") from None
-    load_weights(info, module)
+    extra = load_weights(info, module, NEIGHBOUR_TENSORS if spec else ())
     module.to(dev).eval()
     runtime = kind.runtime_type(info, config, audio, module, dev)
+    if spec is not None:
+        runtime.neighbours = Neighbours.from_tensors(
+            extra, spec, runtime.vector_dim, len(info.class_names), str(info.path)
+        ).to(dev)
     runtime.check_output()
     return runtime

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 from sampletool.errors import SampleToolError
 from sampletool.fileio import atomic_write_text
 from sampletool.models.bundle import CONFIG_FILE
-from sampletool.models.calibration import Calibration, calibration_summary
+from sampletool.models.calibration import calibration_summary
 
 
 def validation_probs(
@@ -44,46 +43,11 @@ def validation_probs(
             dict, as training uses), so the fit sees sounds a little unlike the training data,
             as a user's are.
     """
-    import torch
+    from sampletool.training.neighbours import split_readings
 
-    from sampletool.data.augment import AugmentConfig
-    from sampletool.data.cache import DONE, FeatureCache
-    from sampletool.data.dataset import load_dataset
-    from sampletool.models.kinds import get_kind
-    from sampletool.training.trainer import batch_features
-
-    ds = load_dataset(dataset_dir)
-    cache = FeatureCache(ds, runtime.audio)
-    aug = AugmentConfig.from_dict(augment) if augment else None
-    waveform = get_kind(runtime.kind).input == "waveform"
-    with_clips = waveform or (aug is not None and aug.needs_clips)
-    if not cache.is_complete("features") or (with_clips and not cache.is_complete("clips")):
-        cache.build(with_clips)
-    ok = cache.status("features") == DONE
-    names = runtime.class_names
-    prefixes = [str(Path(d).resolve()).rstrip(os.sep) + os.sep for d in sources or []]
-    idx = [i for i in ds.indices("val") if ok[i] and ds.class_names[ds.labels[i]] in names
-           and (not prefixes or ds.paths[i].startswith(tuple(prefixes)))]  # fmt: skip
-    labels = np.array([names.index(ds.class_names[ds.labels[i]]) for i in idx], np.int64)
-    if not idx:
-        return np.empty((0, len(names)), np.float32), labels
-    feats = cache.features()
-    clips = cache.clips() if with_clips else None
-    gen = torch.Generator().manual_seed(seed)
-    kept, runtime.calibration = runtime.calibration, Calibration()
-    parts = []
-    try:
-        for _ in range(max(draws, 1) if aug is not None else 1):
-            for s in range(0, len(idx), 64):
-                rows = np.array(idx[s : s + 64])
-                x = batch_features(feats[rows], None if clips is None else clips[rows],
-                                   aug or AugmentConfig(mode="none"), runtime.audio,
-                                   gen if aug is not None else None, waveform)  # fmt: skip
-                parts.append(runtime.encode(x).probs)
-    finally:
-        runtime.calibration = kept
-    probs = np.concatenate(parts)
-    return probs, np.tile(labels, len(probs) // len(idx))  # each draw in clip order
+    _vectors, labels, probs = split_readings(runtime, dataset_dir, "val", sources, augment,
+                                             draws, seed)  # fmt: skip
+    return probs, labels
 
 
 def calibrate_bundle(
@@ -102,13 +66,10 @@ def calibrate_bundle(
             validation clip of its classes.
     """
     from sampletool.models.runtime import load_runtime
+    from sampletool.training.neighbours import run_dataset
 
     bundle = Path(bundle)
-    if dataset is None:
-        run_config = bundle / "train_config.json"
-        if not run_config.is_file():
-            raise SampleToolError(f"{bundle} has no train_config.json; name the dataset")
-        dataset = Path(json.loads(run_config.read_text(encoding="utf-8"))["dataset"])
+    dataset = run_dataset(bundle, dataset)
     runtime = load_runtime(bundle, device)
     runtime.require_classifier()
     probs, labels = validation_probs(runtime, Path(dataset), sources, augment, draws)

@@ -13,8 +13,15 @@ What the model sees, all of it made or fetched here, nothing committed but the r
    `musescore-general-soundfont-lossless` and `timgm6mb-soundfont` (MuseScore's GM kits),
    labelled from each sample's name (or its General MIDI key). Names are labelled by
    `sampletool.data.labels.drum_class`.
+3. Notes rendered from the melodic and sound-effect presets of three of those SoundFonts
+   (labelled by General MIDI program); with `--freepats`, also notes and drum hits of the
+   `freepats` patches (another sampler's recordings, `sampletool.training.gus`; the shipped
+   model was trained before they were added, and without them).
+4. Plain waveforms, noise and subtractive-synthesiser notes (`write_signals`,
+   `write_synth_notes`).
 It then makes a dataset (90/10 stratified split; the 10 % is the only thing model selection
-looks at) and trains in two stages:
+looks at) and trains in two stages (then gives the model its training sounds as neighbours
+that vote on a sound's class, `sampletool.training.neighbours`, and calibrates it):
 1. the VAE from scratch on all of it, with on-the-fly additive noise and feature augmentation
    (`--steps`);
 2. a fine-tune of stage 1's best checkpoint (`--finetune-steps`, half the learning rate) that
@@ -56,6 +63,10 @@ SOUNDFONT_PACKAGES = (  # SF2 files whose drum samples are used
 )
 # SF2 files whose melodic and sound-effect presets are rendered as notes (avldrums holds kits).
 MELODIC_SOUNDFONT_PACKAGES = SOUNDFONT_PACKAGES[1:]
+# Gravis UltraSound patches (another sampler, other recordings): notes of its 72 instruments and
+# hits of its 56 drums and percussion.
+GUS_PACKAGE = "freepats"
+DRUM_HITS_PER_PATCH = 4
 SIGNALS = 300  # plain waveforms ("tonal"); a quarter as many noises ("fx")
 SYNTH_NOTES = 900  # subtractive synthesiser notes ("tonal": basses, plucks, leads, stabs...)
 DATA_FOLDERS = ("synth", "real", "notes", "signals")
@@ -81,6 +92,9 @@ AUGMENT = {
 # above a clean bass's harmonics for a hi-hat's (64 % of the real melodic files read as tonal
 # clean, 76 % with noise added at 30 dB, before this; 69 % with half the clips clean, 72 % with
 # four in five).
+# (Putting a quarter of the clips through drive, a quarter through reverb and a sixth through
+# chorus as well, whatever their class, did not help: drums 0.84, melodic files heard as a drum
+# 26 %, waveforms 11 %; `AugmentConfig.drive_p` and the others stay for users' own training.)
 STAGE_2_AUGMENT = {"mel_shift": 0, "pitch": 3.0, "stretch": 0.25, "noise_p": 0.2}
 # Stage 2 adds a soft-nearest-neighbour loss on the latent means, the vectors similarity search
 # uses: the class prior alone leaves classes overlapping among 64 dimensions of timbre.
@@ -256,6 +270,73 @@ def render_soundfonts(folder: Path, out: Path, seed: int) -> Counter:
     return counts
 
 
+def render_freepats(folder: Path, out: Path, seed: int) -> Counter:
+    """Render notes of every instrument patch (`Tone_*/NNN_Name.pat`, NNN its General MIDI
+    program) and hits of every drum patch (`Drum_*/NNN_Name.pat`, NNN its GM key) under
+    `folder` into out/<class>/ as WAV, as `render_soundfonts` does for SoundFonts. A drum is
+    played at its sample's own root key (its recorded pitch: freepats roots some drums at
+    middle C, so their GM key would play them two octaves down), at several velocities."""
+    import re
+    import zlib
+
+    import soundfile as sf
+
+    from sampletool.training.gus import GusPatch
+
+    counts: Counter = Counter()
+    for pat in sorted(folder.rglob("*.pat")):
+        found = re.match(r"(\d+)_", pat.name)
+        drum = pat.parent.name.lower().startswith("drum")
+        if found is None or pat.is_symlink():
+            continue
+        number = int(found.group(1))
+        family = None
+        if drum:
+            cls = GM_DRUMS.get(number) or drum_class(pat.stem)
+        else:
+            cls, family = gm_family(number) or (None, None)
+        if cls is None:
+            continue
+        try:
+            patch = GusPatch(pat)
+        except ValueError as e:
+            print(f"skipped {pat.name}: {e}", flush=True)
+            continue
+        tag = "freepats__" + re.sub(r"[^A-Za-z0-9]+", "_", pat.stem).strip("_")
+        rng = np.random.default_rng([seed, zlib.crc32(tag.encode())])
+        lo, hi = patch.key_range()
+        if not drum:
+            lo, hi = max(lo, 24), min(hi, 60 if family == "bass" else 96)
+        if lo > hi:
+            continue
+        n = DRUM_HITS_PER_PATCH if drum else NOTES_PER_PRESET[cls]
+        for _ in range(n):
+            if drum:
+                sample = patch.samples[0] if patch.samples else None
+                key = int(np.clip(round(sample.root_key), 0, 127)) if sample else 60
+                hold = float(rng.uniform(0.3, 1.5))
+            else:
+                key = int(rng.integers(lo, hi + 1))
+                hold = float(
+                    rng.uniform(0.05, 0.4) if rng.random() < 0.5 else rng.uniform(0.4, 1.8)
+                )
+            vel = int(rng.integers(40, 128))
+            level = 10 ** (-rng.uniform(0, 12) / 20)
+            name = f"{tag}__{family or cls}__k{key}v{vel}h{round(hold * 100)}.wav"
+            dst = out / cls / name
+            counts[cls] += 1
+            if dst.exists():
+                continue
+            audio = patch.render(key, vel, hold, RENDER_RATE, release_cap=1.5)
+            peak = float(np.abs(audio).max()) if len(audio) else 0.0
+            if peak < 1e-4 or len(audio) < RENDER_RATE // 50:
+                counts[cls] -= 1
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(dst, audio * (level / peak), RENDER_RATE, subtype="PCM_16")
+    return +counts
+
+
 def write_signals(out: Path, per_class: int, seed: int) -> Counter:
     """Things that are no instrument, which a producer still keeps (and which must not read as
     drums): plain and single-cycle waveforms, gated tones and LFO shapes as "tonal"; steady
@@ -387,7 +468,7 @@ def write_synth_notes(out: Path, count: int, seed: int) -> Counter:
 
 
 def build_data(work: Path, per_class: int, seed: int, debs: dict[str, Path] | None = None,
-               synth_notes: int = SYNTH_NOTES) -> dict:  # fmt: skip
+               synth_notes: int = SYNTH_NOTES, freepats: bool = False) -> dict:  # fmt: skip
     """Synthesise and fetch the training audio into work/data/{synth,real}/<class>/."""
     from sampletool.data.synth import CLASSES, write_class_folders
 
@@ -408,6 +489,10 @@ def build_data(work: Path, per_class: int, seed: int, debs: dict[str, Path] | No
         print(f"rendering notes of {package}'s melodic and effect presets", flush=True)
         found = render_soundfonts(fetch_package(work, package, debs), data / "notes", seed)
         melodic[package] = dict(sorted(found.items()))
+    if freepats:
+        print(f"rendering notes and hits of {GUS_PACKAGE}'s patches", flush=True)
+        found = render_freepats(fetch_package(work, GUS_PACKAGE, debs), data / "notes", seed)
+        melodic[GUS_PACKAGE] = dict(sorted(found.items()))
     signals = dict(sorted(write_signals(data / "signals", SIGNALS, seed).items()))
     signals |= {"synth notes": dict(write_synth_notes(data / "signals", synth_notes, seed))}
     for package, counts in (sources | {f"{k} (notes)": v for k, v in melodic.items()}).items():
@@ -430,7 +515,7 @@ def make_default_dataset(work: Path, seed: int = 0) -> Path:
     return dataset
 
 
-def description_text() -> str:
+def description_text(freepats: bool = False) -> str:
     """The built-in model's one-paragraph description (its metadata's "description")."""
     return (
         "Sample Tool's built-in model: a VAE with IAF posterior, a class-conditional prior and a "
@@ -438,7 +523,9 @@ def description_text() -> str:
         "synthesised one-shots, subtractive-synthesiser notes, plain waveforms and noise, real "
         "drum recordings from Debian packages (" + ", ".join(HYDROGEN_PACKAGES + SOUNDFONT_PACKAGES)
         + ") and notes rendered from the melodic and sound-effect presets of "
-        + ", ".join(MELODIC_SOUNDFONT_PACKAGES) + "; calibrated on its validation recordings"
+        + ", ".join(MELODIC_SOUNDFONT_PACKAGES)
+        + (" and the patches of " + GUS_PACKAGE if freepats else "")
+        + "; calibrated on its validation recordings"
     )  # fmt: skip
 
 
@@ -458,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--synth-notes", type=int, default=SYNTH_NOTES,
                    help="subtractive synthesiser notes (tonal)")  # fmt: skip
+    p.add_argument("--freepats", action="store_true",
+                   help=f"also render the {GUS_PACKAGE} patches (a new dataset)")  # fmt: skip
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="stage 1's training steps")
     p.add_argument("--finetune-steps", type=int, default=DEFAULT_FINETUNE_STEPS,
                    help="stage 2's fine-tuning steps (0: no stage 2)")  # fmt: skip
@@ -471,7 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     debs = {d.name.split("_", 1)[0]: d.resolve() for d in args.deb}
-    description = build_data(work, args.per_class, args.seed, debs, args.synth_notes)
+    description = build_data(work, args.per_class, args.seed, debs, args.synth_notes,
+                             args.freepats)  # fmt: skip
     dataset = make_default_dataset(work, args.seed)
     model = {"kind": "vae", "classifier_input": "latent", "prior": "class", "prior_scale": 4.0}
 
@@ -509,23 +599,32 @@ def main(argv: list[str] | None = None) -> int:
         ), args.finetune_steps)  # fmt: skip
         trained["stage_2_steps"] = result.step
 
-    # Calibrate on the validation clips of real recordings (kits and SoundFont notes), each
-    # read twice through stage 2's augmentation: the synthesised ones are easier than what the
-    # model meets, and would make it surer than it should be.
+    # Give it its training sounds as neighbours that vote on a sound's class beside the head
+    # (how many, and the head's share, chosen on the validation recordings), then calibrate on
+    # the validation clips of real recordings (kits and SoundFont notes), each read twice
+    # through stage 2's augmentation: the synthesised ones are easier than what the model
+    # meets, and would make it surer than it should be.
     from sampletool.errors import SampleToolError
     from sampletool.training.calibrate import calibrate_bundle
+    from sampletool.training.neighbours import add_neighbours
 
-    print("calibrating its confidence", flush=True)
     device = args.device if args.device != "auto" else "cpu"
-    recordings = [str(work / "data" / d) for d in CALIBRATION_FOLDERS]
+    recordings: list[str] | None = [str(work / "data" / d) for d in CALIBRATION_FOLDERS]
+    augment = AUGMENT | STAGE_2_AUGMENT
+    print("choosing its neighbours", flush=True)
     try:
-        calibrate_bundle(run, dataset, device, recordings, AUGMENT | STAGE_2_AUGMENT, draws=2)
+        chosen = add_neighbours(run, dataset, device, sources=recordings, augment=augment)
     except SampleToolError:  # no validation clip is a recording (a tiny test recipe)
-        calibrate_bundle(run, dataset, device, None, AUGMENT | STAGE_2_AUGMENT, draws=2)
+        recordings = None
+        chosen = add_neighbours(run, dataset, device, augment=augment)
+    print(f"the {chosen['k']} nearest of {chosen['count']} vote, the head's share "
+          f"{chosen['head_share']:g}" if chosen["k"] else "the head alone reads best")  # fmt: skip
+    print("calibrating its confidence", flush=True)
+    calibrate_bundle(run, dataset, device, recordings, augment, draws=2)
     doc = json.loads((run / CONFIG_FILE).read_text(encoding="utf-8"))
     meta = doc.setdefault("metadata", {})
     meta["name"] = "default"
-    meta["description"] = description_text()
+    meta["description"] = description_text(args.freepats)
     meta["data"] = description | {
         "dataset": meta.get("dataset"),
         "never_seen": "the lmms and Sonic Pi samples used by benchmarks/eval_default_model.py",
@@ -534,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         f"python -m sampletool.training.recipe --work WORK --per-class {args.per_class} "
         f"--synth-notes {args.synth_notes} --steps {args.steps} "
         f"--finetune-steps {args.finetune_steps} --seed {args.seed}"
+        + (" --freepats" if args.freepats else "")
     )
     meta["trained_steps"] = trained
     if args.finetune_steps > 0:

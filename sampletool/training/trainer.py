@@ -592,7 +592,10 @@ class Trainer:
             self._init_weights(cfg.init_from)
         if cfg.calibration == "keep" and cfg.init_from:
             try:
-                meta = read_bundle(resolve_model(cfg.init_from)).metadata.get("calibration")
+                source = read_bundle(resolve_model(cfg.init_from)).metadata
+                # a bundle whose neighbours vote keeps its head's calibration beside theirs:
+                # this run reads with the head (it has no neighbours of its own)
+                meta = source.get("head_calibration", source.get("calibration"))
             except SampleToolError:  # gone since the run started: uncalibrated, then
                 meta = None
             if isinstance(meta, dict):

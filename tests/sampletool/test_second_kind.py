@@ -67,7 +67,8 @@ def test_a_second_kind_through_the_cli_the_trainer_and_the_library(registered, t
     assert vectors.shape == (5, 6)
     np.testing.assert_allclose(vectors[0], runtime.read(files[0]).vectors[0], atol=1e-5)
     wav = tmp_path / "g.wav"
-    assert main(["generate", files[0], files[-1], "--model", str(log), "-o", str(wav)]) == 0
+    assert main(["generate", files[0], files[-1], "--model", str(log), "-o", str(wav),
+                 "--rate", "model"]) == 0  # fmt: skip
     audio, rate = sf.read(wav)
     assert rate == runtime.sample_rate and np.isfinite(audio).all() and np.abs(audio).max() > 0
 

@@ -165,7 +165,11 @@ def test_bad_datasets_exit_2(tmp_path, capsys, case):
         load_dataset(tmp_path / "ds")
 
 
-def test_train_puts_the_asked_share_of_clips_through_effects(dataset, tmp_path, capsys):
+def test_train_puts_the_asked_share_of_clips_through_effects(tmp_path, capsys):
+    # its own dataset: the module's is the feature cache test's, which must build its cache
+    data = make_class_folders(tmp_path / "data", per_class=4)
+    dataset = make_dataset([data], "fx", out=tmp_path / "ds", classes_from_subfolders=True,
+                           workers=0)  # fmt: skip
     log = tmp_path / "log"
     code = main(["train", "--logdir", str(log), "--dataset", str(dataset), "--max-steps", "1",
                  "--drive", "0.3", "--reverb", "0.2", "--model-options",

@@ -88,8 +88,10 @@ def test_lists_every_model_with_its_facts_and_confusion_matrix(qtbot, models, tm
     assert m.table.item(row_of(m, "kit"), 3).text() == "3"
     assert m.confusion.matrix.sum() == 12 and "class1" in m.details.text()
     assert m.rename_button.isEnabled() and m.delete_button.isEnabled()
+    assert "votes" not in m.details.text()  # read by its classifier alone
     m.table.selectRow(0)  # the built-in model: neither renamed nor deleted
     assert not m.rename_button.isEnabled() and not m.delete_button.isEnabled()
+    assert "from the votes of its" in m.details.text()  # and of its training sounds
     assert m.use_button.isEnabled() and m.export_button.isEnabled()
     with qtbot.waitSignal(m.activate) as used:
         m.use_button.click()

@@ -364,9 +364,11 @@ def test_improve_the_active_model_with_my_corrections_fine_tunes_it_and_switches
     improved = load_runtime("default-corrected", device="cpu")
     assert improved.class_names == runtime.class_names  # every class kept, in its order
     # its confidence keeps the built-in model's calibration (its validation split is made of
-    # the model's own sure readings: it cannot judge confidence)
+    # the model's own sure readings: it cannot judge confidence): its head's, since its vectors
+    # moved and the built-in model's neighbours would vote on the wrong sounds
     kept = improved.metadata["calibration"]
-    assert kept["temperature"] == runtime.calibration.temperature
+    assert runtime.neighbours is not None and improved.neighbours is None
+    assert kept["temperature"] == runtime.metadata["head_calibration"]["temperature"]
     assert kept["kept_from"] == str(runtime.path)
     cfg = json.loads((improved.path / "train_config.json").read_text())
     assert cfg["init_from"] == str(runtime.path)

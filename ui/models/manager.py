@@ -303,6 +303,12 @@ class ModelManager(QDialog):
                 lines.append(info.description)
             if info.class_names:
                 lines.append("Classes: " + ", ".join(info.class_names))
+            voters = info.doc.get("neighbours")
+            if isinstance(voters, dict) and isinstance(voters.get("k"), int):
+                share = voters.get("head_share", 0)
+                lines.append(f"Reads a class from the votes of its {voters['k']} nearest of "
+                             f"{voters.get('count', 0):,} training sounds"
+                             + (f", {share:.0%} from its classifier" if share else ""))  # fmt: skip
             m = e.metrics
             figures = []
             if "val_accuracy" in m:
