@@ -400,6 +400,7 @@ def load_weights(
     from safetensors.torch import load_file
 
     extra = tuple(extra)
+    readable = _read_dtypes()
     declared = read_weights_header(info)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     check_weights_fit(info, declared, expected, extra)
@@ -409,11 +410,27 @@ def load_weights(
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise BundleError(f"{weights} is damaged or not a safetensors file ({e})") from None
     for name, tensor in state.items():
+        if tensor.dtype not in readable:
+            raise BundleError(
+                f"the weights of model {info.name!r} ({info.path}) hold numbers of a type "
+                f"Sample Tool does not read ({str(tensor.dtype).removeprefix('torch.')} in "
+                f"{name})"
+            )
         if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
             raise BundleError(
                 f"the weights of model {info.name!r} ({info.path}) hold NaN or infinite "
                 f"numbers (in {name}): the model is damaged or its training diverged"
             )
     found = {k: state.pop(k) for k in extra if k in state}
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:  # a tensor of a type the module's cannot take
+        raise BundleError(f"the weights in {info.path} do not fit its model ({e})") from None
     return found
+
+
+def _read_dtypes() -> tuple:
+    import torch
+
+    return (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool,
+            torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)  # fmt: skip

@@ -41,6 +41,8 @@ LABELS = "neighbours.labels"  # int64 [count], class indices
 TENSORS = (VECTORS, LABELS)
 MAX_COUNT = 1_000_000  # labelled sounds a bundle may carry (about 128 MB at 64 float16s each)
 MAX_K = 1000
+VECTOR_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+LABEL_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 FORMAT_VERSION = 2  # a bundle with neighbours: older Sample Tools say "made by a newer one"
 
 
@@ -126,16 +128,19 @@ class Neighbours:
         if missing:
             raise BundleError(f"{where} says it has neighbours but its weights lack {missing[0]}")
         vectors, labels = tensors[VECTORS], tensors[LABELS]
+        if vectors.dtype not in VECTOR_DTYPES:
+            raise BundleError(f"{where}: {VECTORS} must be float16, bfloat16 or float32")
+        if labels.dtype not in LABEL_DTYPES:
+            raise BundleError(f"{where}: {LABELS} must hold class numbers (integers)")
+        vectors, labels = vectors.float(), labels.long()
         for name, t in ((VECTORS, vectors), (LABELS, labels)):
             shape = expected_shapes(spec, vector_dim)[name]
             if tuple(t.shape) != shape:
                 raise BundleError(
                     f"{where}: {name} is {list(t.shape)} but its config needs {list(shape)}"
                 )
-        if not vectors.is_floating_point() or not bool(vectors.isfinite().all()):
+        if not bool(vectors.isfinite().all()):
             raise BundleError(f"{where}: {VECTORS} must hold finite numbers")
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise BundleError(f"{where}: {LABELS} must hold class numbers")
         if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
             raise BundleError(f"{where}: {LABELS} names a class the model does not have")
         return cls(vectors, labels, spec.k, num_classes, spec.head_share)
@@ -154,9 +159,11 @@ class Neighbours:
         return p
 
     @torch.inference_mode()
-    def votes(self, vectors: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    def votes(self, vectors: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """Search vectors Float [B, vector_dim] -> the neighbours' votes [B, classes] (each
-        class one vote more than it got, over k + classes)."""
+        class one vote more than it got, over k + classes). Queries go `chunk` at a time
+        (by default as many as keep a [chunk, count] distance matrix near 64 MB)."""
+        chunk = chunk or max(1, min(256, (1 << 24) // max(len(self.labels), 1)))
         out = []
         ref = self.vectors.to(vectors.device)
         norms = self._norms.to(vectors.device)
@@ -184,5 +191,5 @@ def neighbour_tensors(vectors: np.ndarray, labels: np.ndarray) -> dict[str, torc
     if not np.isfinite(v).all() or np.abs(v).max() > 6e4:
         raise ValueError("neighbour vectors must be finite and within float16's range")
     if len(v) > MAX_COUNT:
-        raise ValueError(f"at most {MAX_COUNT} neighbours")
+        raise ValueError(f"at most {MAX_COUNT:,} neighbours, not {len(v):,}")
     return {VECTORS: torch.from_numpy(v).half(), LABELS: torch.from_numpy(y)}

@@ -1,15 +1,15 @@
 """Give a finished bundle its labelled neighbours: the search vectors of its dataset's training
-split, which then vote on new sounds' classes beside the head (`sampletool.models.neighbours`).
+split, which then vote on new sounds' classes beside the head (`sampletool.models.neighbours`),
+and the calibration of what it then reads.
 
     python -m sampletool.training.neighbours BUNDLE [--dataset DIR] [--k K] [--head-share S]
 
 How many neighbours vote (`k`) and how much of the head's reading is mixed in (`head_share`)
 are chosen on the validation split (whose clips are not among the voters), unless given: the
 pair whose probabilities, once temperature-scaled, give the true classes the lowest negative
-log-likelihood. Where the head alone does best, the bundle keeps no neighbours. The head's
-calibration is kept in the metadata as "head_calibration" (a model fine-tuned from this one
-reads with its head alone), and the bundle should be calibrated afresh afterwards
-(`sampletool.training.calibrate`).
+log-likelihood. Where the head alone does best, the bundle keeps no neighbours. The bundle
+is calibrated on the same clips, and its head's calibration is kept in the metadata as
+"head_calibration" (a model fine-tuned from this one reads with its head alone).
 """
 
 from __future__ import annotations
@@ -152,8 +152,11 @@ def add_neighbours(
     draws: int = 2,
 ) -> dict:
     """Store the training split's vectors and classes in `bundle` (replacing any it had),
-    unless the head alone reads the validation clips best; return what was chosen ({"k",
-    "count", "head_share", "judged_on", "candidates"}; "k" None for the head alone).
+    unless the head alone reads the validation clips best, and calibrate it: the temperature
+    of what it now reads ("calibration") and of its head alone ("head_calibration", which a
+    model fine-tuned from it keeps), both fitted on the clips the choice was judged on. Returns
+    what was chosen ({"k", "count", "head_share", "judged_on", "candidates"}; "k" None for the
+    head alone).
 
     Args:
         k, head_share: use these instead of choosing.
@@ -164,13 +167,27 @@ def add_neighbours(
             its own validation clips.
 
     Raises:
-        SampleToolError: no dataset given or found, a model without classes, or no training
-            or validation clip of its classes.
+        SampleToolError: no dataset given or found, a model without classes, no training or
+            validation clip of its classes, or a `k` or `head_share` out of range.
     """
+    import torch
+
     from sampletool.models.bundle import read_bundle, save_bundle
-    from sampletool.models.neighbours import CONFIG_KEY, NeighbourSpec, neighbour_tensors
+    from sampletool.models.calibration import calibration_summary
+    from sampletool.models.neighbours import (
+        CONFIG_KEY,
+        MAX_COUNT,
+        MAX_K,
+        Neighbours,
+        NeighbourSpec,
+        neighbour_tensors,
+    )
     from sampletool.models.runtime import load_runtime
 
+    if k is not None and not 1 <= k <= MAX_K:
+        raise SampleToolError(f"k must be between 1 and {MAX_K}")
+    if head_share is not None and not 0 <= head_share <= 1:
+        raise SampleToolError("the head's share must be between 0 and 1")
     bundle = Path(bundle)
     dataset = run_dataset(bundle, dataset)
     runtime = load_runtime(bundle, device)
@@ -179,6 +196,9 @@ def add_neighbours(
     val = split_readings(runtime, Path(dataset), "val", sources, augment, draws, head_only=True)
     if not len(ref[1]) or not len(val[1]):
         raise SampleToolError(f"{dataset} has no training or no validation clip of its classes")
+    if len(ref[1]) > MAX_COUNT:
+        raise SampleToolError(f"{len(ref[1]):,} training clips: a bundle keeps at most "
+                              f"{MAX_COUNT:,} neighbours")  # fmt: skip
     shares = HEAD_SHARES if head_share is None else (head_share,)
     chosen_k, share, rows = choose(ref, val, len(runtime.class_names), (k,) if k else KS, shares)
     judged = "the validation split"
@@ -186,12 +206,20 @@ def add_neighbours(
         judged += f" under {', '.join(Path(d).name for d in sources)}"
     if augment:
         judged += f", each clip read {draws} times through the training augmentation"
-    info = read_bundle(bundle)
-    meta = info.metadata
-    if "calibration" in meta and CONFIG_KEY not in info.doc:  # the head's own
-        meta["head_calibration"] = meta["calibration"]
     neighbours = share < 1
     spec = NeighbourSpec(chosen_k, len(ref[1]), share)
+    vectors, truth, head = val
+    probs = head
+    if neighbours:
+        voter = Neighbours(torch.from_numpy(ref[0]), torch.from_numpy(ref[1]), chosen_k,
+                           len(runtime.class_names), share)  # fmt: skip
+        probs = voter.probs(torch.from_numpy(vectors), torch.from_numpy(head)).numpy()
+    fitted_on = f"the validation split ({len(truth) // (draws if augment else 1)} clips"
+    fitted_on += f" under {', '.join(Path(d).name for d in sources)}" if sources else ""
+    fitted_on += f", each read {draws} times through the training augmentation)" if augment else ")"
+    meta = read_bundle(bundle).metadata
+    meta["head_calibration"] = calibration_summary(head, truth) | {"fitted_on": fitted_on}
+    meta["calibration"] = calibration_summary(probs, truth) | {"fitted_on": fitted_on}
     summary = {**(spec.to_dict() if neighbours else {"k": None, "count": 0, "head_share": 1.0}),
                "judged_on": judged, "candidates": rows}  # fmt: skip
     meta["neighbours"] = summary

@@ -600,27 +600,23 @@ def main(argv: list[str] | None = None) -> int:
         trained["stage_2_steps"] = result.step
 
     # Give it its training sounds as neighbours that vote on a sound's class beside the head
-    # (how many, and the head's share, chosen on the validation recordings), then calibrate on
-    # the validation clips of real recordings (kits and SoundFont notes), each read twice
-    # through stage 2's augmentation: the synthesised ones are easier than what the model
-    # meets, and would make it surer than it should be.
+    # (how many, and the head's share, chosen on the validation recordings) and calibrate it
+    # on the same clips: the validation clips of real recordings (kits and SoundFont notes),
+    # each read twice through stage 2's augmentation (the synthesised ones are easier than
+    # what the model meets, and would make it surer than it should be).
     from sampletool.errors import SampleToolError
-    from sampletool.training.calibrate import calibrate_bundle
     from sampletool.training.neighbours import add_neighbours
 
     device = args.device if args.device != "auto" else "cpu"
-    recordings: list[str] | None = [str(work / "data" / d) for d in CALIBRATION_FOLDERS]
+    recordings = [str(work / "data" / d) for d in CALIBRATION_FOLDERS]
     augment = AUGMENT | STAGE_2_AUGMENT
-    print("choosing its neighbours", flush=True)
+    print("choosing its neighbours and calibrating its confidence", flush=True)
     try:
         chosen = add_neighbours(run, dataset, device, sources=recordings, augment=augment)
     except SampleToolError:  # no validation clip is a recording (a tiny test recipe)
-        recordings = None
         chosen = add_neighbours(run, dataset, device, augment=augment)
     print(f"the {chosen['k']} nearest of {chosen['count']} vote, the head's share "
           f"{chosen['head_share']:g}" if chosen["k"] else "the head alone reads best")  # fmt: skip
-    print("calibrating its confidence", flush=True)
-    calibrate_bundle(run, dataset, device, recordings, augment, draws=2)
     doc = json.loads((run / CONFIG_FILE).read_text(encoding="utf-8"))
     meta = doc.setdefault("metadata", {})
     meta["name"] = "default"

@@ -102,6 +102,11 @@ def test_neighbours_labelled_otherwise_vote_otherwise(tmp_path):
         ({"spec": {"k": "all", "count": 3}}, "whole number"),
         ({"spec": [1, 2]}, "must be an object"),
         ({"spec": {"k": 1, "count": 3, "head_share": 1.0}}, "head_share"),
+        # types torch cannot take a minimum of, or that overflow float32
+        ({"tensors": {LABELS: torch.tensor([0, 1, 1], dtype=torch.uint16)}}, "does not read"),
+        ({"tensors": {LABELS: torch.tensor([True, False, True])}}, "integers"),
+        ({"tensors": {VECTORS: torch.zeros(3, 8).to(torch.float8_e4m3fn)}}, "does not read"),
+        ({"tensors": {VECTORS: torch.full((3, 8), 1e300, dtype=torch.float64)}}, "float16"),
     ],
 )
 def test_hostile_neighbours_are_refused_in_one_sentence(tmp_path, tamper, message):
@@ -144,7 +149,7 @@ def test_neighbour_tensors_refuse_what_float16_cannot_hold():
     assert NeighbourSpec.from_doc({}) is None
 
 
-def test_add_neighbours_gives_a_bundle_its_training_split_and_keeps_the_heads_calibration(
+def test_add_neighbours_gives_a_bundle_its_training_split_and_calibrates_both_readings(
     tmp_path,
 ):
     from sampletool.data.dataset import load_dataset, make_dataset
@@ -172,7 +177,9 @@ def test_add_neighbours_gives_a_bundle_its_training_split_and_keeps_the_heads_ca
     best = min(candidates, key=lambda r: (r["nll"], -r["head_share"], r["k"]))
     assert summary["head_share"] == best["head_share"]
     doc = json.loads((bundle / CONFIG_FILE).read_text())
-    assert doc["metadata"]["head_calibration"] == head_cal
+    # the head's calibration is fitted afresh on the clips the choice was judged on
+    assert doc["metadata"]["head_calibration"]["temperature"] != head_cal["temperature"]
+    assert "ece_after" in doc["metadata"]["head_calibration"]
     if summary["head_share"] < 1:  # neighbours chosen: stored, and the runtime votes
         assert summary["k"] == best["k"] and summary["count"] == train
         assert doc[CONFIG_KEY] == {"k": best["k"], "count": train, "head_share": best["head_share"]}
@@ -184,11 +191,14 @@ def test_add_neighbours_gives_a_bundle_its_training_split_and_keeps_the_heads_ca
     assert main([str(bundle), "--dataset", str(ds_dir), "--k", "3", "--head-share", "0.5"]) == 0
     doc = json.loads((bundle / CONFIG_FILE).read_text())
     assert doc[CONFIG_KEY] == {"k": 3, "count": train, "head_share": 0.5}
-    assert doc["metadata"]["head_calibration"] == head_cal
     runtime = load_runtime(bundle, "cpu")
     assert runtime.neighbours.k == 3 and runtime.neighbours.head_share == 0.5
     assert main([str(tmp_path / "nothing")]) == 2  # one line, no traceback
+    for bad in (["--k", "0"], ["--k", "5000"], ["--head-share", "-0.5"]):
+        assert main([str(bundle), "--dataset", str(ds_dir), *bad]) == 2
+    assert json.loads((bundle / CONFIG_FILE).read_text())[CONFIG_KEY]["k"] == 3  # untouched
     # calibration fits what the runtime reads (head and votes), not the head alone
+    from sampletool.models.calibration import calibration_summary
     from sampletool.training.calibrate import validation_probs
     from sampletool.training.neighbours import split_readings
 
@@ -197,6 +207,12 @@ def test_add_neighbours_gives_a_bundle_its_training_split_and_keeps_the_heads_ca
     votes = runtime.neighbours.votes(torch.from_numpy(vectors)).numpy()
     assert np.allclose(probs, 0.5 * head + 0.5 * votes, atol=1e-5)
     assert runtime.neighbours is not None and runtime.calibration.temperature > 0  # restored
+    # and add_neighbours wrote both: what the runtime reads, and the head's alone
+    meta = json.loads((bundle / CONFIG_FILE).read_text())["metadata"]
+    for key, p in (("calibration", probs), ("head_calibration", head)):
+        fitted = calibration_summary(p, labels)
+        assert meta[key]["temperature"] == pytest.approx(fitted["temperature"], rel=1e-3)
+        assert meta[key]["fitted_on"].startswith("the validation split (")
 
 
 def test_a_model_fine_tuned_from_one_with_neighbours_reads_with_its_head(tmp_path):

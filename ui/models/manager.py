@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sampletool.models.neighbours import NeighbourSpec
 from ui import messages
 from ui.actions import show_in_folder
 from ui.messages import message_of
@@ -303,11 +304,14 @@ class ModelManager(QDialog):
                 lines.append(info.description)
             if info.class_names:
                 lines.append("Classes: " + ", ".join(info.class_names))
-            voters = info.doc.get("neighbours")
-            if isinstance(voters, dict) and isinstance(voters.get("k"), int):
-                share = voters.get("head_share", 0)
-                lines.append(f"Reads a class from the votes of its {voters['k']} nearest of "
-                             f"{voters.get('count', 0):,} training sounds"
+            try:  # a hand-placed bundle's entry is a stranger's text until it loads
+                voters = NeighbourSpec.from_doc(info.doc)
+            except ValueError:
+                voters = None
+            if voters is not None:
+                share = voters.head_share
+                lines.append(f"Reads a class from the votes of its {voters.k} nearest of "
+                             f"{voters.count:,} training sounds"
                              + (f", {share:.0%} from its classifier" if share else ""))  # fmt: skip
             m = e.metrics
             figures = []
