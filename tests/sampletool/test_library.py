@@ -362,6 +362,23 @@ def test_two_scans_at_once_and_queries_during_a_scan(tmp_path, tool):
     assert len(reader.find_similar(tmp_path / "lib" / "kind0" / "s000.wav", 5).paths) == 5
 
 
+def _wait_until_catalogued(proc: subprocess.Popen, db: Path, n: int, seconds: float = 120) -> None:
+    """Until the catalogue `db` that `proc` writes holds `n` files (or `proc` ends, or the
+    time is up). The file is only opened once it exists: opening would create it."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                con = sqlite3.connect(db, timeout=5)
+                found = con.execute("SELECT count(*) FROM files").fetchone()[0]
+                con.close()
+            except sqlite3.OperationalError:
+                found = 0
+            if found >= n:
+                return
+        time.sleep(0.02)
+
+
 def test_sigkill_during_a_scan_then_resume(tmp_path, tool):
     root = make_library(tmp_path / "lib", n=200)
     db = tmp_path / "db" / "cat.sqlite"
@@ -369,18 +386,7 @@ def test_sigkill_during_a_scan_then_resume(tmp_path, tool):
            str(tool.runtime.path), "--db", str(db), "--workers", "2"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            if db.exists():
-                try:
-                    con = sqlite3.connect(db, timeout=5)
-                    n = con.execute("SELECT count(*) FROM files").fetchone()[0]
-                    con.close()
-                except sqlite3.OperationalError:
-                    n = 0
-                if n >= 64:
-                    break
-            time.sleep(0.02)
+        _wait_until_catalogued(proc, db, 64)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
@@ -1006,16 +1012,7 @@ def _start_index(tmp_path, tool, n: int) -> tuple[subprocess.Popen, Path]:
     cmd = [sys.executable, "-m", "sampletool", "index", str(root), "--model",
            str(tool.runtime.path), "--db", str(db), "--workers", "2", "--json"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while proc.poll() is None:  # until the first batch is committed: the workers are busy
-        try:
-            con = sqlite3.connect(db, timeout=5)
-            n_files = con.execute("SELECT count(*) FROM files").fetchone()[0]
-            con.close()
-        except sqlite3.OperationalError:
-            n_files = 0
-        if n_files >= 64:
-            break
-        time.sleep(0.02)
+    _wait_until_catalogued(proc, db, 64)  # the first batch is committed: the workers are busy
     return proc, root
 
 
