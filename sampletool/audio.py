@@ -16,6 +16,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -428,6 +429,7 @@ class WorkerPool:
     """
 
     in_flight_chunks = 2  # chunks queued per worker: workers never wait, and a stop leaves little
+    death_grace = 1.0  # seconds a dead worker goes unreported before the pool is called broken
 
     def __init__(
         self, workers: int, initializer: Callable[..., object] | None = None, initargs: tuple = ()
@@ -496,14 +498,30 @@ class WorkerPool:
         self._running.clear()
         return ""
 
+    def _dead_worker(self) -> bool:
+        processes = (getattr(self._executor, "_processes", None) or {}).values()
+        return any(p.exitcode is not None for p in list(processes))
+
     def _result(self, future: Future, cancel: threading.Event | None) -> list | None:
-        """The future's results; None when `cancel` was set first."""
+        """The future's results; None when `cancel` was set first.
+
+        Raises:
+            BrokenProcessPool: a worker died (the executor said so, or it has not said so
+                `death_grace` seconds after: it is waiting for the rest of a result that
+                the dead worker was halfway through sending, and will wait forever).
+        """
+        dead_since = None
         while True:
             if cancel is not None and cancel.is_set():
                 return None
             if future.done():
                 break
             wait_futures([future], timeout=0.1)
+            if future.done() or not self._dead_worker():
+                continue
+            dead_since = dead_since or time.monotonic()
+            if time.monotonic() - dead_since > self.death_grace:
+                raise BrokenProcessPool("a worker died while sending its result")
         result = future.result()
         self._worked = True
         self._deaths = 0

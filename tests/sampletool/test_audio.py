@@ -702,6 +702,43 @@ def test_a_worker_that_dies_fails_its_file_and_the_others_load(tmp_path):
         assert again.indices == [0, 1, 2] and not again.failures
 
 
+HALF_RESULT_SCRIPT = """
+import sys
+from pathlib import Path
+from sampletool.audio import ClipLoader
+from tests.corpus.bad_files import HalfResultOnMarker, decoder_killer
+from tests.helpers import tone, write
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    paths = [write(folder / f"s{i}.wav", tone(300, 0.2)) for i in range(30)]
+    paths.insert(11, decoder_killer(folder))
+    with ClipLoader(workers=2, transform=HalfResultOnMarker()) as loader:
+        batch = loader.load(paths)
+        print(batch.indices == [i for i in range(31) if i != 11], batch.failures)
+        print(loader.load(paths[:3]).indices)
+"""
+
+
+def test_a_worker_killed_while_sending_its_result_does_not_hang_the_pool(tmp_path):
+    """The executor reads results from one pipe all workers share: a worker killed halfway
+    through a message leaves its reader waiting for the rest while another worker lives. The
+    pool sees the dead worker, fails its file and goes on. (In a child process, whose time
+    limit only guards against the hang.)"""
+    script = tmp_path / "half.py"
+    script.write_text(HALF_RESULT_SCRIPT)
+    root = str(Path(__file__).parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                       text=True, timeout=120, cwd=root, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    killer = str(tmp_path / "killer.wav")
+    assert r.stdout.splitlines() == [
+        f"True [(11, {killer!r}, 'the decoder process died reading this file')]",
+        "[0, 1, 2]",
+    ], r.stdout + r.stderr
+
+
 STUCK_WORKER_SCRIPT = """
 import sys, threading
 from pathlib import Path
