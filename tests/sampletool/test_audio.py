@@ -702,6 +702,17 @@ def test_a_worker_that_dies_fails_its_file_and_the_others_load(tmp_path):
         assert again.indices == [0, 1, 2] and not again.failures
 
 
+def run_script(folder: Path, text: str) -> subprocess.CompletedProcess:
+    """Run `text` as a script in a child process, with `folder` as its argument (the time
+    limit only guards the suite against a hang)."""
+    script = folder / "script.py"
+    script.write_text(text)
+    root = str(Path(__file__).parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+    return subprocess.run([sys.executable, str(script), str(folder)], capture_output=True,
+                          text=True, timeout=120, cwd=root, env=env)  # fmt: skip
+
+
 HALF_RESULT_SCRIPT = """
 import sys
 from pathlib import Path
@@ -723,14 +734,8 @@ if __name__ == "__main__":
 def test_a_worker_killed_while_sending_its_result_does_not_hang_the_pool(tmp_path):
     """The executor reads results from one pipe all workers share: a worker killed halfway
     through a message leaves its reader waiting for the rest while another worker lives. The
-    pool sees the dead worker, fails its file and goes on. (In a child process, whose time
-    limit only guards against the hang.)"""
-    script = tmp_path / "half.py"
-    script.write_text(HALF_RESULT_SCRIPT)
-    root = str(Path(__file__).parents[2])
-    env = {**os.environ, "PYTHONPATH": root}
-    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
-                       text=True, timeout=120, cwd=root, env=env)  # fmt: skip
+    pool sees the dead worker, fails its file and goes on."""
+    r = run_script(tmp_path, HALF_RESULT_SCRIPT)
     assert r.returncode == 0, r.stderr
     killer = str(tmp_path / "killer.wav")
     assert r.stdout.splitlines() == [
@@ -764,11 +769,6 @@ if __name__ == "__main__":
 def test_cancel_does_not_wait_for_a_stuck_worker_and_nothing_leaks(tmp_path):
     """Stopping must not wait for the file a worker has in hand (the app, quitting, gave up
     waiting and exited without cleaning up: "leaked semaphore objects")."""
-    script = tmp_path / "stuck.py"
-    script.write_text(STUCK_WORKER_SCRIPT)
-    root = str(Path(__file__).parents[2])
-    env = {**os.environ, "PYTHONPATH": root}
-    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
-                       text=True, timeout=120, cwd=root, env=env)  # fmt: skip
+    r = run_script(tmp_path, STUCK_WORKER_SCRIPT)
     assert r.returncode == 0 and r.stdout == "CANCELLED\n", r.stderr
     assert r.stderr == "", r.stderr
