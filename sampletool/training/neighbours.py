@@ -5,8 +5,10 @@ and the calibration of what it then reads.
     python -m sampletool.training.neighbours BUNDLE [--dataset DIR] [--k K] [--head-share S]
 
 How many neighbours vote (`k`) and how much of the head's reading is mixed in (`head_share`)
-are chosen on the validation split (whose clips are not among the voters), unless given: the
-pair whose probabilities, once temperature-scaled, give the true classes the lowest negative
+are chosen on held-out clips, unless given: by default the validation split (whose clips are
+not among the voters), or every clip of another dataset (`--judge`: recordings from sources the
+model never trained on, as a user's sounds are). The pair chosen is the one whose
+probabilities, once temperature-scaled, give the true classes the lowest negative
 log-likelihood. Where the head alone does best, the bundle keeps no neighbours. The bundle
 is calibrated on the same clips, and its head's calibration is kept in the metadata as
 "head_calibration" (a model fine-tuned from this one reads with its head alone).
@@ -31,7 +33,7 @@ HEAD_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 def split_readings(
     runtime,
     dataset_dir: Path,
-    split: str,
+    split: str | None,
     sources: list[str] | None = None,
     augment: dict | None = None,
     draws: int = 1,
@@ -40,9 +42,9 @@ def split_readings(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(search vectors [n, dim], class indices in the runtime's order [n], uncalibrated
     probabilities [n, classes]: the runtime's, or with `head_only` its head's without its
-    neighbours) of one split of a dataset, from its feature cache; clips of classes the model
-    lacks, and with `sources` those under no such folder, are left out. With `augment` (an
-    `AugmentConfig` dict) each clip is read `draws` times through it."""
+    neighbours) of one split of a dataset (`split` None: all of it), from its feature cache;
+    clips of classes the model lacks, and with `sources` those under no such folder, are left
+    out. With `augment` (an `AugmentConfig` dict) each clip is read `draws` times through it."""
     import torch
 
     from sampletool.data.augment import AugmentConfig
@@ -62,7 +64,8 @@ def split_readings(
     ok = cache.status("features") == DONE
     names = runtime.class_names
     prefixes = tuple(str(Path(d).resolve()).rstrip(os.sep) + os.sep for d in sources or [])
-    idx = [i for i in ds.indices(split) if ok[i] and ds.class_names[ds.labels[i]] in names
+    pool = range(len(ds)) if split is None else ds.indices(split)
+    idx = [i for i in pool if ok[i] and ds.class_names[ds.labels[i]] in names
            and (not prefixes or ds.paths[i].startswith(prefixes))]  # fmt: skip
     labels = np.array([names.index(ds.class_names[ds.labels[i]]) for i in idx], np.int64)
     feats = cache.features()
@@ -150,6 +153,7 @@ def add_neighbours(
     sources: list[str] | None = None,
     augment: dict | None = None,
     draws: int = 2,
+    judge: Path | None = None,
 ) -> dict:
     """Store the training split's vectors and classes in `bundle` (replacing any it had),
     unless the head alone reads the validation clips best, and calibrate it: the temperature
@@ -160,15 +164,18 @@ def add_neighbours(
 
     Args:
         k, head_share: use these instead of choosing.
-        sources: judge on the validation clips under these folders only (say, the real
-            recordings).
+        sources: judge on the clips under these folders only (say, the real recordings).
         augment: judge on those clips read `draws` times through this augmentation (an
             `AugmentConfig` dict): a user's sounds are further from the training data than
             its own validation clips.
+        judge: judge on every clip of this dataset instead of `dataset`'s validation split
+            (clips of classes the model lacks are left out): say, recordings from sources
+            the model never trained on, which its validation split cannot hold (its clips
+            come from the kits and instruments it trained on, and read truer than a user's).
 
     Raises:
         SampleToolError: no dataset given or found, a model without classes, no training or
-            validation clip of its classes, or a `k` or `head_share` out of range.
+            judged clip of its classes, or a `k` or `head_share` out of range.
     """
     import torch
 
@@ -193,15 +200,20 @@ def add_neighbours(
     runtime = load_runtime(bundle, device)
     runtime.require_classifier()
     ref = split_readings(runtime, Path(dataset), "train")[:2]
-    val = split_readings(runtime, Path(dataset), "val", sources, augment, draws, head_only=True)
-    if not len(ref[1]) or not len(val[1]):
-        raise SampleToolError(f"{dataset} has no training or no validation clip of its classes")
+    judged_on, split = (Path(judge), None) if judge is not None else (Path(dataset), "val")
+    val = split_readings(runtime, judged_on, split, sources, augment, draws, head_only=True)
+    if not len(ref[1]):
+        raise SampleToolError(f"{dataset} has no training clip of the model's classes")
+    if not len(val[1]):
+        where = f"{judge}" if judge is not None else f"{dataset}'s validation split"
+        raise SampleToolError(f"{where} has no clip of the model's classes to judge on")
     if len(ref[1]) > MAX_COUNT:
         raise SampleToolError(f"{len(ref[1]):,} training clips: a bundle keeps at most "
                               f"{MAX_COUNT:,} neighbours")  # fmt: skip
     shares = HEAD_SHARES if head_share is None else (head_share,)
     chosen_k, share, rows = choose(ref, val, len(runtime.class_names), (k,) if k else KS, shares)
-    judged = "the validation split"
+    what = f"every clip of {judged_on.name}" if judge is not None else "the validation split"
+    judged = what
     if sources:
         judged += f" under {', '.join(Path(d).name for d in sources)}"
     if augment:
@@ -214,7 +226,7 @@ def add_neighbours(
         voter = Neighbours(torch.from_numpy(ref[0]), torch.from_numpy(ref[1]), chosen_k,
                            len(runtime.class_names), share)  # fmt: skip
         probs = voter.probs(torch.from_numpy(vectors), torch.from_numpy(head)).numpy()
-    fitted_on = f"the validation split ({len(truth) // (draws if augment else 1)} clips"
+    fitted_on = f"{what} ({len(truth) // (draws if augment else 1)} clips"
     fitted_on += f" under {', '.join(Path(d).name for d in sources)}" if sources else ""
     fitted_on += f", each read {draws} times through the training augmentation)" if augment else ")"
     meta = read_bundle(bundle).metadata
@@ -242,10 +254,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="judge k on the validation clips under this folder only")  # fmt: skip
     p.add_argument("--augment", type=json.loads, default=None, metavar="JSON",
                    help="judge k on clips read through this augmentation (JSON)")  # fmt: skip
+    p.add_argument("--judge", type=Path, default=None, metavar="DATASET",
+                   help="judge k on every clip of this dataset (default: validation)")  # fmt: skip
     args = p.parse_args(argv)
     try:
         summary = add_neighbours(args.bundle, args.dataset, args.device, args.k,
-                                 args.head_share, args.source, args.augment)  # fmt: skip
+                                 args.head_share, args.source, args.augment,
+                                 judge=args.judge)  # fmt: skip
     except SampleToolError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,14 +14,11 @@ What the model sees, all of it made or fetched here, nothing committed but the r
    labelled from each sample's name (or its General MIDI key). Names are labelled by
    `sampletool.data.labels.drum_class`.
 3. Notes rendered from the melodic and sound-effect presets of three of those SoundFonts
-   (labelled by General MIDI program); with `--freepats`, also notes and drum hits of the
-   `freepats` patches (another sampler's recordings, `sampletool.training.gus`; the shipped
-   model was trained before they were added, and without them).
+   (labelled by General MIDI program).
 4. Plain waveforms, noise and subtractive-synthesiser notes (`write_signals`,
    `write_synth_notes`).
 It then makes a dataset (90/10 stratified split; the 10 % is the only thing model selection
-looks at) and trains in two stages (then gives the model its training sounds as neighbours
-that vote on a sound's class, `sampletool.training.neighbours`, and calibrates it):
+looks at) and trains in two stages:
 1. the VAE from scratch on all of it, with on-the-fly additive noise and feature augmentation
    (`--steps`);
 2. a fine-tune of stage 1's best checkpoint (`--finetune-steps`, half the learning rate) that
@@ -30,8 +27,14 @@ that vote on a sound's class, `sampletool.training.neighbours`, and calibrates i
    (the search vectors) to have same-class neighbours, and validates and saves an exponential
    moving average of the weights: stage 1 learns the space of sounds from
    the varied synthetic material, stage 2 moves it towards what real recordings sound like.
-The best stage-2 checkpoint's bundle (by validation loss) is copied to `--out` with a
-description of the data and its validation metrics in the metadata.
+It then gives the model its training sounds as neighbours that vote on a sound's class
+(`sampletool.training.neighbours`) and calibrates it, both judged on recordings it never
+trained on: notes and drum hits of the `freepats` patches (another sampler's recordings,
+rendered by `sampletool.training.gus`). The validation split cannot stand in for a user's
+sounds: its clips come from the kits and instruments the model trained on, it reads them
+truer than anything else, and a confidence fitted there is surer than it should be.
+The bundle is copied to `--out` with a description of the data and its validation metrics in
+the metadata.
 `benchmarks/eval_default_model.py --write-metadata` adds the real-drum evaluation.
 
 The recipe is resumable: every stage keeps what it finished in the work folder.
@@ -64,8 +67,10 @@ SOUNDFONT_PACKAGES = (  # SF2 files whose drum samples are used
 # SF2 files whose melodic and sound-effect presets are rendered as notes (avldrums holds kits).
 MELODIC_SOUNDFONT_PACKAGES = SOUNDFONT_PACKAGES[1:]
 # Gravis UltraSound patches (another sampler, other recordings): notes of its 72 instruments and
-# hits of its 56 drums and percussion.
+# hits of its 56 drums and percussion, held out of training to judge the neighbours and the
+# calibration on.
 GUS_PACKAGE = "freepats"
+HELD_OUT = "held-out-freepats"  # the work folder's dataset of them (audio under held_out/)
 DRUM_HITS_PER_PATCH = 4
 SIGNALS = 300  # plain waveforms ("tonal"); a quarter as many noises ("fx")
 SYNTH_NOTES = 900  # subtractive synthesiser notes ("tonal": basses, plucks, leads, stabs...)
@@ -468,8 +473,9 @@ def write_synth_notes(out: Path, count: int, seed: int) -> Counter:
 
 
 def build_data(work: Path, per_class: int, seed: int, debs: dict[str, Path] | None = None,
-               synth_notes: int = SYNTH_NOTES, freepats: bool = False) -> dict:  # fmt: skip
-    """Synthesise and fetch the training audio into work/data/{synth,real}/<class>/."""
+               synth_notes: int = SYNTH_NOTES) -> dict:  # fmt: skip
+    """Synthesise and fetch the training audio into work/data/<folder>/<class>/, and the
+    held-out freepats renders into work/held_out/freepats/<class>/."""
     from sampletool.data.synth import CLASSES, write_class_folders
 
     data = work / "data"
@@ -489,17 +495,18 @@ def build_data(work: Path, per_class: int, seed: int, debs: dict[str, Path] | No
         print(f"rendering notes of {package}'s melodic and effect presets", flush=True)
         found = render_soundfonts(fetch_package(work, package, debs), data / "notes", seed)
         melodic[package] = dict(sorted(found.items()))
-    if freepats:
-        print(f"rendering notes and hits of {GUS_PACKAGE}'s patches", flush=True)
-        found = render_freepats(fetch_package(work, GUS_PACKAGE, debs), data / "notes", seed)
-        melodic[GUS_PACKAGE] = dict(sorted(found.items()))
+    print(f"rendering notes and hits of {GUS_PACKAGE}'s patches (held out)", flush=True)
+    held_out = render_freepats(fetch_package(work, GUS_PACKAGE, debs),
+                               work / "held_out" / GUS_PACKAGE, seed)  # fmt: skip
     signals = dict(sorted(write_signals(data / "signals", SIGNALS, seed).items()))
     signals |= {"synth notes": dict(write_synth_notes(data / "signals", synth_notes, seed))}
     for package, counts in (sources | {f"{k} (notes)": v for k, v in melodic.items()}).items():
         print(f"{package}: {sum(counts.values())} samples {counts}", flush=True)
     print(f"plain waveforms and noise: {signals}", flush=True)
+    print(f"held out of training, {GUS_PACKAGE}: {dict(sorted(held_out.items()))}", flush=True)
     return {"synthesised_per_class": per_class, "synth_seed": seed, "real_drums": sources,
-            "soundfont_notes": melodic, "signals": signals}  # fmt: skip
+            "soundfont_notes": melodic, "signals": signals,
+            "held_out": {GUS_PACKAGE: dict(sorted(held_out.items()))}}  # fmt: skip
 
 
 def make_default_dataset(work: Path, seed: int = 0) -> Path:
@@ -515,7 +522,24 @@ def make_default_dataset(work: Path, seed: int = 0) -> Path:
     return dataset
 
 
-def description_text(freepats: bool = False) -> str:
+def make_held_out_dataset(work: Path, seed: int = 0) -> Path | None:
+    """The dataset of the held-out freepats renders (all of it is judged, whatever its split);
+    kept if already there. None where they gave too few files for one."""
+    from sampletool.data.dataset import make_dataset
+    from sampletool.errors import SampleToolError
+
+    dataset = work / HELD_OUT
+    if not (dataset / "manifest.csv").is_file():
+        try:
+            make_dataset([work / "held_out" / GUS_PACKAGE], HELD_OUT, out=dataset,
+                         classes_from_subfolders=True, seed=seed, warn=print)  # fmt: skip
+        except SampleToolError as e:
+            print(f"no held-out dataset ({e}): judging on the validation recordings", flush=True)
+            return None
+    return dataset
+
+
+def description_text() -> str:
     """The built-in model's one-paragraph description (its metadata's "description")."""
     return (
         "Sample Tool's built-in model: a VAE with IAF posterior, a class-conditional prior and a "
@@ -524,8 +548,7 @@ def description_text(freepats: bool = False) -> str:
         "drum recordings from Debian packages (" + ", ".join(HYDROGEN_PACKAGES + SOUNDFONT_PACKAGES)
         + ") and notes rendered from the melodic and sound-effect presets of "
         + ", ".join(MELODIC_SOUNDFONT_PACKAGES)
-        + (" and the patches of " + GUS_PACKAGE if freepats else "")
-        + "; calibrated on its validation recordings"
+        + "; calibrated on notes and hits of " + GUS_PACKAGE + ", which it never trained on"
     )  # fmt: skip
 
 
@@ -545,8 +568,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--synth-notes", type=int, default=SYNTH_NOTES,
                    help="subtractive synthesiser notes (tonal)")  # fmt: skip
-    p.add_argument("--freepats", action="store_true",
-                   help=f"also render the {GUS_PACKAGE} patches (a new dataset)")  # fmt: skip
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="stage 1's training steps")
     p.add_argument("--finetune-steps", type=int, default=DEFAULT_FINETUNE_STEPS,
                    help="stage 2's fine-tuning steps (0: no stage 2)")  # fmt: skip
@@ -560,9 +581,9 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     debs = {d.name.split("_", 1)[0]: d.resolve() for d in args.deb}
-    description = build_data(work, args.per_class, args.seed, debs, args.synth_notes,
-                             args.freepats)  # fmt: skip
+    description = build_data(work, args.per_class, args.seed, debs, args.synth_notes)
     dataset = make_default_dataset(work, args.seed)
+    held_out = make_held_out_dataset(work, args.seed)
     model = {"kind": "vae", "classifier_input": "latent", "prior": "class", "prior_scale": 4.0}
 
     def progress(step: int, m: dict) -> None:
@@ -600,10 +621,11 @@ def main(argv: list[str] | None = None) -> int:
         trained["stage_2_steps"] = result.step
 
     # Give it its training sounds as neighbours that vote on a sound's class beside the head
-    # (how many, and the head's share, chosen on the validation recordings) and calibrate it
-    # on the same clips: the validation clips of real recordings (kits and SoundFont notes),
-    # each read twice through stage 2's augmentation (the synthesised ones are easier than
-    # what the model meets, and would make it surer than it should be).
+    # (how many, and the head's share, chosen on the held-out freepats recordings) and
+    # calibrate it on the same clips, each read twice through stage 2's augmentation. Without
+    # them (a tiny test recipe), on the validation clips of real recordings (kits and
+    # SoundFont notes): the synthesised ones are easier than what the model meets, and would
+    # make it surer than it should be.
     from sampletool.errors import SampleToolError
     from sampletool.training.neighbours import add_neighbours
 
@@ -611,16 +633,19 @@ def main(argv: list[str] | None = None) -> int:
     recordings = [str(work / "data" / d) for d in CALIBRATION_FOLDERS]
     augment = AUGMENT | STAGE_2_AUGMENT
     print("choosing its neighbours and calibrating its confidence", flush=True)
-    try:
-        chosen = add_neighbours(run, dataset, device, sources=recordings, augment=augment)
-    except SampleToolError:  # no validation clip is a recording (a tiny test recipe)
-        chosen = add_neighbours(run, dataset, device, augment=augment)
+    if held_out is not None:
+        chosen = add_neighbours(run, dataset, device, augment=augment, judge=held_out)
+    else:
+        try:
+            chosen = add_neighbours(run, dataset, device, sources=recordings, augment=augment)
+        except SampleToolError:  # no validation clip is a recording (a tiny test recipe)
+            chosen = add_neighbours(run, dataset, device, augment=augment)
     print(f"the {chosen['k']} nearest of {chosen['count']} vote, the head's share "
           f"{chosen['head_share']:g}" if chosen["k"] else "the head alone reads best")  # fmt: skip
     doc = json.loads((run / CONFIG_FILE).read_text(encoding="utf-8"))
     meta = doc.setdefault("metadata", {})
     meta["name"] = "default"
-    meta["description"] = description_text(args.freepats)
+    meta["description"] = description_text()
     meta["data"] = description | {
         "dataset": meta.get("dataset"),
         "never_seen": "the lmms and Sonic Pi samples used by benchmarks/eval_default_model.py",
@@ -629,7 +654,6 @@ def main(argv: list[str] | None = None) -> int:
         f"python -m sampletool.training.recipe --work WORK --per-class {args.per_class} "
         f"--synth-notes {args.synth_notes} --steps {args.steps} "
         f"--finetune-steps {args.finetune_steps} --seed {args.seed}"
-        + (" --freepats" if args.freepats else "")
     )
     meta["trained_steps"] = trained
     if args.finetune_steps > 0:

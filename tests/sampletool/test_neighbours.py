@@ -149,14 +149,15 @@ def test_neighbour_tensors_refuse_what_float16_cannot_hold():
     assert NeighbourSpec.from_doc({}) is None
 
 
-def test_add_neighbours_gives_a_bundle_its_training_split_and_calibrates_both_readings(
-    tmp_path,
-):
+HEAD_CAL = {"temperature": 1.7, "unsure_below": 0.5}
+
+
+def _tiny_classifier(tmp_path):
+    """(a tiny untrained VAE bundle with a head, the dataset of its three classes, loaded)."""
     from sampletool.data.dataset import load_dataset, make_dataset
     from sampletool.features import AudioConfig
     from sampletool.models.kinds import build_model
     from sampletool.models.vae import VAEConfig
-    from sampletool.training.neighbours import add_neighbours, main
 
     data = make_class_folders(tmp_path / "data", per_class=10)
     ds_dir = make_dataset([data], "three", out=tmp_path / "ds", classes_from_subfolders=True,
@@ -164,9 +165,18 @@ def test_add_neighbours_gives_a_bundle_its_training_split_and_calibrates_both_re
     ds = load_dataset(ds_dir)
     torch.manual_seed(0)
     cfg = VAEConfig(**{**TINY_VAE, "num_classes": 3})
-    head_cal = {"temperature": 1.7, "unsure_below": 0.5}
     bundle = save_bundle(tmp_path / "b", build_model(cfg, AudioConfig()), cfg, AudioConfig(),
-                         ds.class_names, {"calibration": head_cal, "name": "tiny"})  # fmt: skip
+                         ds.class_names, {"calibration": HEAD_CAL, "name": "tiny"})  # fmt: skip
+    return bundle, ds_dir, ds
+
+
+def test_add_neighbours_gives_a_bundle_its_training_split_and_calibrates_both_readings(
+    tmp_path,
+):
+    from sampletool.training.neighbours import add_neighbours, main
+
+    bundle, ds_dir, ds = _tiny_classifier(tmp_path)
+    head_cal = HEAD_CAL
     summary = add_neighbours(bundle, ds_dir)
     train = len(ds.indices("train"))
     assert train < 25  # so 25 and more become all of them
@@ -213,6 +223,40 @@ def test_add_neighbours_gives_a_bundle_its_training_split_and_calibrates_both_re
         fitted = calibration_summary(p, labels)
         assert meta[key]["temperature"] == pytest.approx(fitted["temperature"], rel=1e-3)
         assert meta[key]["fitted_on"].startswith("the validation split (")
+
+
+def test_neighbours_can_be_judged_on_recordings_from_elsewhere(tmp_path):
+    """Every clip of another dataset, both its splits, of the classes the model has: the
+    recipe judges on recordings from a sampler the model never trained on."""
+    from sampletool.data.dataset import make_dataset
+    from sampletool.errors import SampleToolError
+    from sampletool.training.neighbours import add_neighbours, main
+
+    bundle, ds_dir, _ds = _tiny_classifier(tmp_path)
+    other = make_class_folders(tmp_path / "other", per_class=4,
+                               classes=("low", "high", "unknown"))  # fmt: skip
+    judge = make_dataset([other], "elsewhere", out=tmp_path / "elsewhere",
+                         classes_from_subfolders=True, train_ratio=0.5, workers=0)  # fmt: skip
+    summary = add_neighbours(bundle, ds_dir, judge=judge)
+    assert summary["judged_on"] == "every clip of elsewhere"
+    meta = json.loads((bundle / CONFIG_FILE).read_text())["metadata"]
+    for key in ("calibration", "head_calibration"):  # 4 low and 4 high; no "unknown"
+        assert meta[key]["fitted_on"] == "every clip of elsewhere (8 clips)"
+    # the same choice as judging those clips by hand
+    from sampletool.training.neighbours import choose, split_readings
+
+    runtime = load_runtime(bundle, "cpu")
+    ref = split_readings(runtime, ds_dir, "train")[:2]
+    val = split_readings(runtime, judge, None, head_only=True)
+    k, share, _rows = choose(ref, val, 3)
+    assert (summary["k"] or k, summary["head_share"]) == (k, share)
+    # a dataset of none of the model's classes: one line
+    nothing = make_class_folders(tmp_path / "nothing", per_class=3, classes=("x", "y"))
+    none = make_dataset([nothing], "nothing", out=tmp_path / "none",
+                        classes_from_subfolders=True, train_ratio=0.5, workers=0)  # fmt: skip
+    with pytest.raises(SampleToolError, match="none has no clip of the model's classes"):
+        add_neighbours(bundle, ds_dir, judge=none)
+    assert main([str(bundle), "--dataset", str(ds_dir), "--judge", str(none)]) == 2
 
 
 def test_a_model_fine_tuned_from_one_with_neighbours_reads_with_its_head(tmp_path):

@@ -242,7 +242,7 @@ def test_recipe_end_to_end_writes_a_described_bundle(tmp_path):
     out = tmp_path / "bundle"
     code = recipe.main(["--work", str(tmp_path / "work"), "--out", str(out), *args,
                         "--per-class", "3", "--synth-notes", "4", "--steps", "2",
-                        "--finetune-steps", "2", "--freepats"])  # fmt: skip
+                        "--finetune-steps", "2"])  # fmt: skip
     assert code == 0
     doc = json.loads((out / CONFIG_FILE).read_text())
     meta = doc["metadata"]
@@ -252,7 +252,13 @@ def test_recipe_end_to_end_writes_a_described_bundle(tmp_path):
     assert real["avldrums.lv2-soundfont"] == {"clap": 2}
     assert real["hydrogen-data"] == {} and real["fluid-soundfont-gm"] == {}
     assert real["timgm6mb-soundfont"] == {}
-    assert meta["data"]["soundfont_notes"][recipe.GUS_PACKAGE] == {"kick": 4, "tonal": 6}
+    # freepats is held out of training, to judge the neighbours and the calibration on
+    assert meta["data"]["held_out"] == {recipe.GUS_PACKAGE: {"kick": 4, "tonal": 6}}
+    assert recipe.GUS_PACKAGE not in meta["data"]["soundfont_notes"]
+    manifest = (tmp_path / "work" / "dataset" / "manifest.csv").read_text()
+    assert "freepats" not in manifest and "kick" in manifest
+    assert meta["neighbours"]["judged_on"].startswith(f"every clip of {recipe.HELD_OUT}, ")
+    assert meta["calibration"]["fitted_on"].startswith(f"every clip of {recipe.HELD_OUT} (10 ")
     assert meta["data"]["synthesised_per_class"] == 3
     assert "val_loss" in meta["metrics"]
     assert meta["trained_steps"] == {"stage_1_steps": 2, "stage_2_steps": 2}
@@ -306,16 +312,17 @@ def test_default_model_ships_with_its_description_and_measured_metrics():
     c, sim = ev["classification"], ev["similarity"]
     assert c["balanced_accuracy"] > c["baseline_mfcc_logreg"]["balanced_accuracy"]
     assert sim["precision_at_10"] > sim["baseline_mfcc_precision_at_10"]
-    # Its training sounds vote on a sound's class beside the head, as chosen on the validation
-    # recordings, and its confidence is calibrated on them (which, on the real clips, are
-    # further from training than the validation split: there the calibration error is still
-    # under the baseline's); waveforms and test signals are rarely drums (22 of 38 were,
-    # before).
+    # Its training sounds vote on a sound's class beside the head, as chosen on recordings it
+    # never trained on (freepats), and its confidence is calibrated on them (on the real clips
+    # the calibration error is under the baseline's); waveforms and test signals are rarely
+    # drums (22 of 38 were, before).
     assert doc["neighbours"]["count"] > 5000 and 0 < doc["neighbours"]["head_share"] < 1
     assert meta["neighbours"]["k"] == doc["neighbours"]["k"]
-    assert "under real, notes" in meta["neighbours"]["judged_on"]
+    assert meta["neighbours"]["judged_on"].startswith("every clip of held-out-freepats")
     assert meta["head_calibration"]["temperature"] > 1
-    assert "under real, notes" in meta["calibration"]["fitted_on"]
+    assert meta["calibration"]["fitted_on"].startswith("every clip of held-out-freepats (608")
+    assert sum(meta["data"]["held_out"]["freepats"].values()) == 608
+    assert "freepats" not in meta["data"]["soundfont_notes"]
     cal = ev["calibration"]
     assert cal["ece_after"] < cal["baseline_mfcc_logreg_ece"]
     melodic = ev["melodic"]
