@@ -394,3 +394,22 @@ def test_a_filter_draws_only_its_points_and_the_view_fits_them(qtbot, shown):
     assert m.id_at(at(m, *xy[-1])) == -1  # a point filtered out is not hovered
     m.set_filter(None)
     assert m.shown_count() == len(ids) and m.vb.viewRect().right() > 0.9
+
+
+def test_results_the_filter_hides_are_still_drawn_inside_the_fitted_view(qtbot, shown):
+    m, ids, xy, _ = shown
+    corner = np.flatnonzero((xy[:, 0] < -0.5) & (xy[:, 1] < -0.5))
+    far = int(np.argmax(xy.sum(1)))  # the top-right point, filtered out
+    m.set_filter(ids[corner])
+    assert not m.vb.viewRect().contains(*xy[far])
+    m.highlight([ids[far]])
+    assert m.vb.viewRect().contains(*xy[far])  # the view took the result in
+    assert m.shown_count() == len(corner)  # and the filter still hides its class's points
+    m.highlight([])
+    assert not m.vb.viewRect().contains(*xy[far])
+    # a view the user moved stays where it is
+    m.vb.scaleBy((0.5, 0.5))
+    m.vb.sigRangeChangedManually.emit(m.vb.state["mouseEnabled"])  # as a wheel or drag does
+    before = m.vb.viewRect()
+    m.highlight([ids[far]])
+    assert m.vb.viewRect() == before

@@ -399,9 +399,12 @@ class LatentMap(QWidget):
         self._anim.start()
 
     def highlight(self, ids: Sequence[int] | np.ndarray) -> None:
-        """Draw these points larger with an outline, above the others; `highlight([])` clears."""
+        """Draw these points larger with an outline, above the others; `highlight([])` clears.
+        They are drawn whatever the filter, and a view that fits itself takes them in."""
         self._highlighted = self._indices(ids)
         self._redraw_marks()
+        if self._auto_fit:
+            self.reset_view()
 
     def select_ids(self, ids: Sequence[int] | np.ndarray) -> None:
         """Show these points as selected (a ring). Does not emit `selection_changed`."""
@@ -409,14 +412,17 @@ class LatentMap(QWidget):
         self._redraw_marks()
 
     def reset_view(self) -> None:
-        """Zoom to show every point, beside the legend rather than under it.
+        """Zoom to show every point the filters show and every result, beside the legend
+        rather than under it.
 
         The view then keeps fitting as the widget is resized, until the user pans or zooms.
         """
         self._auto_fit = True
         xy = self._xy
         if len(self._filter) == len(xy) and self._filter.any():
-            xy = xy[self._filter]  # the points the filters show
+            shown = self._filter.copy()
+            shown[self._highlighted] = True  # results the filters hide are drawn all the same
+            xy = xy[shown]
         if not len(xy):
             return
         lo, hi = xy.min(0).astype(float), xy.max(0).astype(float)
