@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import math
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import signal
 import struct
@@ -482,6 +483,7 @@ class WorkerPool:
         # (the last one) ends that wait with EOF.
         results = getattr(executor, "_result_queue", None)
         manager = getattr(executor, "_executor_manager_thread", None)
+        cause = _death_cause(processes)  # before the others are killed below
         # (No cancel_futures: Python 3.11's executor, breaking, fails on a cancelled future.)
         executor.shutdown(wait=False)
         for p in processes:
@@ -496,11 +498,14 @@ class WorkerPool:
         if manager is not None:
             manager.join()
         self._running.clear()
-        return ""
+        return cause
 
     def _dead_worker(self) -> bool:
-        processes = (getattr(self._executor, "_processes", None) or {}).values()
-        return any(p.exitcode is not None for p in list(processes))
+        # By their sentinels, not their exit codes: reading an exit code consumes it, and the
+        # executor's own thread may be reading it at the same time.
+        processes = list((getattr(self._executor, "_processes", None) or {}).values())
+        sentinels = [p.sentinel for p in processes if getattr(p, "_popen", None) is not None]
+        return bool(sentinels) and bool(mp_connection.wait(sentinels, timeout=0))
 
     def _result(self, future: Future, cancel: threading.Event | None) -> list | None:
         """The future's results; None when `cancel` was set first.

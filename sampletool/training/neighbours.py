@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-share", type=float, default=None,
                    help="the head's share of the probabilities (default: chosen)")  # fmt: skip
     p.add_argument("--source", action="append", default=None, metavar="DIR",
-                   help="judge k on the validation clips under this folder only")  # fmt: skip
+                   help="judge k on the clips under this folder only")  # fmt: skip
     p.add_argument("--augment", type=json.loads, default=None, metavar="JSON",
                    help="judge k on clips read through this augmentation (JSON)")  # fmt: skip
     p.add_argument("--judge", type=Path, default=None, metavar="DATASET",

@@ -539,7 +539,7 @@ def make_held_out_dataset(work: Path, seed: int = 0) -> Path | None:
     return dataset
 
 
-def description_text() -> str:
+def description_text(held_out: bool = True) -> str:
     """The built-in model's one-paragraph description (its metadata's "description")."""
     return (
         "Sample Tool's built-in model: a VAE with IAF posterior, a class-conditional prior and a "
@@ -548,7 +548,8 @@ def description_text() -> str:
         "drum recordings from Debian packages (" + ", ".join(HYDROGEN_PACKAGES + SOUNDFONT_PACKAGES)
         + ") and notes rendered from the melodic and sound-effect presets of "
         + ", ".join(MELODIC_SOUNDFONT_PACKAGES)
-        + "; calibrated on notes and hits of " + GUS_PACKAGE + ", which it never trained on"
+        + ("; calibrated on notes and hits of " + GUS_PACKAGE + ", which it never trained on"
+           if held_out else "; calibrated on its validation recordings")
     )  # fmt: skip
 
 
@@ -583,6 +584,11 @@ def main(argv: list[str] | None = None) -> int:
     debs = {d.name.split("_", 1)[0]: d.resolve() for d in args.deb}
     description = build_data(work, args.per_class, args.seed, debs, args.synth_notes)
     dataset = make_default_dataset(work, args.seed)
+    if "freepats__" in (dataset / "manifest.csv").read_text(encoding="utf-8"):
+        print(f"error: {dataset} trains on freepats (an older recipe's --freepats), which "
+              "this recipe holds out to calibrate on; use a new work folder",
+              file=sys.stderr)  # fmt: skip
+        return 2
     held_out = make_held_out_dataset(work, args.seed)
     model = {"kind": "vae", "classifier_input": "latent", "prior": "class", "prior_scale": 4.0}
 
@@ -633,19 +639,26 @@ def main(argv: list[str] | None = None) -> int:
     recordings = [str(work / "data" / d) for d in CALIBRATION_FOLDERS]
     augment = AUGMENT | STAGE_2_AUGMENT
     print("choosing its neighbours and calibrating its confidence", flush=True)
+    chosen = None
     if held_out is not None:
-        chosen = add_neighbours(run, dataset, device, augment=augment, judge=held_out)
-    else:
+        try:
+            chosen = add_neighbours(run, dataset, device, augment=augment, judge=held_out)
+        except SampleToolError as e:  # say, none of its clips in the model's classes
+            print(f"not judged on {held_out.name} ({e}): on the validation recordings")
+    if chosen is None:
         try:
             chosen = add_neighbours(run, dataset, device, sources=recordings, augment=augment)
         except SampleToolError:  # no validation clip is a recording (a tiny test recipe)
             chosen = add_neighbours(run, dataset, device, augment=augment)
+    judged_held_out = chosen["judged_on"].startswith(f"every clip of {HELD_OUT}")
     print(f"the {chosen['k']} nearest of {chosen['count']} vote, the head's share "
           f"{chosen['head_share']:g}" if chosen["k"] else "the head alone reads best")  # fmt: skip
     doc = json.loads((run / CONFIG_FILE).read_text(encoding="utf-8"))
     meta = doc.setdefault("metadata", {})
     meta["name"] = "default"
-    meta["description"] = description_text()
+    meta["description"] = description_text(judged_held_out)
+    if not judged_held_out:
+        description.pop("held_out", None)
     meta["data"] = description | {
         "dataset": meta.get("dataset"),
         "never_seen": "the lmms and Sonic Pi samples used by benchmarks/eval_default_model.py",

@@ -240,10 +240,9 @@ def test_recipe_end_to_end_writes_a_described_bundle(tmp_path):
         subprocess.run(["dpkg-deb", "--build", str(pkg), str(deb)], check=True, capture_output=True)
         args += ["--deb", str(deb)]
     out = tmp_path / "bundle"
-    code = recipe.main(["--work", str(tmp_path / "work"), "--out", str(out), *args,
-                        "--per-class", "3", "--synth-notes", "4", "--steps", "2",
-                        "--finetune-steps", "2"])  # fmt: skip
-    assert code == 0
+    argv = ["--work", str(tmp_path / "work"), "--out", str(out), *args, "--per-class", "3",
+            "--synth-notes", "4", "--steps", "2", "--finetune-steps", "2"]  # fmt: skip
+    assert recipe.main(argv) == 0
     doc = json.loads((out / CONFIG_FILE).read_text())
     meta = doc["metadata"]
     assert meta["name"] == "default"
@@ -291,6 +290,13 @@ def test_recipe_end_to_end_writes_a_described_bundle(tmp_path):
     tool = SoundSampleTool(out)
     probs, name = tool.predict(synth.synthesize("kick", 5, 16000).audio.mean(1))
     assert name in synth.CLASSES and probs.sum() == pytest.approx(1.0, abs=1e-4)
+    # A work folder whose dataset trains on freepats (an older recipe's --freepats) cannot be
+    # calibrated on it: refused, in one line.
+    manifest_path = tmp_path / "work" / "dataset" / "manifest.csv"
+    manifest_path.write_text(
+        manifest + "/x/notes/tonal/freepats__000_Piano__keys__k60.wav,tonal,train\n"
+    )
+    assert recipe.main(argv) == 2
 
 
 # -- the shipped default model ----------------------------------------------------------------

@@ -407,6 +407,10 @@ def test_results_the_filter_hides_are_still_drawn_inside_the_fitted_view(qtbot, 
     assert m.shown_count() == len(corner)  # and the filter still hides its class's points
     m.highlight([])
     assert not m.vb.viewRect().contains(*xy[far])
+    m.set_filter([])  # a filter that hides every point: the results still fit
+    m.highlight([ids[far]])
+    assert m.vb.viewRect().width() < 0.5 and m.vb.viewRect().contains(*xy[far])
+    m.set_filter(ids[corner])
     # a view the user moved stays where it is
     m.vb.scaleBy((0.5, 0.5))
     m.vb.sigRangeChangedManually.emit(m.vb.state["mouseEnabled"])  # as a wheel or drag does

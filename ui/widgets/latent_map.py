@@ -404,7 +404,7 @@ class LatentMap(QWidget):
         self._highlighted = self._indices(ids)
         self._redraw_marks()
         if self._auto_fit:
-            self.reset_view()
+            self._fit()  # (the legend stays where the user put it)
 
     def select_ids(self, ids: Sequence[int] | np.ndarray) -> None:
         """Show these points as selected (a ring). Does not emit `selection_changed`."""
@@ -418,21 +418,25 @@ class LatentMap(QWidget):
         The view then keeps fitting as the widget is resized, until the user pans or zooms.
         """
         self._auto_fit = True
+        if self.legend.items:  # back in its corner, if the user dragged it away
+            self.legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-8, 8))
+        self._fit()
+
+    def _fit(self) -> None:
         xy = self._xy
-        if len(self._filter) == len(xy) and self._filter.any():
+        if len(self._filter) == len(xy):
             shown = self._filter.copy()
             shown[self._highlighted] = True  # results the filters hide are drawn all the same
-            xy = xy[shown]
+            if shown.any():
+                xy = xy[shown]
         if not len(xy):
             return
         lo, hi = xy.min(0).astype(float), xy.max(0).astype(float)
         span = np.maximum(hi - lo, 1e-3)
         lo, span = lo - 0.04 * span, span * 1.08
         width, height = self.vb.width(), self.vb.height()
-        if self.legend.items:  # back in its corner, if the user dragged it away
-            self.legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-8, 8))
-        shown = self.legend.isVisible() and self.legend.items
-        beside = self.legend.width() + 16 if shown else 0.0
+        legend = self.legend.isVisible() and self.legend.items
+        beside = self.legend.width() + 16 if legend else 0.0
         if width < 50 or height < 50 or width - beside < 0.5 * width:
             self.vb.setRange(QRectF(lo[0], lo[1], span[0], span[1]), padding=0)
             return
