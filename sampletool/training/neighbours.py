@@ -213,11 +213,9 @@ def add_neighbours(
     shares = HEAD_SHARES if head_share is None else (head_share,)
     chosen_k, share, rows = choose(ref, val, len(runtime.class_names), (k,) if k else KS, shares)
     what = f"every clip of {judged_on.name}" if judge is not None else "the validation split"
-    judged = what
-    if sources:
-        judged += f" under {', '.join(Path(d).name for d in sources)}"
-    if augment:
-        judged += f", each clip read {draws} times through the training augmentation"
+    under = f" under {', '.join(Path(d).name for d in sources)}" if sources else ""
+    reads = f"read {draws} times through the training augmentation" if augment else ""
+    judged = what + under + (f", each clip {reads}" if reads else "")
     neighbours = share < 1
     spec = NeighbourSpec(chosen_k, len(ref[1]), share)
     vectors, truth, head = val
@@ -226,9 +224,8 @@ def add_neighbours(
         voter = Neighbours(torch.from_numpy(ref[0]), torch.from_numpy(ref[1]), chosen_k,
                            len(runtime.class_names), share)  # fmt: skip
         probs = voter.probs(torch.from_numpy(vectors), torch.from_numpy(head)).numpy()
-    fitted_on = f"{what} ({len(truth) // (draws if augment else 1)} clips"
-    fitted_on += f" under {', '.join(Path(d).name for d in sources)}" if sources else ""
-    fitted_on += f", each read {draws} times through the training augmentation)" if augment else ")"
+    fitted_on = f"{what} ({len(truth) // (draws if augment else 1)} clips{under}"
+    fitted_on += f", each {reads})" if reads else ")"
     meta = read_bundle(bundle).metadata
     meta["head_calibration"] = calibration_summary(head, truth) | {"fitted_on": fitted_on}
     meta["calibration"] = calibration_summary(probs, truth) | {"fitted_on": fitted_on}

@@ -639,10 +639,11 @@ def main(argv: list[str] | None = None) -> int:
     recordings = [str(work / "data" / d) for d in CALIBRATION_FOLDERS]
     augment = AUGMENT | STAGE_2_AUGMENT
     print("choosing its neighbours and calibrating its confidence", flush=True)
-    chosen = None
+    chosen, judged_held_out = None, False
     if held_out is not None:
         try:
             chosen = add_neighbours(run, dataset, device, augment=augment, judge=held_out)
+            judged_held_out = True
         except SampleToolError as e:  # say, none of its clips in the model's classes
             print(f"not judged on {held_out.name} ({e}): on the validation recordings")
     if chosen is None:
@@ -650,7 +651,6 @@ def main(argv: list[str] | None = None) -> int:
             chosen = add_neighbours(run, dataset, device, sources=recordings, augment=augment)
         except SampleToolError:  # no validation clip is a recording (a tiny test recipe)
             chosen = add_neighbours(run, dataset, device, augment=augment)
-    judged_held_out = chosen["judged_on"].startswith(f"every clip of {HELD_OUT}")
     print(f"the {chosen['k']} nearest of {chosen['count']} vote, the head's share "
           f"{chosen['head_share']:g}" if chosen["k"] else "the head alone reads best")  # fmt: skip
     doc = json.loads((run / CONFIG_FILE).read_text(encoding="utf-8"))
