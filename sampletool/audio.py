@@ -8,6 +8,7 @@ worker processes of the batched loader, and their start-up time is paid on every
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import math
 import multiprocessing as mp
@@ -120,30 +121,65 @@ _WAV_CODECS = {
 }
 
 
+def _wav_chunks(path: str | os.PathLike[str]) -> Iterator[tuple[bytes, int, int]]:
+    """(id, offset of its body, size) of each top-level chunk of a RIFF/RF64 WAVE file, in
+    order; nothing for another file. Stops at the first truncated header."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+            return
+        for _ in range(64):  # chunks before fmt and data (JUNK, bext, fact, ...) are few
+            header = f.read(8)
+            if len(header) < 8:
+                return
+            size = struct.unpack("<I", header[4:])[0]
+            yield header[:4], f.tell(), size
+            f.seek(f.tell() + size + (size & 1))
+
+
 def wav_format_tag(path: str | os.PathLike[str]) -> int | None:
     """The format tag of a RIFF/RF64 WAVE file's fmt chunk (the sub-format's, for
     WAVE_FORMAT_EXTENSIBLE), or None when the file has no readable fmt chunk."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
-                return None
-            for _ in range(64):  # chunks before fmt (JUNK, bext, ...) are few
-                header = f.read(8)
-                if len(header) < 8:
-                    return None
-                size = struct.unpack("<I", header[4:])[0]
-                if header[:4] != b"fmt ":
-                    f.seek(size + (size & 1), os.SEEK_CUR)
-                    continue
+        for chunk, at, size in _wav_chunks(path):
+            if chunk != b"fmt ":
+                continue
+            with open(path, "rb") as f:
+                f.seek(at)
                 body = f.read(min(size, 40))
-                if len(body) < 2:
-                    return None
-                tag = struct.unpack("<H", body[:2])[0]
-                if tag == 0xFFFE and len(body) >= 26:  # the sub-format GUID starts with the tag
-                    tag = struct.unpack("<H", body[24:26])[0]
-                return tag
+            if len(body) < 2:
+                return None
+            tag = struct.unpack("<H", body[:2])[0]
+            if tag == 0xFFFE and len(body) >= 26:  # the sub-format GUID starts with the tag
+                tag = struct.unpack("<H", body[24:26])[0]
+            return tag
     except OSError:
+        return None
+    return None
+
+
+# Ogg Vorbis in WAV (the old Vorbis ACM codec's tags): the data chunk holds a whole Ogg
+# stream, which libsndfile reads on its own. LMMS ships samples like this (kick04.ogg).
+_WAV_OGG_TAGS = {0x674F, 0x6750, 0x6751, 0x676F, 0x6770, 0x6771}
+_EMBEDDED_MAX = 256 * 2**20  # bytes: a larger wrapped stream is refused, not read into memory
+
+
+def _embedded_ogg(path: Path) -> sf.SoundFile | None:
+    """The Ogg stream an Ogg-Vorbis-in-WAV file wraps, opened; None if it wraps none."""
+    if wav_format_tag(path) not in _WAV_OGG_TAGS:
+        return None
+    try:
+        for chunk, at, size in _wav_chunks(path):
+            if chunk == b"data":
+                if size > _EMBEDDED_MAX:
+                    return None
+                with open(path, "rb") as f:
+                    f.seek(at)
+                    stream = f.read(size)
+                if not stream.startswith(b"OggS"):
+                    return None
+                return sf.SoundFile(io.BytesIO(stream))
+    except Exception:  # damaged inside: the caller reports the WAV's own failure
         return None
     return None
 
@@ -247,7 +283,10 @@ def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
         with _quiet_stderr() if mpeg else contextlib.nullcontext():
             f = sf.SoundFile(native_path(path))  # a name that is not UTF-8 opens too
     except Exception as e:  # libsndfile raises LibsndfileError, RuntimeError or TypeError
-        raise AudioError(path, _open_reason(path, head, e)) from None
+        wrapped = _embedded_ogg(path) if claimed == "WAV" else None
+        if wrapped is None:
+            raise AudioError(path, _open_reason(path, head, e)) from None
+        f = wrapped
     if f.samplerate <= 0 or f.frames <= 0:
         f.close()
         reason = "contains no audio (0 frames)" if f.frames <= 0 else "invalid sample rate"

@@ -19,7 +19,14 @@ import soundfile as sf
 
 import sampletool.audio as audio_module
 import sampletool.errors
-from sampletool.audio import AudioError, ClipLoader, detect_format, load_clip, load_clips
+from sampletool.audio import (
+    AudioError,
+    ClipLoader,
+    detect_format,
+    load_clip,
+    load_clips,
+    open_audio,
+)
 from sampletool.progress import Cancelled
 from tests.helpers import noise_burst, tone, write
 
@@ -678,6 +685,41 @@ def test_a_wav_with_an_unsupported_codec_names_the_codec(tmp_path, tag, codec):
     err = audio_error(wav_with_unsupported_codec(tmp_path, tag=tag))
     assert err.reason.startswith(f"WAV with an unsupported codec: {codec}"), err.reason
     assert "despite its '.ogg' extension the content is WAV" in err.reason
+
+
+def _wav_around(payload: bytes, tag: int = 0x674F) -> bytes:
+    """A RIFF/WAVE file with `payload` as its data chunk and the fmt chunk of LMMS's
+    kick04.ogg (26 bytes: the codec's tag, mono, 44.1 kHz, cbSize 8 and 8 bytes of extension)
+    and a fact chunk between them, as there."""
+    fmt = struct.pack("<HHIIHH", tag, 1, 44100, 18000, 1, 16) + struct.pack("<H", 8) + bytes(8)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"fact" + struct.pack("<I", 4) + struct.pack("<I", 12345)
+    body += b"data" + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) & 1)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_ogg_vorbis_wrapped_in_a_wav_is_read_from_its_stream(tmp_path):
+    # LMMS ships kick04.ogg and harpsichord01.ogg as WAV files with format 0x674F whose data
+    # chunk is a whole Ogg Vorbis stream: libsndfile refuses the WAV, and reads the stream.
+    import io
+
+    stream = io.BytesIO()
+    sf.write(stream, tone(220, 1.5, 44100), 44100, format="OGG", subtype="VORBIS")
+    ogg = stream.getvalue()
+    direct = tmp_path / "direct.ogg"
+    direct.write_bytes(ogg)
+    path = tmp_path / "kick04.ogg"
+    path.write_bytes(_wav_around(ogg))
+    with open_audio(path) as f:
+        assert (f.samplerate, f.channels) == (44100, 1)
+        assert abs(f.frames - round(1.5 * 44100)) < 64
+    np.testing.assert_array_equal(load_clip(path, 0.5, 1.0), load_clip(direct, 0.5, 1.0))
+    assert np.abs(load_clip(path)).max() > 0.1
+    # The same wrapping around anything but a whole Ogg stream still says what the file is.
+    for payload in (ogg[:40], b"\0" * 400, ogg[4:]):
+        path.write_bytes(_wav_around(payload))
+        err = audio_error(path)
+        assert err.reason.startswith("WAV with an unsupported codec: Ogg Vorbis"), err.reason
 
 
 def test_the_codec_tag_of_an_extensible_wav_is_its_sub_format(tmp_path):
