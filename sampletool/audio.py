@@ -26,7 +26,7 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -121,38 +121,41 @@ _WAV_CODECS = {
 }
 
 
-def _wav_chunks(path: str | os.PathLike[str]) -> Iterator[tuple[bytes, int, int]]:
-    """(id, offset of its body, size) of each top-level chunk of a RIFF/RF64 WAVE file, in
-    order; nothing for another file. Stops at the first truncated header."""
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+def _wav_chunks(f: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
+    """(id, offset of its body, size) of each top-level chunk of the RIFF/RF64 WAVE file open
+    as `f`, in order; nothing for another file. Stops at the first truncated header. The caller
+    may read from `f` between chunks."""
+    f.seek(0)
+    head = f.read(12)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return
+    at = 12
+    for _ in range(64):  # chunks before fmt and data (JUNK, bext, fact, ...) are few
+        f.seek(at)
+        header = f.read(8)
+        if len(header) < 8:
             return
-        for _ in range(64):  # chunks before fmt and data (JUNK, bext, fact, ...) are few
-            header = f.read(8)
-            if len(header) < 8:
-                return
-            size = struct.unpack("<I", header[4:])[0]
-            yield header[:4], f.tell(), size
-            f.seek(f.tell() + size + (size & 1))
+        size = struct.unpack("<I", header[4:])[0]
+        yield header[:4], at + 8, size
+        at += 8 + size + (size & 1)
 
 
 def wav_format_tag(path: str | os.PathLike[str]) -> int | None:
     """The format tag of a RIFF/RF64 WAVE file's fmt chunk (the sub-format's, for
     WAVE_FORMAT_EXTENSIBLE), or None when the file has no readable fmt chunk."""
     try:
-        for chunk, at, size in _wav_chunks(path):
-            if chunk != b"fmt ":
-                continue
-            with open(path, "rb") as f:
+        with open(path, "rb") as f:
+            for chunk, at, size in _wav_chunks(f):
+                if chunk != b"fmt ":
+                    continue
                 f.seek(at)
                 body = f.read(min(size, 40))
-            if len(body) < 2:
-                return None
-            tag = struct.unpack("<H", body[:2])[0]
-            if tag == 0xFFFE and len(body) >= 26:  # the sub-format GUID starts with the tag
-                tag = struct.unpack("<H", body[24:26])[0]
-            return tag
+                if len(body) < 2:
+                    return None
+                tag = struct.unpack("<H", body[:2])[0]
+                if tag == 0xFFFE and len(body) >= 26:  # the sub-format GUID starts with the tag
+                    tag = struct.unpack("<H", body[24:26])[0]
+                return tag
     except OSError:
         return None
     return None
@@ -169,16 +172,15 @@ def _embedded_ogg(path: Path) -> sf.SoundFile | None:
     if wav_format_tag(path) not in _WAV_OGG_TAGS:
         return None
     try:
-        for chunk, at, size in _wav_chunks(path):
-            if chunk == b"data":
-                if size > _EMBEDDED_MAX:
+        with open(path, "rb") as f:
+            for chunk, at, size in _wav_chunks(f):
+                if chunk != b"data":
+                    continue
+                f.seek(at)
+                if size > _EMBEDDED_MAX or f.read(4) != b"OggS":
                     return None
-                with open(path, "rb") as f:
-                    f.seek(at)
-                    stream = f.read(size)
-                if not stream.startswith(b"OggS"):
-                    return None
-                return sf.SoundFile(io.BytesIO(stream))
+                f.seek(at)
+                return sf.SoundFile(io.BytesIO(f.read(size)))
     except Exception:  # damaged inside: the caller reports the WAV's own failure
         return None
     return None
