@@ -116,7 +116,8 @@ def signal_files(real: Path) -> list[Path]:
 
 
 def test_signals(cfg: AudioConfig) -> tuple[np.ndarray, list[str]]:
-    """Clips no instrument made: silence, white noise, a sine, a held square wave."""
+    """Clips no instrument made: silence, white noise, sines (held at four pitches, gated to
+    half a second, a 0.2 s burst at 60 Hz), a held square wave."""
     n = cfg.num_samples
     t = np.arange(n) / cfg.sample_rate
     rng = np.random.default_rng(0)
@@ -124,6 +125,10 @@ def test_signals(cfg: AudioConfig) -> tuple[np.ndarray, list[str]]:
         "silence": np.zeros(n),
         "white noise": rng.uniform(-0.5, 0.5, n),
         "sine 440 Hz": 0.5 * np.sin(2 * np.pi * 440 * t),
+        "sine 110 Hz": 0.5 * np.sin(2 * np.pi * 110 * t),
+        "sine 1 kHz": 0.5 * np.sin(2 * np.pi * 1000 * t),
+        "sine 4 kHz": 0.5 * np.sin(2 * np.pi * 4000 * t),
+        "sine 440 Hz, 0.5 s": np.where(t < 0.5, 0.5 * np.sin(2 * np.pi * 440 * t), 0.0),
         "sine 60 Hz, 0.2 s": np.where(t < 0.2, 0.5 * np.sin(2 * np.pi * 60 * t), 0.0),
         "square 110 Hz": 0.3 * np.sign(np.sin(2 * np.pi * 110 * t)),
     }

@@ -106,6 +106,7 @@ def test_melodic_families_and_test_signals():
     clips, names = ev.test_signals(CFG)
     assert clips.shape == (len(names), CFG.num_samples) and not clips[0].any()  # silence first
     assert np.abs(clips).max() <= 0.5 + 1e-6
+    assert sum(n.startswith("sine") for n in names) == 6
 
 
 def test_ece_floor_is_what_a_calibrated_model_shows_on_few_clips():
