@@ -140,22 +140,27 @@ def _wav_chunks(f: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
         at += 8 + size + (size & 1)
 
 
+def _fmt_tag(f: BinaryIO, at: int, size: int) -> int | None:
+    """The format tag of the fmt chunk whose body is at `at` in `f` (the sub-format's, for
+    WAVE_FORMAT_EXTENSIBLE); None if it is too short to hold one."""
+    f.seek(at)
+    body = f.read(min(size, 40))
+    if len(body) < 2:
+        return None
+    tag = struct.unpack("<H", body[:2])[0]
+    if tag == 0xFFFE and len(body) >= 26:  # the sub-format GUID starts with the tag
+        tag = struct.unpack("<H", body[24:26])[0]
+    return tag
+
+
 def wav_format_tag(path: str | os.PathLike[str]) -> int | None:
     """The format tag of a RIFF/RF64 WAVE file's fmt chunk (the sub-format's, for
     WAVE_FORMAT_EXTENSIBLE), or None when the file has no readable fmt chunk."""
     try:
         with open(path, "rb") as f:
             for chunk, at, size in _wav_chunks(f):
-                if chunk != b"fmt ":
-                    continue
-                f.seek(at)
-                body = f.read(min(size, 40))
-                if len(body) < 2:
-                    return None
-                tag = struct.unpack("<H", body[:2])[0]
-                if tag == 0xFFFE and len(body) >= 26:  # the sub-format GUID starts with the tag
-                    tag = struct.unpack("<H", body[24:26])[0]
-                return tag
+                if chunk == b"fmt ":
+                    return _fmt_tag(f, at, size)
     except OSError:
         return None
     return None
@@ -168,16 +173,18 @@ _EMBEDDED_MAX = 256 * 2**20  # bytes: a larger wrapped stream is refused, not re
 
 
 def _embedded_ogg(path: Path) -> sf.SoundFile | None:
-    """The Ogg stream an Ogg-Vorbis-in-WAV file wraps, opened; None if it wraps none."""
-    if wav_format_tag(path) not in _WAV_OGG_TAGS:
-        return None
+    """The Ogg stream an Ogg-Vorbis-in-WAV file wraps, opened; None if it wraps none. One
+    walk over the chunks: the fmt chunk's tag, then the data chunk's stream."""
     try:
         with open(path, "rb") as f:
+            tag = None
             for chunk, at, size in _wav_chunks(f):
+                if chunk == b"fmt ":
+                    tag = _fmt_tag(f, at, size)
                 if chunk != b"data":
                     continue
                 f.seek(at)
-                if size > _EMBEDDED_MAX or f.read(4) != b"OggS":
+                if tag not in _WAV_OGG_TAGS or size > _EMBEDDED_MAX or f.read(4) != b"OggS":
                     return None
                 f.seek(at)
                 return sf.SoundFile(io.BytesIO(f.read(size)))
