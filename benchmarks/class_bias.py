@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from eval_default_model import DRUM_LIKE, DRUMS, load_features, melodic_files, test_files
+from eval_default_model import DRUM_LIKE, DRUMS, labelled_clips
 
 PENALTIES = (None, 0.0, 0.01, 0.1)  # None: the temperature alone
 FOLDS = 5
@@ -100,14 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             total += nll(apply(probs[held], t, b), truth[held]) * held.sum()
         print(f"  {label(penalty):22} cross-validated NLL {total / len(truth):.4f}")
 
-    drums, classes = test_files(args.real)
-    melodic, _ = melodic_files(args.real)
-    d_clips, _, _, d_kept = load_features(drums, runtime.audio)
-    m_clips, _, _, m_kept = load_features(melodic, runtime.audio)
-    test = np.array([names.index(classes[i]) for i in d_kept]
-                    + [names.index("tonal")] * len(m_kept))  # fmt: skip
+    clips, test = labelled_clips(args.real, runtime.audio, names)
     runtime.calibration = Calibration()  # as trained: each way below calibrates it
-    raw = np.concatenate([runtime.encode_clips(c).probs for c in (d_clips, m_clips)])
+    raw = runtime.encode_clips(clips).probs
     is_tonal = test == names.index("tonal")
     is_drum = np.isin(test, [names.index(c) for c in DRUMS])
     print(f"\nreal test ({len(test)} clips), each way fitted on all of freepats")

@@ -110,6 +110,16 @@ def melodic_files(real: Path) -> tuple[list[Path], list[str]]:
     return files, [family_of(p) for p in files]
 
 
+def labelled_clips(real: Path, cfg: AudioConfig, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled real test clips, the drums then the melodic files (readable ones), and
+    their classes as indices into `names` (the melodic files as "tonal")."""
+    drums, classes = test_files(real)
+    d_clips, _, _, d_kept = load_features(drums, cfg)
+    m_clips, _, _, m_kept = load_features(melodic_files(real)[0], cfg)
+    truth = [names.index(classes[i]) for i in d_kept] + [names.index("tonal")] * len(m_kept)
+    return np.concatenate([d_clips, m_clips]), np.array(truth)
+
+
 def signal_files(real: Path) -> list[Path]:
     """lmms's plain waveforms: single cycles, a few cycles, LFO shapes."""
     return sorted((real / "lmms" / "waveforms").glob("*"))

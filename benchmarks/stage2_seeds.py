@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from eval_default_model import DRUM_LIKE, DRUMS, load_features, melodic_files, test_files
+from eval_default_model import DRUM_LIKE, DRUMS, labelled_clips
 
 FILES = ("config.json", "weights.safetensors")
 
@@ -92,13 +92,8 @@ def readings(path: Path, work: Path, real: Path) -> tuple[list[str], dict]:
                                 ("freepats", work / "held-out-freepats", None)):  # fmt: skip
         _, truth, probs = split_readings(runtime, folder, split)
         sets[name] = (truth, runtime.calibration.apply(probs))
-    drums, classes = test_files(real)
-    melodic, _ = melodic_files(real)
-    d_clips, _, _, d_kept = load_features(drums, runtime.audio)
-    m_clips, _, _, m_kept = load_features(melodic, runtime.audio)
-    truth = [names.index(classes[i]) for i in d_kept] + [names.index("tonal")] * len(m_kept)
-    probs = np.concatenate([runtime.encode_clips(c).probs for c in (d_clips, m_clips)])
-    sets["real test"] = (np.array(truth), probs)
+    clips, truth = labelled_clips(real, runtime.audio, names)
+    sets["real test"] = (truth, runtime.encode_clips(clips).probs)
     return names, sets
 
 
