@@ -199,7 +199,32 @@ def test_a_word_finds_what_the_name_and_the_class_say_best_matches_first(qtbot, 
     assert sorted(shown[-1].tolist()) == [0, 1, 2, 3]
     v.filter_edit.setText("bd_haus")  # a name is not a class, though it names a drum
     assert names(v) == ["bd_haus.wav"]
+    v.filter_edit.setText("kick_hard")
+    assert names(v) == ["kick_hard.wav"]
     v.filter_edit.setText("hh")  # the drum vocabulary's word for a hi-hat class
     assert names(v) == ["a_kickass_pad.wav", "tick.wav"]  # the model's hi-hats
     v.filter_edit.clear()
     assert shown[-1] is None
+
+
+def test_a_word_with_a_digit_finds_the_file_names_that_hold_it_not_their_whole_family(
+    qtbot, tmp_path
+):
+    names_ = ["kick01.wav", "kick02.wav", "bd_808.wav", "rave_bass01.ogg", "rave_bass02.ogg"]
+    probs = np.array([[0.9, 0.05, 0.05]] * 5, np.float32)  # all heard as kicks
+    snap = Snapshot(ids=np.arange(5, dtype=np.int64), paths=[f"{tmp_path}/{p}" for p in names_],
+                    onsets=np.zeros(5), durations=np.ones(5), vectors=np.zeros((5, 4), np.float32),
+                    probs=probs, class_names=CLASSES, failures=[])  # fmt: skip
+    v = LibraryView(SampleActions())
+    qtbot.addWidget(v)
+    v.set_snapshot(snap, tmp_path)
+    v.filter_edit.setText("kick")  # a word: every kick, by name and by what the model hears
+    assert sorted(names(v)) == sorted(names_)
+    v.filter_edit.setText("kick02")  # part of a name: that file, not every kick
+    assert names(v) == ["kick02.wav"]
+    v.filter_edit.setText("rave_bass02")
+    assert names(v) == ["rave_bass02.ogg"]
+    v.filter_edit.setText("808")
+    assert names(v) == ["bd_808.wav"]
+    v.filter_edit.setText("bass0 ogg")  # each word must be found
+    assert names(v) == ["rave_bass01.ogg", "rave_bass02.ogg"]

@@ -224,9 +224,13 @@ class LibraryTableModel(QAbstractTableModel):
         """Which entries a filter word finds, Bool [n], and how well, Int [n]: 0 the name says
         it (a whole word, or the drum its vocabulary names: "kick" finds bd_haus), 1 the class
         is it (the user's, or the model's when it is sure), 2 the name or folder merely
-        contains it ("kickass_pad")."""
+        contains it ("kickass_pad"). A word with a digit is part of a file's name ("kick02",
+        "rave_bass02"), not a word of the vocabulary: it finds only the names and folders that
+        contain it, not every kick or every rave bass."""
         contains = np.char.find(self.names_lower, word) >= 0
         contains |= np.char.find(self.folders_lower, word) >= 0
+        if any(ch.isdigit() for ch in word):
+            return contains, np.where(contains, 0, 2)
         from sampletool.data.labels import normalise_name
 
         spoken = normalise_name(word)
