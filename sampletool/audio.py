@@ -76,6 +76,8 @@ def detect_format(head: bytes) -> str | None:
     return None
 
 
+READABLE_FORMATS = "WAV, AIFF, FLAC, Ogg and MP3"  # what a scan reads, in words for messages
+
 _EXTENSIONS = {
     "WAV": {".wav", ".wave", ".bwf"},
     "AIFF": {".aif", ".aiff", ".aifc"},

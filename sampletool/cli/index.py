@@ -6,6 +6,7 @@ import argparse
 import json
 import threading
 
+from sampletool.audio import READABLE_FORMATS
 from sampletool.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -70,4 +71,8 @@ def run(args: argparse.Namespace) -> int:
               + (" (stopped early)" if result.cancelled else ""))  # fmt: skip
         for f in result.failed:
             report(f["path"], f["reason"])
+    found = result.indexed + result.skipped_unchanged + result.moved + len(result.failed)
+    if not found and not result.cancelled:
+        report(lib.root, f"no audio files here or in its sub-folders (a scan reads "
+                         f"{READABLE_FORMATS} files)")  # fmt: skip
     return EXIT_INTERRUPTED if result.cancelled else EXIT_OK

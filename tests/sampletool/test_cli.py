@@ -314,3 +314,19 @@ def test_a_closed_stdout_is_still_a_quiet_success(tmp_path, tiny_bundle, sounds)
         shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert r.returncode == 0 and r.stderr == "" and len(r.stdout) == 1
+
+
+def test_index_of_a_folder_with_no_audio_says_so(capsys, tiny_bundle, tmp_path):
+    lib = tmp_path / "lib"
+    (lib / "notes").mkdir(parents=True)
+    (lib / "notes" / "readme.txt").write_text("no sounds here")
+    common = ["--model", tiny_bundle, "--db", tmp_path / "c.sqlite", "--workers", "0"]
+    code, out, err = run(capsys, "index", lib, *common)
+    assert code == 0 and out.startswith("0 indexed")
+    assert err == (f"sampletool: {lib}: no audio files here or in its sub-folders (a scan reads "
+                   "WAV, AIFF, FLAC, Ogg and MP3 files)\n")  # fmt: skip
+    sf.write(lib / "notes" / "tone.wav", np.sin(np.arange(8000) / 10.0) * 0.5, 16000)
+    code, out, err = run(capsys, "index", lib, *common)
+    assert (code, err) == (0, "") and out.startswith("1 indexed")
+    code, out, err = run(capsys, "index", lib, *common)  # unchanged: nothing to say
+    assert (code, err) == (0, "") and "1 unchanged" in out

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sampletool.audio import READABLE_FORMATS
 from ui import messages
 from ui.actions import SampleActions
 from ui.blend import BlendPanel
@@ -735,8 +736,8 @@ class MainWindow(QMainWindow):
             empty = (f"None of the {count_text(n_failed, 'audio file')} in {root} could be "
                      "read: the list at the bottom right says why.")  # fmt: skip
         elif not len(snapshot) and not report.cancelled:
-            empty = (f"No audio files in {root}.\n\nSample Tool reads WAV, AIFF, FLAC, Ogg and "
-                     "MP3 files in the folder and its sub-folders. Open another folder "
+            empty = (f"No audio files in {root}.\n\nSample Tool reads {READABLE_FORMATS} "
+                     "files in the folder and its sub-folders. Open another folder "
                      "(Ctrl+O), or add samples and press F5.")  # fmt: skip
         if empty:
             self._status(empty.split("\n")[0], 15000)
