@@ -109,7 +109,9 @@ def assert_same(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def assert_differs(a: np.ndarray, b: np.ndarray) -> None:
-    assert a.shape == b.shape and np.abs(a - b).max() > 1e-3
+    # Ten times assert_same's tolerance, so no pair passes both. The tiny decoder has random
+    # weights and hears a weight's move faintly: some moves change its output by 1e-3 only.
+    assert a.shape == b.shape and np.abs(a - b).max() > 1e-4
 
 
 def drop_files(panel: BlendPanel, paths) -> bool:
@@ -326,7 +328,7 @@ def test_normalize_toggle_changes_weights_that_do_not_sum_to_one(two, runtime, q
 
 def test_weights_summing_to_zero_are_explained(two, runtime, qtbot):
     panel, rec, vecs = two
-    slider(panel, 0).setValue(60)
+    slider(panel, 0).setValue(10)  # far from the equal weights a zero sum falls back to
     _wait_idle(qtbot, panel)
     before = rec.last
     slider(panel, 0).setValue(100)
