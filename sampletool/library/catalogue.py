@@ -170,13 +170,13 @@ class Catalogue:
         self.path = Path(path)
         self.root = Path(root)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._check_file()
         try:
             # Shared across threads (a GUI scans on a worker thread and queries on another);
             # SQLite serialises access to the connection.
             self.db = sqlite3.connect(
                 self.path, timeout=60.0, isolation_level=None, check_same_thread=False
             )
+            self._check_file()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
@@ -269,15 +269,30 @@ class Catalogue:
                 db.execute("ALTER TABLE files ADD COLUMN retry INTEGER NOT NULL DEFAULT 0")
 
     def _check_file(self) -> None:
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return
-        with open(self.path, "rb") as f:
-            head = f.read(16)
-        if head != b"SQLite format 3\x00":
+        """Raise CatalogueError if the file is not an SQLite database at all.
+
+        SQLite reads the header first, not open(): closing any file this process opened on the
+        database drops every POSIX lock the process holds on it, those of the connections
+        already open (the app's library keeps one while a class is set through another). The
+        next other process to close a connection, a `sampletool` command, then finds itself
+        alone, checkpoints and deletes the -wal and -shm files under them: the app reads stale
+        rows and its writes fail ("How To Corrupt An SQLite Database File", section 2.2)."""
+        try:
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as e:
+            code = getattr(e, "sqlite_errorcode", None)  # Python 3.11+
+            if (code & 0xFF != SQLITE_NOTADB if code is not None
+                    else "not a database" not in str(e)):  # fmt: skip
+                raise
+            self.db.close()  # SQLite refused the file: no connection of ours can be on it
+            with open(self.path, "rb") as f:
+                head = f.read(16)
+            if head == b"SQLite format 3\x00":
+                raise  # an SQLite file damaged in its header: `damage` says so
             raise CatalogueError(
                 f"{self.path} is not a catalogue (it is not an SQLite database)",
                 self.path,
-            )
+            ) from None
 
     def _migrate(self, version: int) -> None:
         """Bring an older catalogue up to SCHEMA_VERSION, in one transaction (another process

@@ -747,6 +747,35 @@ def test_the_users_class_wins_and_outlives_rescans_moves_and_model_switches(tmp_
         lib.set_class([tmp_path / "elsewhere.wav"], mine)
 
 
+def test_classes_set_while_the_library_is_open_survive_another_program_reading_it(tmp_path,
+                                                                                tool):  # fmt: skip
+    """Setting a class opens a second connection beside the library's. Opening the file any
+    other way than through SQLite (a header check with open()) dropped the library's locks, so
+    the next program to close a connection on the catalogue (a `sampletool` command in a
+    terminal) deleted its -wal file under the open library: the library went on reading the
+    rows from before, and its next write failed with a disk I/O error."""
+    root = make_library(tmp_path / "lib", n=3)
+    lib = lib_at(tmp_path, tool)
+    lib.scan(workers=0)
+    names = tool.class_names
+    lib.set_class([root / "kind0" / "s000.wav"], names[1])
+    reader = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); " + (
+        "print(c.execute('SELECT count(*) FROM labels').fetchone()[0]); c.close()"
+    )
+    run = subprocess.run([sys.executable, "-c", reader, str(lib.db_path)], capture_output=True,
+                         text=True, timeout=60, check=True)  # fmt: skip
+    assert run.stdout.strip() == "1"
+    assert Path(str(lib.db_path) + "-wal").exists()  # still the open library's
+    lib.set_class([root / "kind1" / "s001.wav"], names[2])  # no disk I/O error
+    assert lib.corrections() == {str(root / "kind0" / "s000.wav"): names[1],
+                                 str(root / "kind1" / "s001.wav"): names[2]}  # fmt: skip
+    assert lib.snapshot().labels.count(names[2]) == 1
+    lib.close()
+    lib = lib_at(tmp_path, tool)
+    assert len(lib.corrections()) == 2
+    lib.close()
+
+
 def test_same_kind_does_not_filter_on_an_unsure_class(tmp_path):
     tool = SoundSampleTool(device="cpu")
     root = make_library(tmp_path / "lib", n=6)
