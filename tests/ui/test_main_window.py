@@ -633,8 +633,13 @@ def test_the_layout_fits_laptop_screens(qtbot, tiny_bundle, library, size):
     assert w.compact == (size[1] < 820)
     if w.compact:
         assert w.right_tabs.count() == 2 and w.blend.height() > 400
+        # Only the current tab is drawn (the blend panel was drawn over the similar results).
+        assert w.right_tabs.currentWidget() is w.similar and w.blend.isHidden()
         w.actions.add_to_blend.emit(w.library_view.model.ref(0))
-        assert w.right_tabs.currentWidget() is w.blend
+        assert w.right_tabs.currentWidget() is w.blend and w.similar.isHidden()
+        w.resize(1400, 860)  # back to one above the other: both shown
+        qtbot.waitUntil(lambda: not w.compact, timeout=5000)
+        assert w.similar.isVisible() and w.blend.isVisible()
     else:
         assert not table.isColumnHidden(4)  # the Folder column fits at the default size
 

@@ -299,7 +299,7 @@ class MainWindow(QMainWindow):
         if compact == self.compact:
             return
         self.compact = compact
-        if compact:
+        if compact:  # the tabs show their current page only, and hide the other
             self.right_tabs.addTab(self.similar, "Similar")
             self.right_tabs.addTab(self.blend, "Blend")
             self.right_stack.setCurrentWidget(self.right_tabs)
@@ -308,8 +308,8 @@ class MainWindow(QMainWindow):
             self.right.insertWidget(0, self.similar)
             self.right.insertWidget(1, self.blend)
             self.right_stack.setCurrentWidget(self.right)
-        self.similar.show()
-        self.blend.show()
+            self.similar.show()  # the page the tabs had hidden
+            self.blend.show()
 
     def show_panel(self, panel: QWidget) -> None:
         """Bring the similar results or the blend panel forward (a tab, when compact)."""
