@@ -74,10 +74,26 @@ def test_set_points_builds_a_legend_of_the_classes(shown):
         m.set_points(ids, m.positions(), classes, NAMES, ["too few"])
 
 
+def lab(colour) -> np.ndarray:
+    """CIELAB (D65) of a QColor, from sRGB."""
+    rgb = np.array([colour.redF(), colour.greenF(), colour.blueF()])
+    rgb = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    to_xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                       [0.0193, 0.1192, 0.9505]])  # fmt: skip
+    xyz = to_xyz @ rgb / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
 def test_palette_has_at_least_twelve_distinct_colours():
     colours = {class_colour(k).rgb() for k in range(len(PALETTE))}
     assert len(PALETTE) >= 12 and len(colours) == len(PALETTE)
     assert class_colour(-1).rgb() not in colours
+    # The built-in model's nine classes are told apart at a glance: no two of their colours
+    # are nearer than 20 in CIELAB (fx and tonal were 13 apart, two greens).
+    first = [lab(class_colour(k)) for k in range(9)]
+    nearest = min(np.linalg.norm(a - b) for i, a in enumerate(first) for b in first[i + 1 :])
+    assert nearest > 20
 
 
 def test_hover_reports_the_point_and_shows_its_label(qtbot, shown):

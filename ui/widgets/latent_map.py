@@ -58,8 +58,10 @@ from ui.dnd import SampleRef, make_mime
 from ui.workers import Pool, TaskGroup
 
 # Okabe-Ito (without black) then Paul Tol's "light"/"muted" colours: distinguishable with the
-# common colour-vision deficiencies and bright enough on the dark background. Classes past the
-# end reuse colours; the legend keeps them apart.
+# common colour-vision deficiencies and bright enough on the dark background. The first nine
+# (the built-in model's classes, in order: clap ... tom, tonal) are kept far apart: its two
+# biggest classes, fx and tonal, were once two greens. Classes past the end reuse colours; the
+# legend keeps them apart.
 PALETTE = (
     "#56B4E9",  # sky blue
     "#E69F00",  # orange
@@ -67,8 +69,9 @@ PALETTE = (
     "#F0E442",  # yellow
     "#CC79A7",  # reddish purple
     "#D55E00",  # vermillion
-    "#3D8FD1",  # blue (Okabe-Ito #0072B2, lifted for the dark background)
+    "#4169E1",  # royal blue (Okabe-Ito's #0072B2 is too dark here and too near sky blue)
     "#FFAABB",  # pink
+    "#B59CFF",  # lavender
     "#44BB99",  # mint
     "#BBCC33",  # pear
     "#AA4499",  # purple
