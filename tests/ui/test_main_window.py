@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from tests.helpers import make_bundle, noise_burst, tone, write
@@ -693,3 +694,30 @@ def test_a_first_start_opens_the_demo_library_by_itself(qtbot, tiny_bundle, tmp_
     w.close()
     again, _ = open_window(qtbot, tiny_bundle)  # remembered: opened, not made again
     assert again.library == blocker.args[0]
+
+
+def test_the_filter_box_hands_the_keyboard_on_to_the_table(qtbot, tiny_bundle, library):
+    w, out = open_window(qtbot, tiny_bundle, library)
+    wait_ready(qtbot, w)
+    view = w.library_view
+    stops = []
+    w.player.stop = lambda: stops.append(1)  # what the window's Esc does with no filter text
+    w.activateWindow()
+    view.focus_filter()
+    QTest.keyClicks(view.filter_edit, "kick")
+    assert view.model.rowCount() == 4
+    QTest.keyClick(view.filter_edit, Qt.Key.Key_Escape)  # clears the filter, not playback
+    assert view.filter_edit.text() == "" and view.model.rowCount() == 11 and not stops
+    assert view.filter_edit.hasFocus()
+    QTest.keyClick(view.filter_edit, Qt.Key.Key_Escape)  # nothing to clear: the window's Esc
+    assert stops == [1]
+    QTest.keyClicks(view.filter_edit, "key")
+    QTest.keyClick(view.filter_edit, Qt.Key.Key_Down)  # on to the first match, heard
+    assert view.table.hasFocus() and view.current_ref() == view.model.ref(0)
+    qtbot.waitUntil(lambda: len(out.played) == 1, timeout=10_000)
+    QTest.keyClick(view.table, Qt.Key.Key_Down)
+    assert view.current_ref() == view.model.ref(1)
+    view.focus_filter()
+    QTest.keyClicks(view.filter_edit, "hat")  # replaces the selected text
+    QTest.keyClick(view.filter_edit, Qt.Key.Key_Return)
+    assert view.table.hasFocus() and view.current_ref().path.endswith("hat0.wav")

@@ -23,6 +23,7 @@ import numpy as np
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QItemSelection,
     QItemSelectionModel,
     QModelIndex,
@@ -374,6 +375,32 @@ class LibraryTableModel(QAbstractTableModel):
         return np.flatnonzero(np.isin(self.rows, entries))
 
 
+class _FilterEdit(QLineEdit):
+    """The filter box: Down, Enter or Return go on to the table (its first row, when none is
+    current); Esc clears the text (with none, Esc is the window's: stop playback)."""
+
+    def __init__(self, owner: LibraryView) -> None:
+        super().__init__(owner)
+        self.owner = owner
+
+    def event(self, event: QEvent) -> bool:
+        if (event.type() == QEvent.Type.ShortcutOverride and self.text()
+                and isinstance(event, QKeyEvent) and event.key() == Qt.Key.Key_Escape):  # fmt: skip
+            event.accept()  # the key press comes here, not to the window's Esc
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key == Qt.Key.Key_Escape and self.text():
+            self.clear()
+            return
+        if key in (Qt.Key.Key_Down, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.owner.focus_table()
+            return
+        super().keyPressEvent(event)
+
+
 class _Table(QTableView):
     """The table with the app's keys: Space plays or stops, Enter finds similar."""
 
@@ -439,7 +466,7 @@ class LibraryView(QWidget):
         self.tree.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.tree.itemSelectionChanged.connect(self._refilter)
 
-        self.filter_edit = QLineEdit(self)
+        self.filter_edit = _FilterEdit(self)
         self.filter_edit.setObjectName("libraryFilter")
         self.filter_edit.setPlaceholderText("Filter by name or folder (Ctrl+F)")
         self.filter_edit.setClearButtonEnabled(True)
@@ -640,3 +667,10 @@ class LibraryView(QWidget):
     def focus_filter(self) -> None:
         self.filter_edit.setFocus()
         self.filter_edit.selectAll()
+
+    def focus_table(self) -> None:
+        """Keyboard focus to the table, on its first row when none is current (which plays
+        it, as moving there with the arrows does)."""
+        self.table.setFocus()
+        if not self.table.currentIndex().isValid() and self.model.rowCount():
+            self.table.selectRow(0)
