@@ -389,6 +389,7 @@ def test_save_writes_a_readable_wav_and_remembers_the_folder(two, runtime, tmp_p
     with qtbot.assertNotEmitted(panel.saved, wait=200):
         panel.save()
     assert Path(asked[-1]).parent == out_dir and "Saved my blend.wav" == panel.status_text()
+    assert Path(asked[-1]).name == "low+high blend 1.wav"  # what the history calls it
 
 
 def test_result_mime_is_a_local_url_to_an_existing_wav(two, runtime, qtbot):
@@ -397,7 +398,9 @@ def test_result_mime_is_a_local_url_to_an_existing_wav(two, runtime, qtbot):
     (url,) = mime.urls()
     assert url.isLocalFile()
     path = Path(url.toLocalFile())
-    assert path.is_file() and re.fullmatch(r"sampletool-blend-\d+\.wav", path.name)
+    # Named by its samples, as a DAW shows the clip; a folder of its own keeps it apart.
+    assert path.is_file() and path.name == "low+high blend.wav"
+    assert re.fullmatch(r"\d+", path.parent.name)
     data, rate = sf.read(str(path), dtype="float32")
     assert rate == 44100
     np.testing.assert_allclose(data, as_saved(runtime, rec.last), atol=1e-4)
@@ -605,8 +608,9 @@ def test_the_export_rate_is_remembered_and_rewrites_the_current_drag_file(two, m
     box = panel.findChild(QComboBox, "exportRate")
     box.setCurrentIndex(box.findData(48000))
     qtbot.waitUntil(lambda: panel.current.wav_rate == 48000, timeout=WAIT_MS)
-    _, rate = sf.read(panel.result_mime().urls()[0].toLocalFile())
-    assert rate == 48000
+    path = Path(panel.result_mime().urls()[0].toLocalFile())
+    _, rate = sf.read(path)
+    assert rate == 48000 and path.name == "low+high blend.wav"
     assert make_panel().export_rate == 48000  # the next session's panel
 
 
@@ -716,3 +720,22 @@ def test_a_dropped_non_audio_file_is_refused_with_a_message(make_panel, runtime,
     assert panel.samples()[:2] == [SampleRef(str(sounds[0])), None]
     assert "notes.txt" in panel.status_text()
     _wait_idle(qtbot, panel)
+
+
+def test_a_blends_file_name_says_what_is_in_it():
+    from ui.blend.history import blend_file_name
+
+    def slots(*named):
+        return tuple((SampleRef(f"/lib/{n}"), w) for n, w in named)
+
+    assert blend_file_name(slots(("kick01.wav", 1.0), ("snare 2.aiff", 0.5)), 3) == (
+        "kick01+snare 2 blend 3.wav"
+    )
+    assert blend_file_name(slots(("kick01.wav", 1.0), ("muted.wav", 0.0)), None) == (
+        "kick01 blend.wav"  # a sample weighted 0 is not in it
+    )
+    many = slots(*((f"s{i}.wav", 1.0) for i in range(5)))
+    assert blend_file_name(many, 1) == "s0+s1+s2+2 more blend 1.wav"
+    assert blend_file_name(slots(('a:b?"c".flac', 1.0)), 2) == "a_b__c_ blend 2.wav"
+    assert blend_file_name(slots(("x" * 40 + ".wav", 1.0)), 2) == "x" * 24 + " blend 2.wav"
+    assert blend_file_name((), 4) == "blend 4.wav"  # a random sound

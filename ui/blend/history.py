@@ -16,6 +16,25 @@ from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, Q
 from ui.dnd import SampleRef
 
 HISTORY_LIMIT = 100  # at most ~130 kB each (2 s at 16 kHz): the whole history stays small
+NAMED_SOURCES = 3  # a blend's file name names this many of its samples, then "+N more"
+
+
+def blend_file_name(slots: tuple[tuple[SampleRef, float], ...], number: int | None) -> str:
+    """A WAV file name for a blend that says what is in it, as a DAW shows it on the clip:
+    "kick01+snare_tight blend 3.wav" (its samples with a weight, the first three by slot,
+    each name cut to 24 characters; characters no file system takes replaced by "_");
+    "blend 3.wav" for a random sound; without the number when `number` is None."""
+    import re
+
+    from sampletool.paths import display_path
+
+    stems = [display_path(Path(ref.path).stem)[:24].strip() for ref, weight in slots if weight]
+    named = "+".join(stems[:NAMED_SOURCES])
+    if len(stems) > NAMED_SOURCES:
+        named += f"+{len(stems) - NAMED_SOURCES} more"
+    named = re.sub(r'[<>:"/\\|?*\x00-\x1f]', "_", named)
+    blend = "blend" if number is None else f"blend {number}"
+    return f"{named} {blend}.wav" if named else f"{blend}.wav"
 
 
 @dataclass

@@ -48,7 +48,7 @@ from PySide6.QtWidgets import (
 )
 
 from sampletool.progress import Cancelled
-from ui.blend.history import BlendResult, HistoryList
+from ui.blend.history import BlendResult, HistoryList, blend_file_name
 from ui.blend.scheduler import LatestWins
 from ui.blend.slot import BlendSlot
 from ui.dnd import MIME_TYPE, SampleRef, can_accept, make_mime, samples_from_mime
@@ -136,7 +136,7 @@ def _blend_job(runtime, latents, weights, variance, seed, folder: Path | None, n
 
 
 def _save_job(audio: np.ndarray, sample_rate: int, target: Path, wav_rate: int) -> Path:
-    """Write a (trimmed) result as a WAV file at `wav_rate`."""
+    """Write a (trimmed) result as a WAV file at `wav_rate` (its folder made if need be)."""
     from sampletool.audio import write_wav
     from sampletool.export import resample
 
@@ -424,7 +424,7 @@ class BlendPanel(QWidget):
         entry = self._current
         if entry is None or entry.wav_path is None or entry.wav_rate == rate:
             return
-        target = entry.wav_path.with_name(f"sampletool-blend-{entry.number}-{rate}.wav")
+        target = entry.wav_path.parent / f"{rate} Hz" / entry.wav_path.name
 
         def written(path: Path, entry=entry, rate=rate) -> None:
             entry.wav_path, entry.wav_rate = path, rate
@@ -788,9 +788,9 @@ class BlendPanel(QWidget):
         slow = not self.live
         if slow:
             self._show_rendering(True)
-        # Named by generation: a result that is never shown (a newer one overtook it) leaves
-        # its number unused, and no two results share a file.
-        wav = f"sampletool-blend-{self.generations_started}.wav"
+        # Named by its samples, as a DAW shows the clip, in a folder of its own by generation:
+        # no two results share a file, and none is named by a number the history never shows.
+        wav = f"{self.generations_started}/{blend_file_name(request.slots, None)}"
         self._jobs.run(
             ("generate", self.generations_started), _blend_job, request.runtime,
             request.latents, request.weights, request.variance, request.seed, self._temp_dir, wav,
@@ -949,7 +949,7 @@ class BlendPanel(QWidget):
             folder = Path(str(app_settings().value(SETTINGS_KEY, "") or "") or Path.home())
             if not folder.is_dir():  # gone since (an unplugged drive)
                 folder = Path.home()
-            start = str(folder / f"blend-{self._current.number}.wav")
+            start = str(folder / blend_file_name(self._current.slots, self._current.number))
             path = self.save_path_provider(self, "Save blend as WAV", start, "WAV audio (*.wav)")
             if not path:
                 return
