@@ -92,10 +92,17 @@ def test_lists_every_model_with_its_facts_and_confusion_matrix(qtbot, models, tm
     m.table.selectRow(0)  # the built-in model: neither renamed nor deleted
     assert not m.rename_button.isEnabled() and not m.delete_button.isEnabled()
     assert "from the votes of its" in m.details.text()  # and of its training sounds
-    assert m.use_button.isEnabled() and m.export_button.isEnabled()
+    assert m.export_button.isEnabled()
+    assert not m.use_button.isEnabled()  # it is the model in use
+    with qtbot.assertNotEmitted(m.activate):
+        m._use()  # as a double-click on its row: nothing to switch to
+    m.table.selectRow(row_of(m, "kit"))
+    assert m.use_button.isEnabled()
     with qtbot.waitSignal(m.activate) as used:
         m.use_button.click()
-    assert used.args == [str(resolve_model(None))]
+    assert used.args == [str(kit)]
+    # The confusion matrix asks for room to label each row and column legibly.
+    assert m.confusion.minimumSizeHint().height() >= 3 * 14 and m.confusion.height() >= 3 * 14
 
 
 def test_import_of_a_folder_that_is_not_a_bundle_is_refused_with_the_reason(qtbot, models,

@@ -578,6 +578,8 @@ class MainWindow(QMainWindow):
                      f"{runtime.device})", 5000)  # fmt: skip
         self._fill_model_menu()
         self._list_models()
+        if self._manager is not None and self._manager.isVisible():
+            self._manager.refresh()  # "In use" moves to this model
         if self._demo_when_empty and not self.library:
             self._demo_when_empty = False  # once: a failure stays on the welcome page
             self.create_demo_library()

@@ -19,10 +19,12 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -87,11 +89,17 @@ def _rows(installed) -> list[Row]:
     return list(rows.values())
 
 
+def _in_use(row: Row, active: str | None) -> bool:
+    if not active:
+        return False
+    return row.path.resolve() == Path(active).resolve()
+
+
 def _status(row: Row, active: str | None) -> str:
     parts = []
     if row.builtin:
         parts.append("Built-in")
-    if active and row.path.resolve() == Path(active).resolve():
+    if _in_use(row, active):
         parts.append("In use")
     run = row.run
     if row.live:
@@ -165,7 +173,11 @@ class ModelManager(QDialog):
         side = QWidget(self)
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
-        side_layout.addWidget(self.details)
+        details = QScrollArea(side)  # a long description scrolls instead of being cut off
+        details.setWidget(self.details)
+        details.setWidgetResizable(True)
+        details.setFrameShape(QFrame.Shape.NoFrame)
+        side_layout.addWidget(details, 1)
         side_layout.addWidget(self.confusion, 1)
         split = QSplitter(Qt.Orientation.Horizontal, self)
         split.addWidget(self.table)
@@ -209,7 +221,7 @@ class ModelManager(QDialog):
         layout.addWidget(split, 1)
         layout.addLayout(row1)
         layout.addLayout(row2)
-        self.resize(1040, 560)
+        self.resize(1040, 640)  # room for a nine-class confusion matrix under the details
         self._selected()
 
     # -- listing --------------------------------------------------------------------------------
@@ -283,7 +295,8 @@ class ModelManager(QDialog):
         row = self._current()
         has_model = row is not None and row.entry is not None
         changeable = row is not None and not row.builtin and not row.live
-        self.use_button.setEnabled(has_model and not row.live)
+        in_use = row is not None and _in_use(row, self.active())
+        self.use_button.setEnabled(has_model and not row.live and not in_use)
         self.resume_button.setEnabled(row is not None and row.resumable)
         self.rename_button.setEnabled(has_model and changeable)
         self.delete_button.setEnabled(changeable)
@@ -355,6 +368,8 @@ class ModelManager(QDialog):
     def _use(self) -> None:
         row = self._current()
         if row is not None and row.entry is not None and not row.live:
+            if _in_use(row, self.active()):
+                return  # a double-click on the model in use: nothing to switch
             self.activate.emit(str(row.path))
             self._say(f"Using {row.name}: your library is indexed with it in the background.")
 

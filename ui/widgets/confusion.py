@@ -16,6 +16,8 @@ from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+MIN_CELL = 14  # pixels: the smallest cell the view asks room for (6 pt labels fit one apart)
+
 
 class ConfusionMatrixView(QWidget):
     """The heat map. `set_matrix(classes, matrix)` shows one; `clear(text)` shows a note."""
@@ -38,6 +40,7 @@ class ConfusionMatrixView(QWidget):
             self.clear("The confusion matrix does not match the classes")
             return
         self.classes, self.matrix, self.caption = list(classes), m, caption
+        self.updateGeometry()  # its minimum follows the number of classes
         self.update()
 
     def clear(self, note: str = "No confusion matrix yet") -> None:
@@ -47,10 +50,23 @@ class ConfusionMatrixView(QWidget):
             "",
             note,
         )
+        self.updateGeometry()
         self.update()
 
     def sizeHint(self) -> QSize:
         return QSize(320, 300)
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for cells of MIN_CELL pixels, whose labels fit one to a row and a column."""
+        if not self.classes:
+            return QSize(180, 160)
+        fm = QFontMetrics(self._label_font())
+        label_w = min(max(fm.horizontalAdvance(c) for c in self.classes) + 8, 110)
+        caption_h = fm.height() + 4 if self.caption else 0
+        side = MIN_CELL * len(self.classes)
+        return QSize(
+            max(label_w + 12 + side, 180), max(caption_h + min(label_w, 90) + 8 + side, 160)
+        )
 
     # -- geometry -------------------------------------------------------------------------------
 
@@ -73,6 +89,19 @@ class ConfusionMatrixView(QWidget):
         if len(self.classes) > 12:
             f.setPointSizeF(max(f.pointSizeF() * 0.85, 6.0))
         return f
+
+    @staticmethod
+    def _fitting_font(font: QFont, cell: int) -> QFont:
+        """`font`, made smaller (down to 6 pt) where its lines are taller than a cell: slanted
+        column labels sit a cell apart (0.7 of a cell across their lines), and ran into each
+        other in a small window."""
+        height = QFontMetrics(font).height()
+        room = 0.9 * cell  # slanted lines overlap by their accents and descenders only
+        if height <= room or font.pointSizeF() <= 6.0:
+            return font
+        small = QFont(font)
+        small.setPointSizeF(max(font.pointSizeF() * room / height, 6.0))
+        return small
 
     def _cell_at(self, pos: QPoint) -> tuple[int, int] | None:
         if not self.classes:
@@ -102,6 +131,9 @@ class ConfusionMatrixView(QWidget):
             p.setPen(text)
             p.drawText(QRect(0, 0, self.width(), fm.height() + 2), Qt.AlignmentFlag.AlignCenter,
                        self.caption)  # fmt: skip
+        font = self._fitting_font(font, cell)  # the labels' font: one row or column each
+        p.setFont(font)
+        fm = QFontMetrics(font)
         rows = self.matrix.sum(1, keepdims=True)
         share = self.matrix / np.maximum(rows, 1)
         base = pal.color(QPalette.ColorRole.Base)
