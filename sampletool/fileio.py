@@ -22,16 +22,21 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = ""
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+        os.close(fd)
         write(Path(tmp))
         # mkstemp makes the file private (0600); the result should have the permissions any
         # new file of the user's gets (a saved WAV must open in a DAW run by a group...).
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno is not None and (not tmp or e.filename == tmp):
+            # Say the file the user named, not the temporary one beside it (".v.npy.x1y2.npy").
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
     return path
 

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="sampletool",
         description="Embed, classify and blend audio samples with a neural model.",
-        epilog="Exit codes: 0 ok, 1 some audio files unreadable, 2 bad arguments or model.",
+        epilog="Exit codes: 0 ok, 1 some audio files unreadable, 2 bad arguments or model, "
+        "130 stopped by Ctrl+C (an index carries on where it stopped when run again).",
     )
     parser.add_argument("--version", action="version", version=f"sampletool {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)

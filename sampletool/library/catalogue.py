@@ -215,7 +215,10 @@ class Catalogue:
             damaged = damage(e, self.path)
             if damaged is not None:
                 raise damaged from None
-            if "readonly" in str(e):
+            read_only = "readonly" in str(e) or (
+                "unable to open" in str(e) and not os.access(self.path.parent, os.W_OK)
+            )  # a new catalogue in a read-only folder, or on a read-only file system
+            if read_only:
                 problem = (f"{self.path} is read-only: Sample Tool writes to its catalogue even "
                            "to search it; allow writing to that file and its folder")  # fmt: skip
             else:
@@ -289,6 +292,16 @@ class Catalogue:
                 head = f.read(16)
             if head == b"SQLite format 3\x00":
                 raise  # an SQLite file damaged in its header: `damage` says so
+            from sampletool.audio import detect_format
+
+            audio = detect_format(head)
+            if audio is not None:  # a sample given as --db: a rebuild would move it aside
+                raise CatalogueError(
+                    f"{self.path} is an audio file ({audio}), not a catalogue: choose another "
+                    "catalogue file (--db)",
+                    self.path,
+                    rebuildable=False,
+                ) from None
             raise CatalogueError(
                 f"{self.path} is not a catalogue (it is not an SQLite database)",
                 self.path,

@@ -301,6 +301,28 @@ def test_a_read_only_catalogue_is_not_called_damaged(tmp_path, tool):
         assert run.returncode == 2 and "is read-only" in run.stderr, run.stderr
         assert "--rebuild" not in run.stderr  # a fresh catalogue would not help
     assert db.read_bytes() == kept and not list(db.parent.glob("*.damaged-*"))
+    # A new catalogue in a folder that cannot be written (a read-only drive) says so too, not
+    # "unable to open database file; try again, or free disk space".
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    new = [*cmd[: cmd.index("--db") + 1], str(locked / "new.sqlite"), "--workers", "0"]
+    run = subprocess.run(new, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "new.sqlite is read-only" in run.stderr, run.stderr
+    assert "free disk space" not in run.stderr
+
+
+def test_an_audio_file_given_as_the_catalogue_is_refused_and_never_moved_aside(tmp_path, tool):
+    root = make_library(tmp_path / "lib", n=2)
+    sample = write(tmp_path / "kick.wav", tone(60, 0.3, decay=8))
+    kept = sample.read_bytes()
+    args = ["index", str(root), "--model", str(tool.runtime.path), "--db", str(sample),
+            "--workers", "0"]  # fmt: skip
+    for extra in ([], ["--rebuild"]):  # the advice a damaged catalogue gets would lose it
+        with pytest.raises(CatalogueError, match="is an audio file \\(WAV\\), not a catalogue"):
+            Library(root, tool.runtime, db_path=sample, rebuild=bool(extra))
+        assert main([*args, *extra]) == 2
+    assert sample.read_bytes() == kept  # nothing moved aside or written in its place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kick.wav", "lib"]
 
 
 def test_corrupt_or_newer_catalogue(tmp_path, tool, capsys):

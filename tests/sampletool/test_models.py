@@ -369,6 +369,24 @@ def test_atomic_writes_get_the_usual_permissions_not_private_ones(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
 
 
+def test_a_failed_atomic_write_names_the_users_file_not_its_temporary_one(tmp_path):
+    import errno
+    from pathlib import Path
+
+    from sampletool.fileio import atomic_write
+
+    def disk_full(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+    with pytest.raises(OSError, match="No space left") as e:
+        atomic_write(tmp_path / "v.npy", disk_full)
+    assert e.value.filename == str(tmp_path / "v.npy") and e.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []  # the half-written temporary file is gone
+    with pytest.raises(ValueError, match="bad"):  # any other error passes as it is
+        atomic_write(tmp_path / "w.npy", lambda tmp: (_ for _ in ()).throw(ValueError("bad")))
+
+
 # -- every registered kind, and the shipped model's own settings, at tiny capacity ------------
 
 # A kind added to the registry without tiny settings here fails the test below.
