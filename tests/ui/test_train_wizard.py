@@ -361,6 +361,12 @@ def test_improve_the_active_model_with_my_corrections_fine_tunes_it_and_switches
     assert not page.start_from.isEnabled() and page.start_from.currentData() == str(runtime.path)
     page.advanced_toggle.setChecked(True)
     page.batch.setValue(8)
+    # The page says the schedule the run will have: the corrections' own (every 50 of 400),
+    # validating at least four times when cut short (it said "every 10" and validated at 50).
+    assert page.config()["max_steps"] == 400 and page.config()["eval_every"] == 50
+    page.max_steps.setValue(40)
+    assert (page.config()["max_steps"], page.config()["eval_every"]) == (40, 10)
+    assert page.plan.text() == "At most 40 steps of 8 samples, validating every 10."
     page.max_steps.setValue(20)
     page.eval_every.setValue(10)
     with qtbot.waitSignal(w.use_model, timeout=TIMEOUT) as used:  # switches by itself

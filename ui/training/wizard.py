@@ -730,6 +730,15 @@ class SetupPage(QWizardPage):
         """(max steps, steps between validations): the advanced values, else the plan."""
         from sampletool.training.estimate import plan_steps
 
+        if self.w.improving() and self.start_from.currentData() is not None:
+            # The corrections' own schedule (what `config` runs, and the page says): the
+            # summary said the plan's "every 10" while the run validated every 50, after its
+            # last step when cut to 40.
+            from sampletool.training.corrections import EVAL_EVERY, MAX_STEPS
+
+            max_steps = self.max_steps.value() or MAX_STEPS
+            every = self.eval_every.value() or min(EVAL_EVERY, max(max_steps // 4, 1))
+            return max_steps, every
         _, n_train, _ = self._counts()
         planned = plan_steps(n_train, self.batch.value(), self.start_from.currentData() is not None)
         return self.max_steps.value() or planned[0], self.eval_every.value() or planned[1]
@@ -757,8 +766,7 @@ class SetupPage(QWizardPage):
 
             cfg = improve_config(model, audio, source, self.w.data_page.corrections)
             cfg["augment"] = aug.to_dict()
-            cfg["max_steps"] = self.max_steps.value() or cfg["max_steps"]
-            cfg["eval_every"] = self.eval_every.value() or cfg["eval_every"]
+            cfg["max_steps"], cfg["eval_every"] = self.schedule()
             return cfg
         max_steps, eval_every = self.schedule()
         cfg = {"dataset": "", "model": model, "augment": aug.to_dict(),
