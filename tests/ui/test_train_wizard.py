@@ -227,6 +227,17 @@ def test_page_one_shows_counts_warnings_repeats_and_takes_dropped_folders(qtbot,
     assert w.setup_page.lr.value() == pytest.approx(3e-4)
 
 
+def test_fine_tuning_the_built_in_model_is_offered_for_its_own_classes_only(qtbot, tmp_path):
+    kit = make_class_folders(tmp_path / "Kit", per_class=3, classes=("kick", "fx", "percussion"))
+    w = open_wizard(qtbot)
+    to_setup(qtbot, w, [kit])  # "fx" and "percussion" name no drum, but are its classes
+    assert w.setup_page.start_from.currentText().startswith("Fine-tune default")
+    other = make_class_folders(tmp_path / "Mine", per_class=3, classes=("kick", "vox"))
+    w = open_wizard(qtbot)
+    to_setup(qtbot, w, [other])  # a class it does not have: a fresh model
+    assert w.setup_page.start_from.currentData() is None
+
+
 def test_setup_checks_the_name_and_measures_each_size(qtbot, samples, tmp_path):
     from tests.helpers import make_bundle
 

@@ -603,7 +603,11 @@ class SetupPage(QWizardPage):
             n = len(info.class_names)
             label = f"{info.name} ({info.kind}, {n} classes)" if n else f"{info.name} ({info.kind})"
             self.start_from.addItem(f"Fine-tune {label}", str(info.path))
-            if entry.builtin and info.name == "default" and names_drums(classes):
+            # The built-in model knows these sounds: drums (a kit's "Kicks", "Hats"...) or its
+            # own classes (a folder of "fx" or "percussion" beside the drums).
+            own = bool(classes) and set(classes) <= set(info.class_names)
+            knows = own or names_drums(classes)
+            if entry.builtin and info.name == "default" and knows:
                 default_index = self.start_from.count() - 1
         active = self.w.active_model() if self.w.improving() else None
         if active is not None:  # corrections fine-tune the model in use, nothing else
