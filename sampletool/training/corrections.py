@@ -98,12 +98,24 @@ def corrections_survey(
         f"{len(fixed)} corrected ({', '.join(f'{n} {c}' for c, n in counts.most_common())}) "
         f"and {len(kept)} samples the model is sure of, which keep what it knows"
     )
+    shown = set(fixed.values()) | {c for _, c in kept}
+    missing = [c for c in class_names if c not in shown]
+    if missing:
+        survey.warnings.append(
+            f"no sample here is {_listed(missing)} (none corrected to it, none the model is sure "
+            "of): the improved model keeps the class but may hear it less often"
+        )
     if gone:
         survey.warnings.append(f"{gone} corrected files are no longer there; they are left out")
     if unknown:
         survey.warnings.append(f"{unknown} files have a class this model does not have; they "
                                "are left out")  # fmt: skip
     return Corrections(survey, sorted(fixed))
+
+
+def _listed(names: Sequence[str]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def improve_config(

@@ -36,6 +36,12 @@ def test_corrected_files_train_and_the_models_sure_readings_keep_what_it_knows(t
     n_other = sum(s == "train" for s in survey.splits.values()) - 3
     weight = cfg["source_weights"][files[0]]
     assert weight * 3 / (weight * 3 + n_other) > 0.3  # a third of the draws are corrections
+    # tonal and fx have their corrections, kick and snare sure readings: no class unseen
+    assert not any("no sample here" in w for w in survey.warnings)
+    lean = corr.corrections_survey({files[0]: "tonal"}, readings, NAMES, tmp_path / "lib").survey
+    said = ("no sample here is fx (none corrected to it, none the model is sure of): the "
+            "improved model keeps the class but may hear it less often")  # fmt: skip
+    assert said in lean.warnings
 
 
 def test_no_corrections_or_nothing_sure_is_a_problem_said_plainly(tmp_path):
