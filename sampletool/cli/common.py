@@ -46,10 +46,30 @@ def load_model(args: argparse.Namespace):
     return load_runtime(args.model, args.device)
 
 
-def open_library(args: argparse.Namespace, rebuild: bool = False):
-    """The library that --library (or the positional LIBRARY_DIR), --db and --model name."""
-    from sampletool.library import Library
+def index_command(args: argparse.Namespace) -> str:
+    """The `sampletool index` command line that indexes the library these arguments name."""
+    import shlex
 
+    return " ".join(shlex.quote(str(a)) for a in (
+        "sampletool", "index", args.library,
+        *(("--model", args.model) if args.model else ()), *(("--db", args.db) if args.db else ()),
+    ))  # fmt: skip
+
+
+def open_library(args: argparse.Namespace, rebuild: bool = False, indexed: bool = False):
+    """The library that --library (or the positional LIBRARY_DIR), --db and --model name.
+    With `indexed` (a command that only reads it), one never indexed is refused before a
+    catalogue is made for it."""
+    from pathlib import Path
+
+    from sampletool.library import Library, default_db_path
+
+    if indexed:
+        root = Path(args.library).expanduser().absolute()
+        db = Path(args.db) if args.db else default_db_path(root)
+        if root.is_dir() and not db.exists():
+            raise UsageError(f"the library is not indexed yet: index it first "
+                             f"({index_command(args)})")  # fmt: skip
     return Library(args.library, load_model(args), db_path=args.db,
                    segmentation=getattr(args, "segment", None), rebuild=rebuild)  # fmt: skip
 

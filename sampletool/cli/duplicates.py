@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threshold is not None and not args.threshold >= 0:
         raise UsageError("--threshold must be a distance >= 0")
-    lib = open_library(args)
+    lib = open_library(args, indexed=True)
     try:
         d = lib.duplicates(args.threshold)
     finally:

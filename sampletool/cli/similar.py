@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 
 from sampletool.cli.common import (
@@ -14,6 +13,7 @@ from sampletool.cli.common import (
     UsageError,
     add_db_arg,
     add_model_args,
+    index_command,
     open_library,
     quote_name,
     report,
@@ -51,7 +51,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise UsageError("-k must be >= 1")
-    lib = open_library(args)
+    lib = open_library(args, indexed=True)
     try:
         found = lib.find_similar(args.target, args.k, args.offset, same_kind=args.same_kind)
         none_of_kind = found.same_kind and not found
@@ -84,10 +84,7 @@ def run(args: argparse.Namespace) -> int:
 def _why_no_entries(lib, args: argparse.Namespace) -> str | None:
     """Why a search found nothing, when the library is at fault: empty, unreadable, or not
     indexed with this model (None: it holds only the target)."""
-    index = " ".join(shlex.quote(str(a)) for a in (
-        "sampletool", "index", args.library,
-        *(("--model", args.model) if args.model else ()), *(("--db", args.db) if args.db else ()),
-    ))  # fmt: skip
+    index = index_command(args)
     counts = lib.catalogue.count(lib.model_id)
     if not counts["files"] and counts["failed"]:
         return f"none of the library's {counts['failed']} files could be read ({index} lists them)"

@@ -469,6 +469,14 @@ def test_cli_similar_on_an_empty_or_other_models_library(tmp_path, tool, tiny_bu
     query = ["similar", str(write(tmp_path / "q.wav", tone(80, 0.3))), "--library", str(root)]
     assert main([*query, *common, "--json"]) == 2
     out, err = capsys.readouterr()
+    assert out == "" and "the library is not indexed yet: index it first (sampletool " in err
+    assert not (tmp_path / "c.sqlite").exists()  # refused: no catalogue made for it
+    assert main(["duplicates", "--library", str(root), *common]) == 2
+    assert "not indexed yet" in capsys.readouterr().err and not (tmp_path / "c.sqlite").exists()
+    assert main(["index", str(root), *common, "--workers", "0"]) == 0
+    capsys.readouterr()
+    assert main([*query, *common, "--json"]) == 2
+    out, err = capsys.readouterr()
     assert out == "" and "the library is empty: index it first (sampletool index " in err
     (root / "broken.wav").write_bytes(b"RIFF????WAVEjunk")
     assert main(["index", str(root), *common, "--workers", "0"]) == 0
