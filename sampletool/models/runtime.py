@@ -85,7 +85,8 @@ def effective_weights(
 
     SampleVAE's semantics, made safe: a weights list of the wrong length means equal weights;
     with `normalize` the weights are divided by their sum, and a sum of zero falls back to
-    equal weights; without it any finite weights are used as given (negative ones subtract).
+    equal weights (a negative sum flips every sign, and says so); without it any finite weights
+    are used as given (negative ones subtract).
 
     Returns:
         (float64 [n], None or one sentence saying what was changed and why).
@@ -108,6 +109,11 @@ def effective_weights(
         if abs(total) < 1e-9:
             return np.full(n, 1.0 / n), (
                 "the weights sum to zero and cannot be normalised: using equal weights"
+            )
+        if total < 0:  # dividing by it flips every sign: [-1, -1] adds both sounds
+            note = (
+                "the weights sum to a negative number, so normalising flips their signs (a "
+                "negative weight adds its sound): to subtract a sound, do not normalise"
             )
         w = w / total
     return w, note

@@ -129,6 +129,10 @@ def test_blend_weights_semantics():
     w, note = bw(2, [1, -1], True)
     assert np.allclose(w, [0.5, 0.5]) and "sum to zero" in note
     assert np.allclose(weights(2, [1, -1], False), [1, -1])
+    assert np.allclose(weights(2, [2, -1], True), [2, -1])  # a positive sum keeps the signs
+    for given, used in (([-1, -1], [0.5, 0.5]), ([1, -2], [-1, 2])):
+        w, note = bw(2, given, True)
+        assert np.allclose(w, used) and "flips their signs" in note
     with pytest.raises(ValueError, match="finite"):
         bw(2, [1, float("nan")], False)
 
