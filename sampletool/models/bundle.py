@@ -83,7 +83,10 @@ def read_bundle_config(directory: str | os.PathLike[str]) -> dict:
     if not d.exists():
         raise BundleError(f"model folder {d} does not exist")
     if not d.is_dir():
-        raise BundleError(f"{d} is a file, not a model folder")
+        archive = d.name.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz"))
+        hint = (": an exported model; unpack it, or import it in the app (Tools > Models > "
+                "Import archive)") if archive else ""  # fmt: skip
+        raise BundleError(f"{d} is a file, not a model folder{hint}")
     cfg_path = d / CONFIG_FILE
     try:
         st = cfg_path.stat()

@@ -184,6 +184,17 @@ def test_folder_that_is_not_a_bundle(tmp_path):
         load_bundle(tmp_path)
 
 
+def test_an_exported_archive_instead_of_a_folder_says_how_to_use_it(tmp_path):
+    f = tmp_path / "drums.zip"
+    f.write_bytes(b"PK\x03\x04")
+    with pytest.raises(
+        BundleError,
+        match=r"is a file, not a model folder: an exported model; "
+        r"unpack it, or import it in the app \(Tools > Models > Import archive\)",
+    ):
+        load_bundle(f)
+
+
 def test_a_file_instead_of_a_folder(tmp_path):
     f = tmp_path / "weights.bin"
     f.write_bytes(b"1234")
