@@ -400,3 +400,23 @@ def test_improve_the_active_model_with_my_corrections_fine_tunes_it_and_switches
     split = {r.rsplit(",", 2)[0]: r.rsplit(",", 1)[1] for r in rows}
     assert all(split[p] == "train" for p in fixed) and "val" in split.values()
     lib.close()
+
+
+def test_add_folder_starts_in_the_library_then_at_the_last_folder(qtbot, samples, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    asked = []
+
+    def dialog(parent, caption, start):  # the modal dialog, answered as a user would
+        asked.append(start)
+        return str(samples / "low")
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(dialog))
+    library = type("Lib", (), {"root": samples})()
+    w = TrainWizard(pool=SynchronousPool(), corrections_source=lambda: (library, None, None))
+    qtbot.addWidget(w)
+    w.start_new()
+    w.data_page._choose_folder()
+    assert asked == [str(samples)] and w.data_page.folder_list() == [str(samples / "low")]
+    w.data_page._choose_folder()
+    assert asked[-1] == str(samples / "low")

@@ -211,7 +211,10 @@ class DataPage(QWizardPage):
             self.folders.addItem(folder)
 
     def _choose_folder(self) -> None:
-        start = self.folder_list()[-1] if self.folders.count() else str(Path.home())
+        """Ask for a folder, starting beside the last one added, else in the open library."""
+        source = self.w.corrections_source() if self.w.corrections_source else None
+        library = str(source[0].root) if source is not None else str(Path.home())
+        start = self.folder_list()[-1] if self.folders.count() else library
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of samples", start)
         if folder:
             self.add_folders([folder])
