@@ -60,22 +60,15 @@ class ConfusionMatrixView(QWidget):
         """Room for cells of MIN_CELL pixels, whose labels fit one to a row and a column."""
         if not self.classes:
             return QSize(180, 160)
-        fm = QFontMetrics(self._label_font())
-        label_w = min(max(fm.horizontalAdvance(c) for c in self.classes) + 8, 110)
-        caption_h = fm.height() + 4 if self.caption else 0
+        label_w, caption_h, col_h = self._margins()
         side = MIN_CELL * len(self.classes)
-        return QSize(
-            max(label_w + 12 + side, 180), max(caption_h + min(label_w, 90) + 8 + side, 160)
-        )
+        return QSize(max(label_w + 12 + side, 180), max(caption_h + col_h + 8 + side, 160))
 
     # -- geometry -------------------------------------------------------------------------------
 
     def _layout(self) -> tuple[QRect, int, int, int]:
         """(the grid's rectangle, cell size, row label width, column label height)."""
-        fm = QFontMetrics(self._label_font())
-        label_w = min(max((fm.horizontalAdvance(c) for c in self.classes), default=0) + 8, 110)
-        caption_h = fm.height() + 4 if self.caption else 0
-        col_h = min(label_w, 90)  # column labels are drawn at 45 degrees
+        label_w, caption_h, col_h = self._margins()
         k = max(len(self.classes), 1)
         avail_w = self.width() - label_w - 8
         avail_h = self.height() - col_h - caption_h - 8
@@ -83,6 +76,13 @@ class ConfusionMatrixView(QWidget):
         left = label_w + 4 + max((avail_w - cell * k) // 2, 0)
         grid = QRect(left, caption_h + col_h + 4, cell * k, cell * k)
         return grid, cell, label_w, col_h
+
+    def _margins(self) -> tuple[int, int, int]:
+        """(row label width, caption height, column label height) around the grid."""
+        fm = QFontMetrics(self._label_font())
+        label_w = min(max((fm.horizontalAdvance(c) for c in self.classes), default=0) + 8, 110)
+        caption_h = fm.height() + 4 if self.caption else 0
+        return label_w, caption_h, min(label_w, 90)  # column labels are drawn at 45 degrees
 
     def _label_font(self) -> QFont:
         f = QFont(self.font())
