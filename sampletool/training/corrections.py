@@ -113,6 +113,13 @@ def corrections_survey(
     return Corrections(survey, sorted(fixed))
 
 
+def improve_schedule(max_steps: int = 0, eval_every: int = 0) -> tuple[int, int]:
+    """(max steps, steps between validations) of a corrections fine-tune, 0 meaning its own:
+    MAX_STEPS, validated every EVAL_EVERY, and at least four times when cut shorter."""
+    max_steps = max_steps or MAX_STEPS
+    return max_steps, eval_every or min(EVAL_EVERY, max(max_steps // 4, 1))
+
+
 def _listed(names: Sequence[str]) -> str:
     """'a', 'a or b', 'a, b or c'."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
@@ -126,9 +133,10 @@ def improve_config(
     n_fixed = len(corrections.corrected)
     n_other = sum(1 for p, s in corrections.survey.splits.items() if s == "train") - n_fixed
     weight = max(1.0, CORRECTED_SHARE / (1 - CORRECTED_SHARE) * max(n_other, 1) / max(n_fixed, 1))
+    max_steps, eval_every = improve_schedule()
     return {
         "dataset": "", "model": dict(model), "audio": dict(audio), "batch_size": 32,
-        "lr": LR, "max_steps": MAX_STEPS, "eval_every": EVAL_EVERY, "patience": 2,
+        "lr": LR, "max_steps": max_steps, "eval_every": eval_every, "patience": 2,
         "init_from": str(bundle), "calibration": "keep",
         "source_weights": {p: round(weight, 3) for p in corrections.corrected},
     }  # fmt: skip

@@ -738,14 +738,10 @@ class SetupPage(QWizardPage):
         from sampletool.training.estimate import plan_steps
 
         if self.w.improving() and self.start_from.currentData() is not None:
-            # The corrections' own schedule (what `config` runs, and the page says): the
-            # summary said the plan's "every 10" while the run validated every 50, after its
-            # last step when cut to 40.
-            from sampletool.training.corrections import EVAL_EVERY, MAX_STEPS
+            # The corrections' own schedule, which `config` runs and the page says.
+            from sampletool.training.corrections import improve_schedule
 
-            max_steps = self.max_steps.value() or MAX_STEPS
-            every = self.eval_every.value() or min(EVAL_EVERY, max(max_steps // 4, 1))
-            return max_steps, every
+            return improve_schedule(self.max_steps.value(), self.eval_every.value())
         _, n_train, _ = self._counts()
         planned = plan_steps(n_train, self.batch.value(), self.start_from.currentData() is not None)
         return self.max_steps.value() or planned[0], self.eval_every.value() or planned[1]
